@@ -1,0 +1,68 @@
+"""Finding dataset files: the local mirror (``--data-dir`` / ``W2SBENCH_DATA_DIR``) or an upstream download.
+
+Trust-metric plugins call ``dataset_file`` with the file's path inside the mirror and its upstream
+URL. With a mirror, the file must be there (nothing is downloaded); without one, the file is
+downloaded once into the run's download cache, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import DataContext
+from w2sbench.storage import atomic_write_bytes
+
+__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir"]
+
+DATA_DIR_ENV = "W2SBENCH_DATA_DIR"
+
+
+def default_data_dir() -> str | None:
+    """The mirror named by W2SBENCH_DATA_DIR, or None (download from upstream)."""
+    return os.environ.get(DATA_DIR_ENV) or None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dataset_file(ctx: DataContext, relative: str, url: str | None) -> Path:
+    """The local path of a dataset file, from the mirror or downloaded from ``url``."""
+    if ctx.data_dir is not None:
+        path = ctx.data_dir / relative
+        if not path.is_file():
+            raise W2SBenchError(
+                f"The dataset file {relative} is missing from the data directory {ctx.data_dir}.",
+                f"Put the file at {path}, point --data-dir (or {DATA_DIR_ENV}) at a complete mirror, "
+                "or leave both unset to download from upstream.",
+            )
+        if not os.access(path, os.R_OK):
+            raise W2SBenchError(f"The dataset file {path} is not readable.", "Fix its permissions.")
+        return path
+    target = ctx.cache_dir / relative
+    if target.is_file():
+        return target
+    if url is None:
+        raise W2SBenchError(
+            f"The dataset file {relative} has no public download address.",
+            f"Obtain it and pass a data directory holding it with --data-dir (or {DATA_DIR_ENV}).",
+        )
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - fixed https URLs from plugins
+            blob = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise W2SBenchError(
+            f"Could not download {relative} from {url} ({exc}).",
+            f"Check the network, or pass a local mirror with --data-dir (or {DATA_DIR_ENV}).",
+        ) from None
+    atomic_write_bytes(target, blob)
+    return target

@@ -1,0 +1,330 @@
+"""The objects plugins hand to the core: model families, named pairs, strategies, trust metrics, exporters.
+
+Keep these small: a plugin author should be able to read this file in five minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+    from w2sbench.training.classifier import Classifier
+
+__all__ = [
+    "ModelSpec",
+    "ModelFamily",
+    "NamedPair",
+    "Examples",
+    "PropertyData",
+    "DataContext",
+    "MetricInfo",
+    "PenaltyContext",
+    "PrivacySpec",
+    "Regularizer",
+    "NoRegularizer",
+    "TrustMetric",
+    "Strategy",
+    "Exporter",
+]
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model's weights come from, resolved from a user-facing name such as ``pythia-1b``."""
+
+    name: str
+    source: str  # hub repo id, or a local folder when ``local`` is true
+    revision: str | None = None
+    local: bool = False
+    gguf_file: str | None = None  # a GGUF file inside ``source`` (dequantized on load)
+    num_layers: int | None = None  # keep only the first k transformer layers (weaker variants)
+    params: int | None = None  # approximate parameter count, for size ordering and plots
+    family: str = ""
+    architecture: Literal["encoder", "decoder", ""] = ""
+
+    def cache_key(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "revision": self.revision,
+            "gguf_file": self.gguf_file,
+            "num_layers": self.num_layers,
+        }
+
+
+class ModelFamily(ABC):
+    """Resolves model names of one family (``pythia-*``, ``hf:<org>/<name>``, ...) to ``ModelSpec``s."""
+
+    name: str = ""
+    description: str = ""
+
+    @abstractmethod
+    def resolve(self, name: str) -> ModelSpec | None:
+        """The spec for ``name``, or None when this family does not know it."""
+
+    def names(self) -> list[str]:
+        """Names this family knows (for listings and did-you-mean); patterns may be shown as e.g. ``hf:<org>/<name>``."""
+        return []
+
+    def describe(self, name: str) -> str:
+        """A one-line description of a name (size, notes) for ``w2sbench list models``."""
+        spec = self.resolve(name)
+        if spec is None or spec.params is None:
+            return ""
+        return f"{spec.params / 1e6:,.0f}M parameters"
+
+
+@dataclass(frozen=True)
+class NamedPair:
+    """A named weak/strong combination, e.g. the offline default."""
+
+    name: str
+    weak: str
+    strong: str
+    description: str = ""
+    # Fine-tune modes to use on a CPU when the user does not choose, as "WEAK:STRONG" (e.g. "head:full").
+    cpu_finetune: str | None = None
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Examples:
+    """Labelled texts with optional per-example attributes (e.g. the sensitive attribute for fairness)."""
+
+    ids: list[str]
+    texts: list[str]
+    labels: np.ndarray
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        n = len(self.texts)
+        if len(self.ids) != n or len(self.labels) != n:
+            raise ValueError(f"Examples: {len(self.ids)} ids, {n} texts, {len(self.labels)} labels")
+        for key, values in self.attributes.items():
+            if len(values) != n:
+                raise ValueError(f"Examples: attribute {key!r} has {len(values)} values for {n} texts")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> Examples:
+        idx = np.asarray(index, dtype=np.int64)
+        return Examples(
+            ids=[self.ids[i] for i in idx],
+            texts=[self.texts[i] for i in idx],
+            labels=self.labels[idx],
+            attributes={k: np.asarray(v)[idx] for k, v in self.attributes.items()},
+        )
+
+    def fingerprint(self) -> str:
+        """A hash of everything in these examples; part of every cache key that depends on them."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.ids, self.texts], ensure_ascii=False).encode())
+        h.update(self.labels.tobytes())
+        for key in sorted(self.attributes):
+            h.update(key.encode())
+            h.update(json.dumps(np.asarray(self.attributes[key]).tolist()).encode())
+        return h.hexdigest()
+
+
+@dataclass
+class PropertyData:
+    """A trust property's data: a training pool (split by the core into A, B, validation) and test sets."""
+
+    train: Examples
+    tests: dict[str, Examples]
+    main_test: str  # the test set on which the task metric (accuracy, AUROC) is reported
+    num_labels: int = 2
+    label_names: tuple[str, ...] = ("0", "1")
+    sources: dict[str, str] = field(default_factory=dict)  # file or dataset -> sha256 / revision
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """Where data comes from: a local mirror folder (``--data-dir``) or, when None, the upstream source."""
+
+    data_dir: Path | None
+    cache_dir: Path
+
+
+# --------------------------------------------------------------------------- trust metrics
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One reported number: its name, direction and meaning."""
+
+    name: str
+    higher_is_better: bool
+    description: str
+    kind: Literal["task", "trust"] = "trust"
+
+
+@dataclass
+class PenaltyContext:
+    """What a regularizer sees for one training batch."""
+
+    logits: torch.Tensor  # (batch, num_labels) on the clean inputs
+    targets: torch.Tensor  # (batch, num_labels) probabilities the model is trained towards
+    attributes: dict[str, torch.Tensor]  # per-example attributes of the batch, as tensors
+    view_logits: list[torch.Tensor]  # logits on each extra view the regularizer asked for (see ``views``)
+
+
+@dataclass(frozen=True)
+class PrivacySpec:
+    """Train with DP-SGD (opacus) to this privacy budget; delta None means 1/N."""
+
+    target_epsilon: float
+    delta: float | None = None
+    max_grad_norm: float = 1.0
+
+
+class Regularizer:
+    """A trust regularizer. Override ``penalty`` (a loss term), ``views`` (extra input views) or set ``privacy``."""
+
+    name: str = "none"
+    weight: float = 0.0
+    privacy: PrivacySpec | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes training; it becomes part of the trained model's cache key."""
+        return {"name": self.name, "weight": self.weight, "privacy": self.privacy and vars(self.privacy)}
+
+    def views(self, texts: Sequence[str], seed: int) -> list[list[str]]:
+        """Extra versions of the training texts (e.g. perturbed copies) whose logits reach ``penalty``."""
+        return []
+
+    def penalty(self, ctx: PenaltyContext) -> torch.Tensor | None:
+        """A loss term added to the training loss (already weighted), or None."""
+        return None
+
+
+class NoRegularizer(Regularizer):
+    """Plain training."""
+
+
+class TrustMetric(ABC):
+    """A trust property: its data, its regularizer and the metrics it reports."""
+
+    name: str = ""
+    description: str = ""
+    metrics: tuple[MetricInfo, ...] = ()
+    primary: str = ""  # the headline trust score used for trust gap recovered and verdicts
+    default_options: Mapping[str, Any] = {}
+
+    def options(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Default options updated with the user's ``--option name.key=value`` overrides."""
+        merged = dict(self.default_options)
+        for key, value in (overrides or {}).items():
+            if key not in merged:
+                from w2sbench.errors import W2SBenchError, did_you_mean
+
+                raise W2SBenchError(
+                    f'Trust metric "{self.name}" has no option "{key}".' + did_you_mean(key, merged),
+                    f"Use one of: {', '.join(sorted(merged)) or '(none)'}.",
+                )
+            default = merged[key]
+            merged[key] = _coerce(value, default, f"{self.name}.{key}")
+        return merged
+
+    @abstractmethod
+    def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
+        """Load the training pool and test sets (from ``ctx.data_dir`` when set, else upstream)."""
+
+    @abstractmethod
+    def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
+        """The trust regularizer used when a strategy regularizes a phase."""
+
+    @abstractmethod
+    def evaluate(
+        self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """Trust scores from the predicted probabilities on each test set (a pure function: no model access)."""
+
+    def evaluate_model(
+        self, model: Classifier, data: PropertyData, options: Mapping[str, Any], seed: int
+    ) -> dict[str, float]:
+        """Trust scores that need the model itself (live attacks, extraction); default none."""
+        return {}
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    """Turn a command-line string into the type of the option's default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    from w2sbench.errors import W2SBenchError
+
+    try:
+        if isinstance(default, bool):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, (list, tuple)):
+            return [v for v in value.split(",") if v]
+    except ValueError:
+        raise W2SBenchError(
+            f'Option "{name}" got "{value}", which is not a valid {type(default).__name__}.',
+            f"Pass a {type(default).__name__} like {default!r}.",
+        ) from None
+    return value
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A weak-to-strong training strategy: which phases get the trust regularizer, and how weak labels are used."""
+
+    name: str
+    description: str
+    regularize_weak: bool
+    regularize_strong: bool
+    # "soft": train towards the weak model's probabilities; "hard": towards its argmax labels.
+    transfer: Literal["soft", "hard"] = "soft"
+
+    def transfer_targets(self, weak_probabilities: np.ndarray) -> np.ndarray:
+        """Turn the weak model's probabilities on split B into the strong model's training targets."""
+        if self.transfer == "hard":
+            hard = np.zeros_like(weak_probabilities)
+            hard[np.arange(len(hard)), weak_probabilities.argmax(1)] = 1.0
+            return hard
+        return weak_probabilities
+
+
+# --------------------------------------------------------------------------- exporters
+
+
+class Exporter(ABC):
+    """Writes one or more run results in some format."""
+
+    name: str = ""
+    description: str = ""
+
+    @abstractmethod
+    def export(self, results: Sequence[Mapping[str, Any]], destination: Path, run_dirs: Sequence[Path]) -> Path:
+        """Write ``results`` (parsed results.json files) to ``destination``; return the written path."""
+
+
+PredictFn = Callable[[Sequence[str]], np.ndarray]

@@ -1,0 +1,244 @@
+"""Resolve model names to specs, fetch weights (hub or local), record identities, load backbones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.interfaces import ModelSpec
+from w2sbench.plugin_manager import Plugins
+
+__all__ = [
+    "ResolvedPair",
+    "resolve_model",
+    "resolve_pair",
+    "fetch_model",
+    "model_identity",
+    "load_backbone",
+    "global_cache_dir",
+]
+
+log = logging.getLogger(__name__)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def global_cache_dir() -> Path:
+    """Where w2sbench keeps caches shared by all runs (dequantized GGUF weights, file hashes)."""
+    return Path(os.environ.get("W2SBENCH_CACHE", Path.home() / ".cache" / "w2sbench"))
+
+
+@dataclass(frozen=True)
+class ResolvedPair:
+    weak: ModelSpec
+    strong: ModelSpec
+    pair_name: str | None  # the named pair used, if any
+    cpu_finetune: str | None
+
+
+def resolve_model(name: str, plugins: Plugins) -> ModelSpec:
+    """Turn a model name into a spec by asking every registered model family."""
+    name = name.strip()
+    if not name:
+        raise W2SBenchError("A model name is empty.", "Write pairs as WEAK:STRONG, e.g. pythia-160m:pythia-1b.")
+    for family in plugins.model_families.items.values():
+        spec = family.resolve(name)
+        if spec is not None:
+            return spec
+    known = [n for f in plugins.model_families.items.values() for n in f.names()]
+    raise W2SBenchError(
+        f'Unknown model "{name}".' + did_you_mean(name, known),
+        "Use a registered name (`w2sbench list models`), hf:<org>/<name>[@revision] for any hub model, "
+        "or the path of a local model folder.",
+    )
+
+
+def resolve_pair(text: str, plugins: Plugins) -> ResolvedPair:
+    """Resolve a named pair (``default``) or ``WEAK:STRONG`` (either side may itself contain ':')."""
+    text = text.strip()
+    if text in plugins.pairs:
+        pair = plugins.pairs.get(text)
+        return _checked(
+            ResolvedPair(resolve_model(pair.weak, plugins), resolve_model(pair.strong, plugins), pair.name, pair.cpu_finetune)
+        )
+    if ":" not in text:
+        raise W2SBenchError(
+            f'"{text}" is neither a named pair nor of the form WEAK:STRONG.' + did_you_mean(text, plugins.pairs.names()),
+            f"Write e.g. --pair pythia-160m:pythia-1b, or a named pair: {', '.join(plugins.pairs.names())}.",
+        )
+    # hf:org/name and paths may hold ':' themselves: try every split, keep the first that resolves.
+    first_error: W2SBenchError | None = None
+    splits = [i for i, ch in enumerate(text) if ch == ":"]
+    for i in splits:
+        weak, strong = text[:i], text[i + 1 :]
+        if not weak or not strong:
+            continue
+        try:
+            return _checked(ResolvedPair(resolve_model(weak, plugins), resolve_model(strong, plugins), None, None))
+        except W2SBenchError as exc:
+            first_error = first_error or exc
+    if first_error is None:
+        raise W2SBenchError(f'Pair "{text}" has an empty side.', "Write pairs as WEAK:STRONG, e.g. pythia-160m:pythia-1b.")
+    raise first_error
+
+
+def _checked(pair: ResolvedPair) -> ResolvedPair:
+    if pair.weak.params and pair.strong.params and pair.weak.params > pair.strong.params:
+        warnings.warn(
+            f"The weak model {pair.weak.name} ({pair.weak.params / 1e6:,.0f}M parameters) is larger than the strong "
+            f"model {pair.strong.name} ({pair.strong.params / 1e6:,.0f}M); did you swap WEAK:STRONG?",
+            stacklevel=2,
+        )
+    return pair
+
+
+# --------------------------------------------------------------------------- fetching and identity
+
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "*.tiktoken"]
+
+
+def fetch_model(spec: ModelSpec) -> Path:
+    """Return a local folder holding the model; download from the hub when needed and possible."""
+    if spec.local:
+        folder = Path(spec.source)
+        if not folder.is_dir():
+            raise W2SBenchError(f'Model folder "{folder}" does not exist.', "Pass the path of a folder made by save_pretrained.")
+        if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir()):
+            raise W2SBenchError(
+                f'Model folder "{folder}" holds no weights (*.safetensors, *.bin or *.gguf).',
+                "Point to the folder written by save_pretrained (it contains config.json and the weight files).",
+            )
+        return folder
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import HfHubHTTPError
+
+    patterns = [spec.gguf_file] if spec.gguf_file else _HUB_PATTERNS
+    kwargs: dict[str, Any] = {"repo_id": spec.source, "revision": spec.revision, "allow_patterns": patterns}
+    try:
+        folder = Path(snapshot_download(local_files_only=True, **kwargs))
+        if _has_weights(folder):
+            return folder
+    except Exception:  # noqa: BLE001 - not cached; try the network below
+        pass
+    if not _has_weights_safetensors_only(spec):
+        kwargs["allow_patterns"] = patterns + ["*.bin"]
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+    problem = (
+        f'Model "{spec.name}" ({spec.source}{"@" + spec.revision if spec.revision else ""}) is not in the local '
+        "Hugging Face cache"
+    )
+    if offline:
+        raise W2SBenchError(
+            problem + " and HF_HUB_OFFLINE is set.",
+            f"Unset HF_HUB_OFFLINE on a machine with hub access, or download it first: "
+            f"huggingface-cli download {spec.source}" + (f" --revision {spec.revision}" if spec.revision else ""),
+        )
+    try:
+        folder = Path(snapshot_download(etag_timeout=10, **kwargs))
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise W2SBenchError(
+            problem + f" and the hub cannot be reached ({type(exc).__name__}).",
+            "Run on a machine with access to huggingface.co, pre-download the model with "
+            f"`huggingface-cli download {spec.source}`, or pass a local model folder instead.",
+        ) from None
+    if not _has_weights(folder):
+        raise W2SBenchError(
+            f'The hub repo "{spec.source}" has no weight files w2sbench can read.',
+            "Use a repo with safetensors or PyTorch weights.",
+        )
+    return folder
+
+
+def _has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir())
+
+
+def _has_weights_safetensors_only(spec: ModelSpec) -> bool:
+    return bool(spec.gguf_file)
+
+
+def model_identity(spec: ModelSpec, folder: Path) -> dict[str, Any]:
+    """Hub id + resolved commit for hub models; a content hash of the weight files for local ones."""
+    identity: dict[str, Any] = {"name": spec.name, "source": spec.source, "family": spec.family, "params": spec.params}
+    if spec.num_layers is not None:
+        identity["num_layers"] = spec.num_layers
+    if spec.gguf_file:
+        identity["gguf_file"] = spec.gguf_file
+    if not spec.local and folder.parent.name == "snapshots":
+        identity["revision"] = spec.revision or "main"
+        identity["commit"] = folder.name
+    else:
+        identity["sha256"] = _weights_hash(folder, spec.gguf_file)
+    return identity
+
+
+def _weights_hash(folder: Path, only: str | None) -> str:
+    files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and (only is None or p.name == only))
+    stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    memo = global_cache_dir() / "hashes" / (hashlib.sha256(json.dumps([str(folder), stamp]).encode()).hexdigest() + ".txt")
+    if memo.exists():
+        return memo.read_text().strip()
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    digest = h.hexdigest()
+    from w2sbench.storage import atomic_write_text
+
+    atomic_write_text(memo, digest + "\n")
+    return digest
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_backbone(spec: ModelSpec, folder: Path) -> tuple[Any, Any]:
+    """Load (tokenizer, bare transformer) for classification; GGUF weights are dequantized once and cached."""
+    import transformers
+    from transformers import AutoModel, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+    kwargs: dict[str, Any] = {}
+    if spec.num_layers is not None:
+        kwargs["num_hidden_layers"] = spec.num_layers
+    if spec.gguf_file:
+        folder = _dequantized(spec, folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModel.from_pretrained(folder, use_safetensors=None, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise W2SBenchError(
+            f'Could not load model "{spec.name}" from {folder}: {exc}',
+            "Check that the folder holds a complete transformers model (config.json, tokenizer files, weights).",
+        ) from None
+    if tokenizer.pad_token is None:
+        # Decoder-only tokenizers (Pythia, Llama) have no pad token; batching needs one.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer, model
+
+
+def _dequantized(spec: ModelSpec, folder: Path) -> Path:
+    """Dequantize a GGUF checkpoint once into safetensors (15-70 s), then reuse it (under a second)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    key = hashlib.sha256(json.dumps([str(folder), spec.gguf_file, _weights_hash(folder, spec.gguf_file)]).encode())
+    target = global_cache_dir() / "dequantized" / key.hexdigest()[:16]
+    if (target / "config.json").exists():
+        return target
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=spec.gguf_file)
+    model = AutoModel.from_pretrained(folder, gguf_file=spec.gguf_file)
+    from w2sbench.storage import atomic_directory
+
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return target

@@ -1,0 +1,313 @@
+"""The weak-to-strong pipeline: split, train weak, label, train strong, evaluate; every stage cached.
+
+Per trust metric and seed, the cells are:
+  weak, weak-reg             weak model on A's ground truth (without / with the trust regularizer)
+  ceiling, ceiling-reg       strong model on B's ground truth (without / with the regularizer)
+  <strategy>                 strong model on the weak model's labels on B, per strategy
+Stages are keyed by a hash of everything that determines them, so the regularized weak model is
+trained once for weak-tft and weak-wts-tft, the ceilings once for all strategies, and a re-run or a
+resumed run recomputes nothing that finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric
+from w2sbench.models import fetch_model, load_backbone, model_identity
+from w2sbench.plugin_manager import Plugins
+from w2sbench.progress import Progress
+from w2sbench.settings import RunSettings
+from w2sbench.storage import StageCache, stable_hash
+from w2sbench.training.classifier import Classifier
+from w2sbench.training.features import FeatureStore
+from w2sbench.training.trainer import TrainConfig, apply_lora, train_classifier
+
+__all__ = ["Pipeline", "BASELINE_CELLS", "task_scores", "split_pool"]
+
+BASELINE_CELLS = ("weak", "weak-reg", "ceiling", "ceiling-reg")
+
+
+def split_pool(pool: Examples, seed: int, sizes: tuple[int, int, int]) -> tuple[Examples, Examples, Examples]:
+    """Shuffle the training pool with the seed and cut A (weak training), B (transfer) and validation."""
+    n_a, n_b, n_val = sizes
+    need = n_a + n_b + n_val
+    if len(pool) < need:
+        raise W2SBenchError(
+            f"The training data has {len(pool)} rows but the splits need {need} (A={n_a}, B={n_b}, val={n_val}).",
+            "Lower the split sizes with --option METRIC.weak_train_size=... / transfer_size=... / val_size=...",
+        )
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return pool.subset(order[:n_a]), pool.subset(order[n_a : n_a + n_b]), pool.subset(order[n_a + n_b : need])
+
+
+def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy, and AUROC for binary tasks (None when a test set holds one class only)."""
+    scores = {"accuracy": float((probabilities.argmax(1) == labels).mean())}
+    if probabilities.shape[1] == 2:
+        from sklearn.metrics import roc_auc_score
+
+        scores["auroc"] = float(roc_auc_score(labels, probabilities[:, 1])) if len(set(labels.tolist())) == 2 else None
+    return scores
+
+
+@dataclass
+class _Role:
+    spec: ModelSpec
+    folder: Path
+    identity: dict[str, Any]
+    mode: str
+    config: TrainConfig
+    base: tuple[Any, Any] | None = None  # (tokenizer, backbone), loaded on first need
+
+
+class Pipeline:
+    """Runs (or serves from cache) every stage of one run."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        plugins: Plugins,
+        cache: StageCache,
+        progress: Progress,
+        weak: ModelSpec,
+        strong: ModelSpec,
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.cache = cache
+        self.progress = progress
+        self.data_ctx = DataContext(
+            data_dir=Path(settings.data_dir) if settings.data_dir else None, cache_dir=cache.root / "downloads"
+        )
+        self.device = settings.device
+        self.roles: dict[str, _Role] = {}
+        for role, spec, mode in (
+            ("weak", weak, settings.finetune_weak),
+            ("strong", strong, settings.finetune_strong),
+        ):
+            folder = fetch_model(spec)
+            self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, TrainConfig(**_tuple_fix(settings.train[mode])))
+        self._features: dict[tuple[str, int], FeatureStore] = {}
+        self.stage_log: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------- models
+
+    def _base(self, role: _Role) -> tuple[Any, Any]:
+        if role.base is None:
+            tokenizer, backbone = load_backbone(role.spec, role.folder)
+            backbone.to(self.device)
+            role.base = (tokenizer, backbone)
+        return role.base
+
+    def _fresh_classifier(self, role: _Role, num_labels: int, max_length: int, seed: int) -> Classifier:
+        import torch
+
+        tokenizer, backbone = self._base(role)
+        torch.manual_seed(seed)  # the head's initialisation
+        backbone_copy = backbone if role.mode == "head" else copy.deepcopy(backbone)
+        return Classifier(backbone_copy, tokenizer, num_labels, max_length).to(self.device)
+
+    def _features_for(self, role: _Role, max_length: int) -> FeatureStore:
+        key = (role.spec.name, max_length)
+        if key not in self._features:
+            root = self.cache.path("features", {"model": role.identity, "max_length": max_length, "pooling": "mean"})
+
+            def extract(texts: list[str]) -> np.ndarray:
+                tokenizer, backbone = self._base(role)
+                probe = Classifier(backbone, tokenizer, 2, max_length).to(self.device)
+                return probe.features(texts)
+
+            self._features[key] = FeatureStore(root, extract)
+        return self._features[key]
+
+    # ----------------------------------------------------------------- stages
+
+    def train_stage(
+        self,
+        role_name: str,
+        data: Examples,
+        targets: np.ndarray,
+        regularizer: Regularizer,
+        seed: int,
+        num_labels: int,
+        max_length: int,
+        label: str,
+    ) -> tuple[dict[str, Any], Path]:
+        role = self.roles[role_name]
+        key = {
+            "stage": "train",
+            "model": role.identity,
+            "mode": role.mode,
+            "config": role.config.as_dict(),
+            "data": data.fingerprint(),
+            "targets": stable_hash(np.round(np.asarray(targets, dtype=np.float64), 8).tolist()),
+            "regularizer": regularizer.config(),
+            "seed": seed,
+            "num_labels": num_labels,
+            "max_length": max_length,
+        }
+
+        def produce(tmp: Path) -> None:
+            from safetensors.torch import save_file
+
+            classifier = self._fresh_classifier(role, num_labels, max_length, seed)
+            with self.progress.stage(f"train {label}") as bar:
+                report = train_classifier(
+                    classifier,
+                    role.mode,
+                    data.texts,
+                    targets,
+                    data.attributes,
+                    regularizer,
+                    role.config,
+                    seed,
+                    features=self._features_for(role, max_length) if role.mode == "head" else None,
+                    progress=bar.update,
+                )
+            save_file(classifier.trainable_state(), str(tmp / "trainable.safetensors"))
+            (tmp / "report.json").write_text(json.dumps(vars(report), default=float))
+
+        path = self.cache.compute("train", key, produce)
+        return key, path
+
+    def load_trained(self, key: Mapping[str, Any], path: Path, role_name: str) -> Classifier:
+        from safetensors.torch import load_file
+
+        role = self.roles[role_name]
+        classifier = self._fresh_classifier(role, key["num_labels"], key["max_length"], key["seed"])
+        if role.mode == "lora":
+            apply_lora(classifier, role.config)
+        state = load_file(str(path / "trainable.safetensors"))
+        missing = set(state) - {n for n, _ in classifier.named_parameters()}
+        if missing:
+            raise W2SBenchError(
+                f"A cached model in {path} does not match its architecture ({len(missing)} unknown tensors).",
+                "Delete that cache directory; it will be retrained.",
+            )
+        classifier.load_state_dict(state, strict=False)
+        classifier.eval()
+        return classifier
+
+    def predict_stage(self, train_key: Mapping[str, Any], train_path: Path, role_name: str, data: Examples) -> np.ndarray:
+        key = {"stage": "predict", "model_stage": stable_hash(train_key), "data": data.fingerprint()}
+
+        def produce(tmp: Path) -> None:
+            role = self.roles[role_name]
+            if role.mode == "head":
+                # Reuse cached features: only the head runs.
+                import torch
+                from safetensors.torch import load_file
+
+                state = load_file(str(train_path / "trainable.safetensors"))
+                x = torch.as_tensor(self._features_for(role, train_key["max_length"])(data.texts))
+                logits = torch.nn.functional.layer_norm(x, x.shape[-1:]) @ state["head.weight"].T + state["head.bias"]
+                probs = torch.softmax(logits, -1).double().numpy()
+            else:
+                model = self.load_trained(train_key, train_path, role_name)
+                with self.progress.stage(f"predict {len(data)} rows"):
+                    probs = model.predict_proba(data.texts)
+            np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
+
+        path = self.cache.compute("predict", key, produce)
+        return np.load(path / "probabilities.npy", allow_pickle=False)
+
+    def live_stage(
+        self, metric: TrustMetric, options: Mapping[str, Any], data: PropertyData, train_key: Mapping[str, Any],
+        train_path: Path, role_name: str, seed: int, label: str,
+    ) -> dict[str, float]:
+        if type(metric).evaluate_model is TrustMetric.evaluate_model:
+            return {}
+        key = {"stage": "live", "metric": metric.name, "options": dict(options), "model_stage": stable_hash(train_key), "seed": seed}
+
+        def produce(tmp: Path) -> None:
+            model = self.load_trained(train_key, train_path, role_name)
+            with self.progress.stage(f"{metric.name} live evaluation: {label}"):
+                scores = metric.evaluate_model(model, data, options, seed)
+            (tmp / "scores.json").write_text(json.dumps(scores))
+
+        path = self.cache.compute("live", key, produce)
+        return json.loads((path / "scores.json").read_text())
+
+    # ----------------------------------------------------------------- one property
+
+    def run_metric(self, metric: TrustMetric) -> dict[str, Any]:
+        """All seeds and cells of one trust metric: scores, predictions and stage reports."""
+        options = self.settings.options[metric.name]
+        with self.progress.stage(f"{metric.name}: load data"):
+            data = metric.load_data(self.data_ctx, options)
+        _check_data(metric, data)
+        sizes = (int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"]))
+        max_length = int(options["max_length"])
+        regularizer = metric.regularizer(options)
+        plain: Regularizer = NoRegularizer()
+        strategies = [self.plugins.strategies.get(n) for n in self.settings.strategies]
+        per_seed: dict[int, dict[str, dict[str, float | None]]] = {}
+        predictions: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+        stage_reports: dict[int, dict[str, dict[str, Any]]] = {}
+        for seed in self.settings.seeds:
+            a, b, _val = split_pool(data.train, seed, sizes)
+            onehot_a = np.eye(data.num_labels)[a.labels]
+            onehot_b = np.eye(data.num_labels)[b.labels]
+            trained: dict[str, tuple[dict[str, Any], Path, str]] = {}
+            for cell, reg in (("weak", plain), ("weak-reg", regularizer)):
+                k, p = self.train_stage("weak", a, onehot_a, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
+                trained[cell] = (k, p, "weak")
+            for cell, reg in (("ceiling", plain), ("ceiling-reg", regularizer)):
+                k, p = self.train_stage("strong", b, onehot_b, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
+                trained[cell] = (k, p, "strong")
+            for strategy in strategies:
+                teacher = trained["weak-reg" if strategy.regularize_weak else "weak"]
+                weak_probs = self.predict_stage(teacher[0], teacher[1], "weak", b)
+                targets = strategy.transfer_targets(weak_probs)
+                reg = regularizer if strategy.regularize_strong else plain
+                k, p = self.train_stage(
+                    "strong", b, targets, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {strategy.name}"
+                )
+                trained[strategy.name] = (k, p, "strong")
+            per_seed[seed] = {}
+            predictions[seed] = {}
+            stage_reports[seed] = {}
+            for cell, (k, p, role_name) in trained.items():
+                probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
+                scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
+                scores.update(metric.evaluate(data, probs, options))
+                scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
+                per_seed[seed][cell] = scores
+                predictions[seed][cell] = probs
+                stage_reports[seed][cell] = json.loads((p / "report.json").read_text())
+        return {"data": data, "scores": per_seed, "predictions": predictions, "reports": stage_reports}
+
+
+def _tuple_fix(config: Mapping[str, Any]) -> dict[str, Any]:
+    fixed = dict(config)
+    if isinstance(fixed.get("lora_targets"), list):
+        fixed["lora_targets"] = tuple(fixed["lora_targets"])
+    return fixed
+
+
+def _check_data(metric: TrustMetric, data: PropertyData) -> None:
+    if not isinstance(data, PropertyData):
+        raise W2SBenchError(
+            f'Trust metric "{metric.name}" returned {type(data).__name__} from load_data, not PropertyData.',
+            "Fix the plugin's load_data (see CONTRIBUTING.md).",
+        )
+    if len(data.train) == 0:
+        raise W2SBenchError(f'The training data of "{metric.name}" is empty.', "Check the dataset files.")
+    if data.main_test not in data.tests:
+        raise W2SBenchError(
+            f'Trust metric "{metric.name}" names main test set "{data.main_test}" but has {sorted(data.tests)}.',
+            "Fix the plugin's load_data.",
+        )
+    for name, test in data.tests.items():
+        if len(test) == 0:
+            raise W2SBenchError(f'Test set "{name}" of "{metric.name}" is empty.', "Check the dataset files.")

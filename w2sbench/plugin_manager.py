@@ -1,0 +1,225 @@
+"""Loads plugins from the ``w2sbench`` entry-point group and collects what they register.
+
+A plugin that fails to import, raises inside a hook, returns a malformed object or registers a
+name that is already taken is reported by name; the other plugins keep working. Set
+``W2SBENCH_DISABLE_PLUGINS=name1,name2`` to skip named entry points.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from w2sbench import hookspecs
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.interfaces import Exporter, ModelFamily, NamedPair, Strategy, TrustMetric
+
+__all__ = ["PluginInfo", "PluginProblem", "Registry", "Plugins", "get_plugins", "reset_plugins", "DISABLE_ENV"]
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+DISABLE_ENV = "W2SBENCH_DISABLE_PLUGINS"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a registered plugin came from."""
+
+    name: str
+    package: str
+    version: str
+    module: str
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """A plugin fault that was contained: the plugin is named so the user knows whom to blame."""
+
+    plugin: str
+    package: str
+    problem: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f'plugin "{self.plugin}" (package {self.package}): {self.problem}'
+
+
+@dataclass
+class Registry(Generic[T]):
+    """Named objects of one kind, with did-you-mean lookups."""
+
+    kind: str  # "strategy", "trust metric", ...
+    items: dict[str, T] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # name -> plugin name
+
+    def get(self, name: str) -> T:
+        try:
+            return self.items[name]
+        except KeyError:
+            listing = ", ".join(sorted(self.items)) or "(none registered)"
+            raise W2SBenchError(
+                f'Unknown {self.kind} "{name}".' + did_you_mean(name, self.items),
+                f"Choose one of: {listing}. `w2sbench list` shows everything registered.",
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self.items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.items
+
+
+_HOOKS: dict[str, tuple[str, type, str]] = {
+    # hook name -> (registry attribute, expected type, kind shown to users)
+    "w2sbench_register_models": ("model_families", ModelFamily, "model family"),
+    "w2sbench_register_pairs": ("pairs", NamedPair, "pair"),
+    "w2sbench_register_strategies": ("strategies", Strategy, "strategy"),
+    "w2sbench_register_trust_metrics": ("trust_metrics", TrustMetric, "trust metric"),
+    "w2sbench_register_exporters": ("exporters", Exporter, "exporter"),
+}
+
+
+class Plugins:
+    """The loaded plugin set: a pluggy manager plus the registries its hooks filled."""
+
+    def __init__(self, extra_plugins: Iterable[tuple[str, Any]] = (), load_entry_points: bool = True) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self.problems: list[PluginProblem] = []
+        disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+        self.disabled = sorted(disabled)
+        if load_entry_points:
+            self._load_entry_points(disabled)
+        for name, plugin in extra_plugins:
+            if name not in disabled:
+                self.manager.register(plugin, name=name)
+                self.info[name] = PluginInfo(name, "(registered in code)", "", getattr(plugin, "__name__", repr(plugin)))
+
+    def _load_entry_points(self, disabled: set[str]) -> None:
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or ep.name in disabled:
+                    continue
+                package = dist.metadata["name"] or "?"
+                if self.manager.get_plugin(ep.name) is not None or ep.name in self.info:
+                    if self.info.get(ep.name, PluginInfo("", package, "", ep.value)).module == ep.value:
+                        continue  # the same distribution seen twice on sys.path
+                    self.problems.append(
+                        PluginProblem(ep.name, package, f'entry point name "{ep.name}" is already used by another package')
+                    )
+                    continue
+                try:
+                    plugin = ep.load()
+                    self.manager.register(plugin, name=ep.name)
+                except Exception as exc:  # noqa: BLE001 - any import error is the plugin's fault
+                    self.problems.append(
+                        PluginProblem(
+                            ep.name,
+                            package,
+                            f"failed to load ({type(exc).__name__}: {exc}); disable it with {DISABLE_ENV}={ep.name}",
+                            traceback.format_exc(),
+                        )
+                    )
+                    continue
+                self.info[ep.name] = PluginInfo(ep.name, package, dist.version, ep.value)
+
+    # ----------------------------------------------------------------- registries
+
+    def _collect(self, hook_name: str) -> Registry[Any]:
+        attribute, expected, kind = _HOOKS[hook_name]
+        registry: Registry[Any] = Registry(kind)
+        hook = getattr(self.manager.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            plugin_name = impl.plugin_name
+            package = self.info[plugin_name].package if plugin_name in self.info else "?"
+            try:
+                returned = impl.function()
+            except Exception as exc:  # noqa: BLE001 - a plugin bug must not take the others down
+                self.problems.append(
+                    PluginProblem(
+                        plugin_name,
+                        package,
+                        f"{hook_name} raised {type(exc).__name__}: {exc}",
+                        traceback.format_exc(),
+                    )
+                )
+                continue
+            if returned is None:
+                continue
+            if not isinstance(returned, (list, tuple)):
+                returned = [returned]
+            for obj in returned:
+                name = getattr(obj, "name", None)
+                if not isinstance(obj, expected) or not isinstance(name, str) or not name:
+                    self.problems.append(
+                        PluginProblem(
+                            plugin_name,
+                            package,
+                            f"{hook_name} returned {obj!r}, which is not a named {expected.__name__}",
+                        )
+                    )
+                    continue
+                if name in registry.items:
+                    self.problems.append(
+                        PluginProblem(
+                            plugin_name,
+                            package,
+                            f'{kind} "{name}" is already registered by plugin "{registry.owners[name]}"; '
+                            "the first registration is kept",
+                        )
+                    )
+                    continue
+                registry.items[name] = obj
+                registry.owners[name] = plugin_name
+        return registry
+
+    @cached_property
+    def model_families(self) -> Registry[ModelFamily]:
+        return self._collect("w2sbench_register_models")
+
+    @cached_property
+    def pairs(self) -> Registry[NamedPair]:
+        return self._collect("w2sbench_register_pairs")
+
+    @cached_property
+    def strategies(self) -> Registry[Strategy]:
+        return self._collect("w2sbench_register_strategies")
+
+    @cached_property
+    def trust_metrics(self) -> Registry[TrustMetric]:
+        return self._collect("w2sbench_register_trust_metrics")
+
+    @cached_property
+    def exporters(self) -> Registry[Exporter]:
+        return self._collect("w2sbench_register_exporters")
+
+    def collect_all(self) -> None:
+        """Fill every registry now, so that every plugin problem is known."""
+        for attribute, _, _ in _HOOKS.values():
+            getattr(self, attribute)
+
+
+_PLUGINS: Plugins | None = None
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugin set, loaded on first use."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = Plugins()
+    return _PLUGINS
+
+
+def reset_plugins(plugins: Plugins | None = None) -> None:
+    """Replace the process-wide plugin set (tests use this to register plugins in code)."""
+    global _PLUGINS
+    _PLUGINS = plugins

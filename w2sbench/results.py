@@ -1,0 +1,213 @@
+"""The run result: a versioned JSON document (``results.json``) plus a predictions sidecar.
+
+The JSON Schema ships as ``w2sbench/schemas/results-1.json``; docs/results.md documents each field.
+Predictions live in ``predictions.jsonl.gz``: one JSON object per (property, seed, cell, test set)
+with example ids and class probabilities, enough to recompute every score without the models.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import hashlib
+import importlib.metadata
+import json
+import platform
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from w2sbench import __version__
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import MetricInfo, Strategy, TrustMetric
+from w2sbench.pipeline import BASELINE_CELLS
+from w2sbench.stats import gap_recovered, summarize
+from w2sbench.storage import atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TASK_METRICS",
+    "RESULTS_FILE",
+    "PREDICTIONS_FILE",
+    "build_property_result",
+    "build_results",
+    "write_results",
+    "load_results",
+    "iter_predictions",
+    "schema",
+]
+
+SCHEMA_VERSION = "1.0"
+RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.jsonl.gz"
+TASK_METRICS = (
+    MetricInfo("accuracy", True, "Accuracy on the main test set.", "task"),
+    MetricInfo("auroc", True, "Area under the ROC curve on the main test set (binary tasks).", "task"),
+)
+_PACKAGES = ("torch", "transformers", "datasets", "peft", "opacus", "fairlearn", "textattack", "lm_eval", "pluggy", "numpy")
+
+
+def schema() -> dict[str, Any]:
+    return json.loads((Path(__file__).parent / "schemas" / "results-1.json").read_text())
+
+
+def _reference_cells(strategy: Strategy) -> tuple[str, str]:
+    """The weak model that supervised the strategy, and the ceiling trained like its strong model."""
+    return ("weak-reg" if strategy.regularize_weak else "weak", "ceiling-reg" if strategy.regularize_strong else "ceiling")
+
+
+def build_property_result(
+    metric: TrustMetric,
+    strategies: list[Strategy],
+    outcome: Mapping[str, Any],
+) -> dict[str, Any]:
+    data = outcome["data"]
+    scores: dict[int, dict[str, dict[str, float | None]]] = outcome["scores"]
+    infos = [m for m in TASK_METRICS if not (m.name == "auroc" and data.num_labels != 2)] + list(metric.metrics)
+    seeds = sorted(scores)
+    cells: dict[str, Any] = {}
+    for cell in list(BASELINE_CELLS) + [s.name for s in strategies]:
+        per_seed = {str(s): scores[s][cell] for s in seeds}
+        names = sorted({k for v in per_seed.values() for k in v})
+        entry: dict[str, Any] = {
+            "role": "baseline" if cell in BASELINE_CELLS else "strategy",
+            "seeds": per_seed,
+            "summary": {n: summarize([per_seed[str(s)].get(n) for s in seeds]) for n in names},
+            "train": {str(s): outcome["reports"][s][cell] for s in seeds},
+        }
+        cells[cell] = entry
+    directions = {m.name: m.higher_is_better for m in infos}
+    for strategy in strategies:
+        weak_cell, ceiling_cell = _reference_cells(strategy)
+        ratios: dict[str, Any] = {}
+        for name, higher in directions.items():
+            values = {
+                str(s): gap_recovered(
+                    scores[s][strategy.name].get(name), scores[s][weak_cell].get(name), scores[s][ceiling_cell].get(name), higher
+                )
+                for s in seeds
+            }
+            ratios[name] = {"seeds": values, "summary": summarize(list(values.values()))}
+        cells[strategy.name]["gap_recovered"] = ratios
+        cells[strategy.name]["references"] = {"weak": weak_cell, "ceiling": ceiling_cell}
+    return {
+        "description": metric.description,
+        "primary_trust_metric": metric.primary,
+        "metrics": [
+            {"name": m.name, "higher_is_better": m.higher_is_better, "kind": m.kind, "description": m.description}
+            for m in infos
+        ],
+        "data": {
+            "sources": dict(data.sources),
+            "train_rows": len(data.train),
+            "main_test": data.main_test,
+            "tests": {n: {"rows": len(t), "fingerprint": t.fingerprint()} for n, t in data.tests.items()},
+        },
+        "cells": cells,
+    }
+
+
+def _environment(device: str) -> dict[str, Any]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name.replace("_", "-") if name == "lm_eval" else name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "device": device, "packages": versions}
+
+
+def build_results(
+    settings: Mapping[str, Any],
+    models: Mapping[str, Any],
+    properties: Mapping[str, Any],
+    timing: Mapping[str, Any],
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "w2sbench_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "settings": dict(settings),
+        "environment": _environment(settings.get("device", "cpu")),
+        "models": dict(models),
+        "properties": dict(properties),
+        "timing": dict(timing),
+        "predictions": {"file": PREDICTIONS_FILE, "sha256": None},
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Write the predictions sidecar, then results.json (which names the sidecar's hash), both atomically."""
+    lines = []
+    for prop, outcome in outcomes.items():
+        data = outcome["data"]
+        for seed, cells in outcome["predictions"].items():
+            for cell, per_test in cells.items():
+                for test_name, probs in per_test.items():
+                    lines.append(
+                        json.dumps(
+                            {
+                                "property": prop,
+                                "seed": int(seed),
+                                "cell": cell,
+                                "test_set": test_name,
+                                "ids": data.tests[test_name].ids,
+                                "probabilities": np.round(np.asarray(probs, dtype=np.float64), 6).tolist(),
+                            },
+                            separators=(",", ":"),
+                        )
+                    )
+    blob = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
+    results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": hashlib.sha256(blob).hexdigest()}
+    path = run_dir / RESULTS_FILE
+    atomic_write_json(path, _json_safe(results))
+    return path
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and schema-check a results.json (or the run directory holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise W2SBenchError(f"No results file at {path}.", "Pass a run directory made by `w2sbench run` (it holds results.json).")
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise W2SBenchError(f"{path} is not valid JSON ({exc}).", "Re-run `w2sbench run` to rewrite it from the cache.") from None
+    if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
+        raise W2SBenchError(
+            f"{path} has schema version {results.get('schema_version') if isinstance(results, dict) else None!r}; "
+            f"this w2sbench reads {SCHEMA_VERSION}.",
+            "Re-run with this version of w2sbench, or use the version that wrote it.",
+        )
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(results), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "(top level)"
+        raise W2SBenchError(f"{path} does not match the results schema at {where}: {errors[0].message}", "Re-run `w2sbench run`.")
+    return results
+
+
+def iter_predictions(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """The prediction records of a run, one dict per (property, seed, cell, test set)."""
+    with gzip.open(Path(run_dir) / PREDICTIONS_FILE, "rt") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,197 @@
+"""From command-line choices to a finished run: validate everything first, then run, then write results."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.models import ResolvedPair, resolve_pair
+from w2sbench.plugin_manager import Plugins
+from w2sbench.progress import Progress
+from w2sbench.results import build_property_result, build_results, write_results
+from w2sbench.settings import RunSettings, parse_finetune, parse_list, settings_diff
+from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
+from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
+
+__all__ = ["RunRequest", "prepare", "execute", "default_run_dir", "DEFAULT_PAIR"]
+
+DEFAULT_PAIR = "default"  # a named pair; the built-in models plugin registers it
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for, before validation."""
+
+    pair: str = DEFAULT_PAIR
+    metrics: str | None = None  # None: every registered trust metric
+    strategies: str | None = None  # None: every registered strategy
+    seeds: Sequence[int] = (0,)
+    finetune: str | None = None  # None: full on GPU, the pair's CPU choice (or head) on CPU
+    options: Mapping[str, Mapping[str, str]] | None = None
+    train: Mapping[str, Mapping[str, str]] | None = None
+    data_dir: str | None = None
+    device: str = "auto"
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise W2SBenchError(f'Device "{choice}" was asked for but no CUDA GPU is visible.', "Use --device cpu or auto.")
+    if choice not in {"cpu", "mps"} and not choice.startswith("cuda"):
+        raise W2SBenchError(f'Unknown device "{choice}".', "Use auto, cpu, cuda or cuda:N.")
+    return choice
+
+
+def _train_configs(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[str, dict[str, Any]]:
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(FINETUNE_MODES)
+    if unknown:
+        raise W2SBenchError(
+            f"Training overrides name unknown mode(s): {', '.join(sorted(unknown))}.",
+            f"Write --train MODE.KEY=VALUE with MODE one of {', '.join(FINETUNE_MODES)}.",
+        )
+    configs = {}
+    for mode in FINETUNE_MODES:
+        base = default_train_config(mode).as_dict()
+        for key, value in (overrides.get(mode) or {}).items():
+            if key not in base:
+                raise W2SBenchError(
+                    f'Unknown training setting "{mode}.{key}".',
+                    f"Use one of: {', '.join(sorted(base))}.",
+                )
+            base[key] = _coerce_train(key, value, base[key])
+        configs[mode] = base
+    return configs
+
+
+def _coerce_train(key: str, value: str, default: Any) -> Any:
+    try:
+        if key == "lora_targets":
+            return [v for v in value.split(",") if v] or None
+        if isinstance(default, bool):
+            return value.lower() in {"1", "true", "yes", "on"}
+        return type(default)(value)
+    except ValueError:
+        raise W2SBenchError(f'Training setting "{key}" got "{value}".', f"Pass a {type(default).__name__}.") from None
+
+
+def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, ResolvedPair]:
+    """Validate every choice (names, options, devices) before any expensive work starts."""
+    pair = resolve_pair(request.pair, plugins)
+    metric_names = parse_list(request.metrics, "trust metrics") if request.metrics else tuple(plugins.trust_metrics.names())
+    if not metric_names:
+        raise W2SBenchError("No trust metric is registered.", "Reinstall w2sbench; its built-in plugins register them.")
+    metrics = [plugins.trust_metrics.get(n) for n in metric_names]
+    strategy_names = (
+        parse_list(request.strategies, "strategies") if request.strategies else tuple(plugins.strategies.names())
+    )
+    for name in strategy_names:
+        plugins.strategies.get(name)
+    user_options = dict(request.options or {})
+    for name in user_options:
+        if name not in metric_names:
+            plugins.trust_metrics.get(name)  # did-you-mean for a misspelt metric
+            raise W2SBenchError(f'--option names "{name}", which is not in this run\'s metrics.', f"Add it to --metrics.")
+    options = {m.name: m.options(user_options.get(m.name)) for m in metrics}
+    for name, opts in options.items():
+        for required in ("weak_train_size", "transfer_size", "val_size", "max_length"):
+            if required not in opts:
+                raise W2SBenchError(
+                    f'Trust metric "{name}" has no "{required}" option.',
+                    "Every trust metric must declare split sizes and max_length in default_options (CONTRIBUTING.md).",
+                )
+    device = _device(request.device)
+    if request.finetune:
+        weak_mode, strong_mode = parse_finetune(request.finetune)
+    elif device.startswith("cuda"):
+        weak_mode, strong_mode = "full", "full"
+    else:
+        weak_mode, strong_mode = parse_finetune(pair.cpu_finetune or "head")
+    train = _train_configs(request.train)
+    for mode in {weak_mode, strong_mode}:
+        TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train[mode].items()})
+    settings = RunSettings(
+        pair=pair.pair_name or request.pair,
+        weak=pair.weak.name,
+        strong=pair.strong.name,
+        metrics=tuple(metric_names),
+        strategies=tuple(strategy_names),
+        seeds=tuple(request.seeds),
+        finetune_weak=weak_mode,
+        finetune_strong=strong_mode,
+        options=options,
+        train={m: train[m] for m in sorted({weak_mode, strong_mode})},
+        data_dir=request.data_dir,
+        device=device,
+    )
+    return settings, pair
+
+
+def default_run_dir(settings: RunSettings) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{settings.weak}__{settings.strong}")[:80]
+    return Path("runs") / f"{slug}-{stable_hash(settings.as_dict())[:8]}"
+
+
+def execute(
+    settings: RunSettings,
+    pair: ResolvedPair,
+    run_dir: Path,
+    plugins: Plugins,
+    progress: Progress,
+    reconfigure: bool = False,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) every stage and write results.json; returns the results document."""
+    from w2sbench.pipeline import Pipeline
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    with RunLock(run_dir):
+        recorded = run_dir / "run.json"
+        wanted = settings.as_dict()
+        if recorded.exists() and not reconfigure:
+            try:
+                old = json.loads(recorded.read_text())
+            except json.JSONDecodeError:
+                old = None
+            if old is not None and old != json.loads(json.dumps(wanted)):
+                diffs = settings_diff(old, json.loads(json.dumps(wanted)))
+                raise W2SBenchError(
+                    f"{run_dir} holds a run with different settings ({'; '.join(diffs)}).",
+                    "Resume with the original arguments, pass another --out, or pass --reconfigure to "
+                    "re-run this directory with the new settings (finished stages that still apply are reused).",
+                )
+        atomic_write_json(recorded, wanted)
+        cache = StageCache(Path(cache_dir) if cache_dir else run_dir / "cache")
+        cache.clean_partial()
+        pipeline = Pipeline(settings, plugins, cache, progress, pair.weak, pair.strong)
+        strategies = [plugins.strategies.get(n) for n in settings.strategies]
+        properties: dict[str, Any] = {}
+        outcomes: dict[str, Any] = {}
+        for name in settings.metrics:
+            metric = plugins.trust_metrics.get(name)
+            outcome = pipeline.run_metric(metric)
+            outcomes[name] = outcome
+            properties[name] = build_property_result(metric, strategies, outcome)
+        timing = {
+            "seconds": round(time.perf_counter() - start, 3),
+            "stages_computed": cache.misses,
+            "stages_cached": cache.hits,
+        }
+        results = build_results(
+            settings.as_dict(),
+            {role: r.identity for role, r in pipeline.roles.items()},
+            properties,
+            timing,
+        )
+        write_results(run_dir, results, outcomes)
+    return results

@@ -1,0 +1,118 @@
+"""Run settings: everything that determines a run's results, parsed and validated before any work."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.training.trainer import FINETUNE_MODES
+
+__all__ = ["RunSettings", "parse_seeds", "parse_finetune", "parse_options", "parse_list", "settings_diff"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The recorded configuration of a run (``run.json``); a resume must match it."""
+
+    pair: str
+    weak: str
+    strong: str
+    metrics: tuple[str, ...]
+    strategies: tuple[str, ...]
+    seeds: tuple[int, ...]
+    finetune_weak: str
+    finetune_strong: str
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per trust metric, fully resolved
+    train: dict[str, dict[str, Any]] = field(default_factory=dict)  # per mode, fully resolved TrainConfig
+    data_dir: str | None = None
+    device: str = "cpu"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("metrics", "strategies", "seeds"):
+            d[key] = list(d[key])
+        return d
+
+
+def parse_list(text: str, what: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items:
+        raise W2SBenchError(f"The list of {what} is empty.", f"Pass a comma-separated list of {what}.")
+    if len(set(items)) != len(items):
+        raise W2SBenchError(f'The list of {what} "{text}" repeats a name.', "Name each one once.")
+    return items
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``0,1,2`` or a range ``0-4``."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                if int(hi) < int(lo):
+                    raise ValueError(part)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise W2SBenchError(
+            f'Bad seeds list "{text}".', "Pass non-negative integers separated by commas (0,1,2) or a range (0-4)."
+        ) from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise W2SBenchError(
+            f'Bad seeds list "{text}": it must hold distinct non-negative integers.', "Pass e.g. --seeds 0,1,2."
+        )
+    return tuple(seeds)
+
+
+def parse_finetune(text: str) -> tuple[str, str]:
+    """``full`` (both models) or ``WEAK:STRONG`` such as ``head:full``."""
+    parts = [p.strip() for p in text.split(":")]
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or any(p not in FINETUNE_MODES for p in parts):
+        raise W2SBenchError(
+            f'Bad fine-tune mode "{text}".',
+            f"Use one of {', '.join(FINETUNE_MODES)} for both models, or WEAK:STRONG such as head:full.",
+        )
+    return parts[0], parts[1]
+
+
+def parse_options(items: list[str]) -> dict[str, dict[str, str]]:
+    """``metric.key=value`` pairs (``--option fairness.weight=2``) grouped by metric."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        metric, dot, key = name.partition(".")
+        if not eq or not dot or not metric or not key:
+            raise W2SBenchError(
+                f'Bad option "{item}".', "Write options as METRIC.KEY=VALUE, e.g. --option fairness.weight=2."
+            )
+        out.setdefault(metric.strip(), {})[key.strip()] = value.strip()
+    return out
+
+
+def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two recorded settings."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            diffs.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return diffs
+
+
+def data_dir_arg(path: str | None) -> str | None:
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise W2SBenchError(
+            f'The data directory "{path}" does not exist.',
+            "Pass --data-dir pointing at a local mirror (see docs/data.md), or omit it to download from upstream.",
+        )
+    return str(p.resolve())

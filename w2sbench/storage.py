@@ -1,0 +1,192 @@
+"""Atomic files and directories, the content-addressed stage cache, and the run-directory lock.
+
+A reader never sees a half-written file: everything is written to a temporary sibling, flushed,
+and moved into place with ``os.replace``. A cached stage counts as done only when its directory
+exists under its final name, which happens in one rename after all of its files are complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from w2sbench.errors import W2SBenchError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_directory",
+    "stable_hash",
+    "StageCache",
+    "RunLock",
+]
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    _ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=True) + "\n")
+
+
+def _ensure_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _storage_error(path, exc) from None
+
+
+def _storage_error(path: Path, exc: OSError) -> W2SBenchError:
+    if exc.errno == errno.ENOSPC:
+        return W2SBenchError(f"No space left on the device holding {path}.", "Free disk space or pass another --out.")
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return W2SBenchError(f"Cannot write to {path} ({exc.strerror}).", "Pass a writable directory with --out.")
+    return W2SBenchError(f"Cannot write to {path}: {exc}.", "Pass a writable directory with --out.")
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temporary directory; on success it becomes ``target`` in one rename (existing target wins)."""
+    target = Path(target)
+    _ensure_dir(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        for child in tmp.rglob("*"):
+            if child.is_file():
+                with child.open("rb") as f:
+                    os.fsync(f.fileno())
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            if target.is_dir():  # someone finished the same stage first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                raise _storage_error(target, exc) from None
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def stable_hash(obj: Any) -> str:
+    """A short hash of a JSON-able object; dict order does not matter."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class StageCache:
+    """Stage outputs keyed by a hash of everything that determines them: ``root/<kind>/<hash>/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, kind: str, key: Any) -> Path:
+        return self.root / kind / stable_hash(key)
+
+    def get(self, kind: str, key: Any) -> Path | None:
+        path = self.path(kind, key)
+        if (path / "key.json").is_file():
+            self.hits += 1
+            return path
+        return None
+
+    def compute(self, kind: str, key: Any, produce: Callable[[Path], None]) -> Path:
+        """Return the cached directory for ``key``, running ``produce(tmp_dir)`` only when it is missing."""
+        found = self.get(kind, key)
+        if found is not None:
+            return found
+        self.misses += 1
+        path = self.path(kind, key)
+        with atomic_directory(path) as tmp:
+            produce(tmp)
+            # written last: its presence inside the final directory marks the stage complete
+            (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
+        return path
+
+    def clean_partial(self) -> int:
+        """Remove temporary directories left by an interrupted run; return how many."""
+        removed = 0
+        if self.root.is_dir():
+            for tmp in self.root.glob("*/.*.tmp"):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so two runs never write into the same place."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        _ensure_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _storage_error(self.path.parent, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = self.path.read_text().strip()
+            raise W2SBenchError(
+                f"The run directory {self.path.parent} is in use by another w2sbench process{f' ({holder})' if holder else ''}.",
+                "Wait for it to finish, or pass a different --out.",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,103 @@
+"""A sequence classifier on any transformers backbone: mean-pooled last hidden state + a linear head.
+
+One wrapper for encoders and decoders keeps every fine-tune mode and every trust metric on the
+same interface: ``predict_proba(texts)`` and ``features(texts)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Classifier", "length_sorted_batches"]
+
+
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Index batches of similar length, so dynamic padding wastes little compute at inference."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class Classifier(nn.Module):
+    """Backbone + mean pooling + (parameter-free LayerNorm, Linear) head."""
+
+    def __init__(self, backbone: nn.Module, tokenizer: Any, num_labels: int, max_length: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        hidden = int(backbone.config.hidden_size)
+        # Parameter-free normalisation makes one learning rate work for features of any scale.
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
+        self.head = nn.Linear(hidden, num_labels)
+        params = inspect.signature(backbone.forward).parameters
+        self._takes_token_types = "token_type_ids" in params
+        self._takes_positions = "position_ids" in params
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        # Explicit position/token-type ids: opacus' per-sample gradients fail on BERT's implicit buffers.
+        if self._takes_positions:
+            length = batch["input_ids"].shape[1]
+            batch["position_ids"] = torch.arange(length).unsqueeze(0).expand_as(batch["input_ids"]).contiguous()
+        if self._takes_token_types:
+            batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(pooled.float()))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.pooled(input_ids, attention_mask, **extra))
+
+    def _autocast(self) -> Any:
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    @torch.no_grad()
+    def _batched(self, texts: Sequence[str], fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], batch_size: int) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        try:
+            for idx in length_sorted_batches(texts, batch_size):
+                with self._autocast():
+                    values = fn(self.tokenize([texts[i] for i in idx])).float().cpu().numpy()
+                for row, i in enumerate(idx):
+                    out[i] = values[row]
+        finally:
+            self.train(was_training)
+        return np.stack(out) if texts else np.empty((0, self.head.out_features), dtype=np.float32)
+
+    def features(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Mean-pooled backbone features (what the head sees), shape (n, hidden)."""
+        if not texts:
+            return np.empty((0, self.head.in_features), dtype=np.float32)
+        return self._batched(texts, lambda b: self.pooled(**b), batch_size).astype(np.float32)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape (n, num_labels)."""
+        return self._batched(texts, lambda b: torch.softmax(self(**b).float(), dim=-1), batch_size).astype(np.float64)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The parameters that training changed (head only, LoRA adapters + head, or everything)."""
+        return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}

@@ -1,0 +1,231 @@
+"""One trainer for the three fine-tune modes.
+
+- ``head``: frozen backbone; pooled features are computed once (and cached on disk by the caller),
+  then only the linear head is trained. Cheap enough for CPUs.
+- ``lora``: peft LoRA adapters on the backbone + the head.
+- ``full``: every parameter.
+
+The loss is cross-entropy against target distributions (ground truth one-hot, or the weak model's
+soft labels), plus the trust regularizer's penalty. DP-SGD (opacus) replaces the optimizer and the
+sampler when the regularizer asks for privacy, in every mode.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import PenaltyContext, Regularizer
+from w2sbench.training.classifier import Classifier
+
+__all__ = ["FINETUNE_MODES", "TrainConfig", "TrainReport", "default_train_config", "train_classifier", "apply_lora"]
+
+FINETUNE_MODES = ("head", "lora", "full")
+ProgressFn = Callable[[int, int], None]  # (done steps, total steps)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; every field is part of the trained model's cache key."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.1
+    grad_accumulation: int = 1
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] | None = None  # None: peft's defaults for the architecture
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_train_config(mode: str, **overrides: Any) -> TrainConfig:
+    """Documented defaults per mode (docs/design.md explains the choices)."""
+    base = {
+        "head": TrainConfig(epochs=40, lr=3e-3, batch_size=128, weight_decay=1e-4, warmup_fraction=0.0),
+        "lora": TrainConfig(epochs=2, lr=5e-4, batch_size=32, weight_decay=0.0),
+        "full": TrainConfig(epochs=2, lr=5e-5, batch_size=32, weight_decay=0.01),
+    }[mode]
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class TrainReport:
+    seconds: float
+    steps: int
+    final_loss: float
+    epsilon: float | None = None
+    delta: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
+    """Wrap the backbone with peft LoRA adapters (frozen base weights, trainable adapters)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=list(config.lora_targets) if config.lora_targets else None,
+    )
+    try:
+        classifier.backbone = get_peft_model(classifier.backbone, lora)
+    except ValueError as exc:
+        raise W2SBenchError(
+            f"LoRA could not find target modules in this architecture ({exc}).",
+            "Pass --lora-targets with the names of the attention/MLP linear layers (e.g. query,value).",
+        ) from None
+
+
+def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+
+
+def train_classifier(
+    classifier: Classifier,
+    mode: str,
+    texts: Sequence[str],
+    targets: np.ndarray,
+    attributes: dict[str, np.ndarray],
+    regularizer: Regularizer,
+    config: TrainConfig,
+    seed: int,
+    features: Callable[[Sequence[str]], np.ndarray] | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainReport:
+    """Train ``classifier`` in place. In ``head`` mode ``features`` maps texts to (cached) pooled features."""
+    if mode not in FINETUNE_MODES:
+        raise W2SBenchError(f'Unknown fine-tune mode "{mode}".', f"Use one of: {', '.join(FINETUNE_MODES)}.")
+    if len(texts) == 0:
+        raise W2SBenchError("The training split is empty.", "Check the dataset and the split sizes (--option).")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    device = classifier.device
+    y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    attrs = {k: torch.as_tensor(np.asarray(v)) for k, v in attributes.items()}
+    views = regularizer.views(texts, seed)
+
+    for p in classifier.parameters():
+        p.requires_grad_(mode == "full")
+    if mode == "lora":
+        apply_lora(classifier, config)
+    for p in classifier.head.parameters():
+        p.requires_grad_(True)
+    if mode != "head" and config.gradient_checkpointing and hasattr(classifier.backbone, "gradient_checkpointing_enable"):
+        classifier.backbone.gradient_checkpointing_enable()
+
+    if mode == "head":
+        if features is None:
+            raise ValueError("head mode needs a feature function")
+        x = torch.as_tensor(features(texts))
+        view_x = [torch.as_tensor(features(v)) for v in views]
+        module: nn.Module = nn.Sequential(classifier.norm, classifier.head)
+
+        def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            return mod(x[idx].to(device)), [mod(v[idx].to(device)) for v in view_x]
+
+    else:
+        module = classifier
+
+        def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            batch = [texts[i] for i in idx.tolist()]
+            logits = mod(**classifier.tokenize(batch))
+            extra = [mod(**classifier.tokenize([v[i] for i in idx.tolist()])) for v in views]
+            return logits, extra
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
+    index_set = torch.utils.data.TensorDataset(torch.arange(len(texts)))
+    loader = torch.utils.data.DataLoader(index_set, batch_size=config.batch_size, shuffle=True, generator=generator)
+
+    engine = None
+    report_delta = None
+    if regularizer.privacy is not None:
+        from opacus import PrivacyEngine
+
+        report_delta = regularizer.privacy.delta or 1.0 / len(texts)
+        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module, optimizer, loader = engine.make_private_with_epsilon(
+                module=module,
+                optimizer=optimizer,
+                data_loader=loader,
+                target_epsilon=regularizer.privacy.target_epsilon,
+                target_delta=report_delta,
+                epochs=config.epochs,
+                max_grad_norm=regularizer.privacy.max_grad_norm,
+                noise_generator=torch.Generator().manual_seed(seed + 1),
+            )
+        if config.grad_accumulation != 1:
+            raise W2SBenchError("DP-SGD cannot be combined with gradient accumulation here.", "Set grad accumulation to 1.")
+
+    steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accumulation))
+    total = steps_per_epoch * config.epochs
+    warmup = int(total * config.warmup_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, (total - s) / max(1, total - warmup)) if warmup else max(0.0, 1 - s / total)
+    ) if mode != "head" else None
+
+    module.train()
+    step = 0
+    loss_value = float("nan")
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda" and torch.cuda.is_bf16_supported()
+        else None
+    )
+    for _epoch in range(config.epochs):
+        optimizer.zero_grad(set_to_none=True)
+        for micro, (idx,) in enumerate(loader):
+            if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch
+                continue
+            if autocast is not None:
+                with autocast:
+                    logits, view_logits = forward(module, idx)
+            else:
+                logits, view_logits = forward(module, idx)
+            batch_targets = y[idx].to(device)
+            loss = _soft_cross_entropy(logits, batch_targets)
+            penalty = regularizer.penalty(
+                PenaltyContext(
+                    logits=logits.float(),
+                    targets=batch_targets,
+                    attributes={k: v[idx].to(device) for k, v in attrs.items()},
+                    view_logits=[v.float() for v in view_logits],
+                )
+            )
+            if penalty is not None:
+                loss = loss + penalty
+            (loss / config.grad_accumulation).backward()
+            if (micro + 1) % config.grad_accumulation == 0 or micro + 1 == len(loader):
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if progress is not None:
+                    progress(step, total)
+            loss_value = float(loss.detach())
+    if engine is not None and hasattr(module, "_close"):
+        module._close()  # remove opacus hooks so inference runs at normal speed
+    classifier.eval()
+    epsilon = float(engine.get_epsilon(report_delta)) if engine is not None else None
+    return TrainReport(time.perf_counter() - start, step, loss_value, epsilon, report_delta)
