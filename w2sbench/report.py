@@ -51,13 +51,14 @@ def render_tables(results: Mapping[str, Any], console: Any) -> None:
         metrics = prop["metrics"]
         primary = prop["primary_trust_metric"]
         table = Table(title=f"{name}: {prop.get('description', '')}", title_justify="left")
-        table.add_column("cell")
+        table.add_column("cell", no_wrap=True)
         for m in metrics:
             arrow = "↑" if m["higher_is_better"] else "↓"
             style = "bold" if m["name"] == primary else None
-            table.add_column(f"{m['name']} {arrow}", justify="right", style=style)
-        table.add_column("PGR (accuracy)", justify="right")
-        table.add_column(f"trust gap rec. ({primary})", justify="right")
+            # Multi-line headers keep wide metric names readable in an 80-column terminal.
+            table.add_column(m["name"].replace("_", " ") + f" {arrow}", justify="right", style=style, overflow="fold")
+        table.add_column("PGR (accuracy)", justify="right", overflow="fold")
+        table.add_column(f"trust gap recovered ({primary.replace('_', ' ')})", justify="right", overflow="fold")
         vanilla = prop["cells"].get("vanilla", {}).get("summary", {})
         for cell, entry in prop["cells"].items():
             row = [cell if entry["role"] == "strategy" else f"[dim]{cell}[/]"]

@@ -1,0 +1,54 @@
+"""Shared fixtures: the offline data mirror, tiny models, and an isolated plugin set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import make_tiny_bert, make_tiny_neox
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The offline dataset mirror beside the checkout (../shared/data); tests need it."""
+    path = Path(os.environ.get("W2SBENCH_DATA_DIR", SHARED_DATA))
+    assert (path / "adult" / "adult.data").is_file(), f"the offline data mirror is missing at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {
+        "bert": make_tiny_bert(root / "tiny-bert", layers=1, hidden=32),
+        "bert-big": make_tiny_bert(root / "tiny-bert-big", layers=2, hidden=48),
+        "neox": make_tiny_neox(root / "tiny-neox", layers=2, hidden=32),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own cache dir, offline hub, and a fresh plugin set."""
+    from w2sbench.plugin_manager import reset_plugins
+
+    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path / "w2s-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.delenv("W2SBENCH_DISABLE_PLUGINS", raising=False)
+    reset_plugins(None)
+    yield
+    reset_plugins(None)
+
+
+SMALL_FAIRNESS = [
+    "--option", "fairness.weak_train_size=120",
+    "--option", "fairness.transfer_size=120",
+    "--option", "fairness.val_size=20",
+    "--option", "fairness.test_size=150",
+    "--option", "fairness.max_length=48",
+]

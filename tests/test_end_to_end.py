@@ -1,0 +1,96 @@
+"""End-to-end runs of the real pipeline on tiny models and the offline data mirror."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL_FAIRNESS
+from w2sbench.cli import main
+from w2sbench.results import iter_predictions, load_results
+
+CELLS = {"weak", "weak-reg", "ceiling", "ceiling-reg", "vanilla", "weak-tft", "weak-wts-tft"}
+
+
+def _run(tiny_models, data_dir, out: Path, *extra: str) -> int:
+    pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
+    return main(["run", "--pair", pair, "--metrics", "fairness", "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS, *extra])
+
+
+@pytest.mark.slow
+def test_run_writes_every_cell_and_rerun_is_served_from_cache(tiny_models, data_dir, tmp_path):
+    out = tmp_path / "run"
+    assert _run(tiny_models, data_dir, out, "--finetune", "head:full", "--seeds", "0,1") == 0
+    first = load_results(out)
+    prop = first["properties"]["fairness"]
+    assert set(prop["cells"]) == CELLS
+    assert first["timing"]["stages_computed"] > 0
+    for seed in ("0", "1"):
+        scores = prop["cells"]["vanilla"]["seeds"][seed]
+        assert 0.0 <= scores["accuracy"] <= 1.0
+        assert "demographic_parity_difference" in scores
+    assert prop["cells"]["weak-wts-tft"]["references"] == {"weak": "weak-reg", "ceiling": "ceiling-reg"}
+    assert set(prop["cells"]["vanilla"]["gap_recovered"]) >= {"accuracy", "demographic_parity_difference"}
+    assert first["models"]["weak"]["sha256"] and first["models"]["strong"]["sha256"]
+    records = list(iter_predictions(out))
+    assert len(records) == 2 * len(CELLS)
+    assert all(len(r["ids"]) == len(r["probabilities"]) == 150 for r in records)
+
+    assert _run(tiny_models, data_dir, out, "--finetune", "head:full", "--seeds", "0,1") == 0
+    second = load_results(out)
+    assert second["timing"]["stages_computed"] == 0
+    assert second["properties"] == first["properties"]
+
+
+@pytest.mark.slow
+def test_shared_stages_are_trained_once(tiny_models, data_dir, tmp_path):
+    out = tmp_path / "run"
+    assert _run(tiny_models, data_dir, out, "--finetune", "head") == 0
+    trained = list((out / "cache" / "train").iterdir())
+    # weak, weak-reg, ceiling, ceiling-reg, and one strong model per strategy: 7, not 9
+    assert len(trained) == 7
+
+
+def test_report_rerenders_from_results_file(tiny_models, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(tiny_models, data_dir, out, "--finetune", "head") == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    for cell in CELLS:
+        assert cell in text
+    assert main(["report", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["metrics"] == ["fairness"]
+
+
+@pytest.mark.slow
+def test_third_party_plugin_installed_with_pip_runs(tiny_models, data_dir, tmp_path):
+    target = tmp_path / "site"
+    fixture = Path(__file__).parent / "fixtures" / "example_plugin"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(fixture)],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(Path(__file__).parents[1])]), "COLUMNS": "200"}
+    cli = [sys.executable, "-m", "w2sbench.cli"]
+    listed = subprocess.run([*cli, "plugins"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "w2sbench-example" in listed and "0.2.0" in listed
+    strategies = subprocess.run([*cli, "list", "strategies"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "hard-labels" in strategies
+    out = tmp_path / "run"
+    pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
+    done = subprocess.run(
+        [*cli, "run", "--pair", pair, "--metrics", "label-balance", "--strategies", "vanilla,hard-labels",
+         "--finetune", "head", "--data-dir", str(data_dir), "--out", str(out), "--quiet"],
+        env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    cells = load_results(out)["properties"]["label-balance"]["cells"]
+    assert {"vanilla", "hard-labels"} <= set(cells)
+    assert "positive_rate_error" in cells["hard-labels"]["summary"]

@@ -1,0 +1,68 @@
+"""Plugin faults are contained and named; names get did-you-mean errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from w2sbench import hookimpl
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import Strategy
+from w2sbench.plugin_manager import Plugins
+
+
+class Raising:
+    @hookimpl
+    def w2sbench_register_strategies(self):
+        raise RuntimeError("boom")
+
+
+class Malformed:
+    @hookimpl
+    def w2sbench_register_strategies(self):
+        return ["not a strategy"]
+
+
+class Duplicate:
+    @hookimpl
+    def w2sbench_register_strategies(self):
+        return [Strategy("vanilla", "a second vanilla", False, False)]
+
+
+class Extra:
+    @hookimpl
+    def w2sbench_register_strategies(self):
+        return [Strategy("extra", "fine", False, True)]
+
+
+def test_faulty_plugins_are_named_and_others_keep_working():
+    plugins = Plugins(extra_plugins=[("raising", Raising()), ("malformed", Malformed()), ("dup", Duplicate()), ("extra", Extra())])
+    names = plugins.strategies.names()
+    assert {"vanilla", "weak-tft", "weak-wts-tft", "extra"} <= set(names)
+    assert plugins.strategies.get("vanilla").description != "a second vanilla"
+    problems = {p.plugin: p.problem for p in plugins.problems}
+    assert "boom" in problems["raising"]
+    assert "not a named Strategy" in problems["malformed"]
+    assert "already registered" in problems["dup"]
+    assert "extra" not in problems
+
+
+def test_disable_env_var_skips_a_named_plugin(monkeypatch):
+    monkeypatch.setenv("W2SBENCH_DISABLE_PLUGINS", "fairness")
+    plugins = Plugins()
+    assert "fairness" not in plugins.trust_metrics
+    assert "fairness" in plugins.disabled
+
+
+def test_unknown_names_get_did_you_mean():
+    plugins = Plugins()
+    with pytest.raises(W2SBenchError, match='Did you mean "weak-tft"'):
+        plugins.strategies.get("weak-tfts")
+    with pytest.raises(W2SBenchError, match='Did you mean "fairness"'):
+        plugins.trust_metrics.get("fairnes")
+
+
+def test_builtin_plugins_come_from_entry_points():
+    plugins = Plugins()
+    assert {"models", "strategies", "fairness"} <= set(plugins.info)
+    assert plugins.info["fairness"].package == "w2sbench"
+    assert plugins.info["fairness"].module == "w2sbench_plugins.fairness"

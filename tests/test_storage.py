@@ -1,0 +1,64 @@
+"""Atomic writes, the stage cache and the run lock."""
+
+from __future__ import annotations
+
+import pytest
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
+
+
+def test_stage_is_computed_once(tmp_path):
+    cache = StageCache(tmp_path)
+    calls = []
+
+    def produce(d):
+        calls.append(1)
+        (d / "out.txt").write_text("x")
+
+    p1 = cache.compute("train", {"a": 1}, produce)
+    p2 = cache.compute("train", {"a": 1}, produce)
+    assert p1 == p2 and len(calls) == 1 and (p1 / "out.txt").read_text() == "x"
+    assert cache.hits == 1 and cache.misses == 1
+
+
+def test_failed_stage_leaves_nothing_that_reads_as_done(tmp_path):
+    cache = StageCache(tmp_path)
+
+    def boom(d):
+        (d / "half.bin").write_bytes(b"12")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        cache.compute("train", {"a": 2}, boom)
+    assert cache.get("train", {"a": 2}) is None
+    assert not list((tmp_path / "train").glob(".*.tmp"))
+
+
+def test_partial_directories_from_a_killed_process_are_ignored_and_cleaned(tmp_path):
+    cache = StageCache(tmp_path)
+    leftover = tmp_path / "train" / ".abc.tmp"
+    leftover.mkdir(parents=True)
+    (leftover / "trainable.safetensors").write_bytes(b"partial")
+    assert cache.clean_partial() == 1 and not leftover.exists()
+
+
+def test_key_order_does_not_matter():
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
+
+
+def test_atomic_json_replaces_whole_file(tmp_path):
+    path = tmp_path / "r.json"
+    atomic_write_json(path, {"v": 1})
+    atomic_write_json(path, {"v": 2})
+    assert path.read_text().strip().endswith("}") and '"v": 2' in path.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_run_lock_is_exclusive(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(W2SBenchError, match="in use by another w2sbench process"):
+            with RunLock(tmp_path):
+                pass
+    with RunLock(tmp_path):
+        pass
