@@ -153,7 +153,7 @@ class Fairness(TrustMetric):
         "sensitive_attribute": "sex",
         "regularizer": "demographic_parity",
         "weight": 2.0,
-        "weak_train_size": 2000,
+        "weak_train_size": 500,
         "transfer_size": 2000,
         "val_size": 200,
         "test_size": 2000,

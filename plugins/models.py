@@ -175,10 +175,12 @@ class OfflineModels(ModelFamily):
 
 DEFAULT_PAIR = NamedPair(
     name="default",
-    weak="minilm-l1",
+    weak="minilm-l0",
     strong="minilm-l6",
-    description="offline default: all-MiniLM-L6-v2 truncated to 1 layer (frozen features + head) -> full MiniLM-L6 fine-tuned",
+    description="offline default: all-MiniLM-L6-v2's embeddings alone (bag of word vectors, frozen, linear head) "
+    "-> all-MiniLM-L6-v2 with its top 2 layers fine-tuned (docs/default-pair.md)",
     cpu_finetune="head:full",
+    cpu_train={"full": {"trainable_layers": 2, "epochs": 2, "lr": 2e-4}},
 )
 
 

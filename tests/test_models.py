@@ -42,9 +42,11 @@ def test_unknown_model_and_malformed_pair(plugins):
         resolve_pair("pythia-160m:", plugins)
 
 
-def test_weak_larger_than_strong_warns(plugins):
-    with pytest.warns(UserWarning, match="larger than the strong"):
+def test_weak_larger_than_strong_is_refused_unless_allowed(plugins):
+    with pytest.raises(W2SBenchError, match="larger than the strong"):
         resolve_pair("pythia-1b:pythia-160m", plugins)
+    with pytest.warns(UserWarning, match="larger than the strong"):
+        resolve_pair("pythia-1b:pythia-160m", plugins, allow_weak_larger=True)
 
 
 def test_pythia_resolves_from_hub_cache_offline(plugins, tiny_models, tmp_path, monkeypatch):

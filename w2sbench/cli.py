@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
     run.add_argument("--out", help="run directory [runs/<weak>__<strong>-<settings hash>]")
     run.add_argument("--cache-dir", help="stage cache shared between runs [<out>/cache]")
+    run.add_argument("--allow-weak-larger", action="store_true", help="run a pair whose weak model is the larger one")
     run.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directory's")
     run.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     run.add_argument("--json", action="store_true", help="print the results document as JSON")
@@ -48,14 +49,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="list loaded plugins with their package and version")
 
-    rep = sub.add_parser("report", help="re-render a run's results table from results.json")
-    rep.add_argument("run", help="run directory or results.json")
-    rep.add_argument("--json", action="store_true", help="print the results document as JSON")
+    rep = sub.add_parser("report", help="re-render runs' results tables (with intervals and comparisons) and plots")
+    rep.add_argument("runs", nargs="+", metavar="RUN", help="run directories or results.json files")
+    rep.add_argument("--json", action="store_true", help="print the results document(s) as JSON, with a 'report' section")
+    rep.add_argument("--quiet", action="store_true", help="print nothing (e.g. with --plots)")
+    rep.add_argument("--plots", metavar="DIR", help="write PNG and SVG figures to DIR")
+    rep.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                     help="bootstrap resamples over test examples for one-seed runs; 0 turns it off [200]")
+    rep.add_argument("--data-dir", help="dataset mirror for the bootstrap's test labels [the run's]")
 
     exp = sub.add_parser("export", help="write run results with a registered exporter")
     exp.add_argument("runs", nargs="+", help="run directories")
     exp.add_argument("--format", required=True, help="exporter name (`w2sbench list exporters`)")
     exp.add_argument("--to", required=True, help="destination file")
+
+    lme = sub.add_parser("export-lm-eval", help="write trust evaluations as lm-eval tasks (YAML + JSONL) into DIR")
+    lme.add_argument("dir", help="output folder; then run `lm_eval --include_path DIR --tasks w2sbench ...`")
+    lme.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
+    lme.add_argument("--adult-rows", type=int, default=2000, help="Adult test rows (fixed subset of adult.test) [2000]")
+    lme.add_argument("--style-rows", type=int, help="rows per SST-2 style set [all 872]")
+    lme.add_argument("--fewshot-rows", type=int, default=16, help="Adult demonstration rows for --num_fewshot [16]")
+
+    cap = sub.add_parser("capability", help="evaluate a run's final strong models with lm-eval (capability retention)")
+    cap.add_argument("run", help="a finished run directory (decoder strong model)")
+    cap.add_argument("--tasks", required=True, help="comma-separated lm-eval tasks, e.g. hellaswag,arc_easy")
+    cap.add_argument("--limit", type=int, help="examples per task [all]")
+    cap.add_argument("--num-fewshot", type=int, help="few-shot examples [each task's default]")
+    cap.add_argument("--cells", help="comma-separated strong cells [ceiling, ceiling-reg and every strategy]")
+    cap.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (e.g. from export-lm-eval)")
+    cap.add_argument("--cache-dir", help="the stage cache the run used [<run>/cache]")
+    cap.add_argument("--device", help="cpu, cuda or cuda:N [cuda when available]")
+    cap.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size [8]")
+    cap.add_argument("--json", action="store_true", help="print the capability results as JSON")
+    from w2sbench.leaderboard._cli import add_parser as _add_leaderboard_parser
+
+    _add_leaderboard_parser(sub)
     return parser
 
 
@@ -93,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         train=parse_options(args.train),
         data_dir=data_dir_arg(args.data_dir or default_data_dir()),
         device=args.device,
+        allow_weak_larger=args.allow_weak_larger,
     )
     settings, pair = prepare(request, plugins)
     run_dir = Path(args.out) if args.out else default_run_dir(settings)
@@ -149,6 +178,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     plugins = _plugins()
@@ -160,21 +190,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     console = _console()
     console.print(table)
     for problem in plugins.problems:
-        console.print(f"[red]problem:[/] {problem}")
+        console.print(f"[red]problem:[/] {escape(str(problem))}")
     if plugins.disabled:
         console.print(f"disabled by W2SBENCH_DISABLE_PLUGINS: {', '.join(plugins.disabled)}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from w2sbench.report import render_tables
-    from w2sbench.results import load_results
+    from w2sbench.report import render_report
 
-    results = load_results(Path(args.run))
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        render_tables(results, _console())
+    render_report(
+        [Path(r) for r in args.runs], _console(), _plugins(), plots=Path(args.plots) if args.plots else None,
+        quiet=args.quiet, as_json=args.json, resamples=args.bootstrap, data_dir=args.data_dir,
+    )
     return 0
 
 
@@ -190,7 +218,47 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "report": cmd_report, "export": cmd_export}
+def cmd_export_lm_eval(args: argparse.Namespace) -> int:
+    from w2sbench.data import default_data_dir
+    from w2sbench.lm_eval_export import export_lm_eval
+
+    files = export_lm_eval(Path(args.dir), _plugins(), args.data_dir or default_data_dir(), args.adult_rows, args.style_rows, args.fewshot_rows)
+    tasks = sorted(p.stem for p in files if p.suffix == ".yaml")
+    _console().print(f"wrote {len(tasks)} lm-eval tasks to {args.dir}: {', '.join(tasks)}\n"
+                     f"run them with: lm_eval --model hf --model_args pretrained=MODEL --include_path {args.dir} --tasks w2sbench")
+    return 0
+
+
+def cmd_capability(args: argparse.Namespace) -> int:
+    from w2sbench.capability import run_capability
+    from w2sbench.report import render_tables
+    from w2sbench.results import load_results
+    from w2sbench.settings import parse_list
+
+    capability = run_capability(
+        Path(args.run), _plugins(), parse_list(args.tasks, "lm-eval tasks"), limit=args.limit, num_fewshot=args.num_fewshot,
+        cells=parse_list(args.cells, "cells") if args.cells else None,
+        include_path=Path(args.include_path) if args.include_path else None,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None, device=args.device, batch_size=args.batch_size,
+    )
+    if args.json:
+        print(json.dumps(capability, indent=2))
+    else:
+        render_tables(load_results(Path(args.run)), _console())
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from w2sbench.leaderboard._cli import run_command
+
+    return run_command(args, _plugins)
+
+
+COMMANDS = {
+    "leaderboard": cmd_leaderboard,
+    "run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "report": cmd_report, "export": cmd_export,
+    "export-lm-eval": cmd_export_lm_eval, "capability": cmd_capability,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,11 +273,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except W2SBenchError as exc:
         if debug:
             traceback.print_exc()
-        _console(stderr=True).print(f"[bold red]error:[/] {exc.problem}" + (f"\n[bold]fix:[/] {exc.fix}" if exc.fix else ""), highlight=False)
+        from rich.markup import escape
+
+        _console(stderr=True).print(
+            f"[bold red]error:[/] {escape(exc.problem)}" + (f"\n[bold]fix:[/] {escape(exc.fix)}" if exc.fix else ""),
+            highlight=False,
+        )
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; finished stages are cached, run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one paragraph, not a traceback
+        if debug:
+            raise
+        from rich.markup import escape
+
+        _console(stderr=True).print(
+            f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+            "[bold]fix:[/] this is a bug in w2sbench or a plugin. Finished stages are cached, so nothing is lost. "
+            "Rerun with --debug for the traceback and report it.",
+            highlight=False,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -96,6 +96,8 @@ class NamedPair:
     description: str = ""
     # Fine-tune modes to use on a CPU when the user does not choose, as "WEAK:STRONG" (e.g. "head:full").
     cpu_finetune: str | None = None
+    # Training settings for those CPU modes, per mode, e.g. {"full": {"trainable_layers": 2}}; user --train wins.
+    cpu_train: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- data
@@ -259,7 +261,10 @@ class TrustMetric(ABC):
     def evaluate_model(
         self, model: Classifier, data: PropertyData, options: Mapping[str, Any], seed: int
     ) -> dict[str, float]:
-        """Trust scores that need the model itself (live attacks, extraction); default none."""
+        """Trust scores that need the model itself (live attacks, extraction); default none.
+
+        ``model.role`` is "weak" (trained on split A of ``split_pool``) or "strong" (split B).
+        """
         return {}
 
 

@@ -40,6 +40,7 @@ class ResolvedPair:
     strong: ModelSpec
     pair_name: str | None  # the named pair used, if any
     cpu_finetune: str | None
+    cpu_train: Any = None  # per-mode training settings the named pair recommends on CPUs
 
 
 def resolve_model(name: str, plugins: Plugins) -> ModelSpec:
@@ -59,13 +60,32 @@ def resolve_model(name: str, plugins: Plugins) -> ModelSpec:
     )
 
 
-def resolve_pair(text: str, plugins: Plugins) -> ResolvedPair:
+def resolve_pair(text: str, plugins: Plugins, allow_weak_larger: bool = False) -> ResolvedPair:
     """Resolve a named pair (``default``) or ``WEAK:STRONG`` (either side may itself contain ':')."""
-    text = text.strip()
+    pair = _resolve_pair(text.strip(), plugins)
+    weak, strong = pair.weak.params, pair.strong.params
+    if weak and strong and weak > strong:
+        message = (
+            f"The weak model {pair.weak.name} ({weak / 1e6:,.0f}M parameters) is larger than the strong model "
+            f"{pair.strong.name} ({strong / 1e6:,.0f}M)"
+        )
+        if not allow_weak_larger:
+            raise W2SBenchError(message + ".", "Swap them (--pair WEAK:STRONG), or pass --allow-weak-larger if you mean it.")
+        warnings.warn(message + "; running anyway (--allow-weak-larger).", stacklevel=2)
+    return pair
+
+
+def _resolve_pair(text: str, plugins: Plugins) -> ResolvedPair:
     if text in plugins.pairs:
         pair = plugins.pairs.get(text)
-        return _checked(
-            ResolvedPair(resolve_model(pair.weak, plugins), resolve_model(pair.strong, plugins), pair.name, pair.cpu_finetune)
+        return (
+            ResolvedPair(
+                resolve_model(pair.weak, plugins),
+                resolve_model(pair.strong, plugins),
+                pair.name,
+                pair.cpu_finetune,
+                {k: dict(v) for k, v in pair.cpu_train.items()},
+            )
         )
     if ":" not in text:
         raise W2SBenchError(
@@ -80,22 +100,12 @@ def resolve_pair(text: str, plugins: Plugins) -> ResolvedPair:
         if not weak or not strong:
             continue
         try:
-            return _checked(ResolvedPair(resolve_model(weak, plugins), resolve_model(strong, plugins), None, None))
+            return ResolvedPair(resolve_model(weak, plugins), resolve_model(strong, plugins), None, None)
         except W2SBenchError as exc:
             first_error = first_error or exc
     if first_error is None:
         raise W2SBenchError(f'Pair "{text}" has an empty side.', "Write pairs as WEAK:STRONG, e.g. pythia-160m:pythia-1b.")
     raise first_error
-
-
-def _checked(pair: ResolvedPair) -> ResolvedPair:
-    if pair.weak.params and pair.strong.params and pair.weak.params > pair.strong.params:
-        warnings.warn(
-            f"The weak model {pair.weak.name} ({pair.weak.params / 1e6:,.0f}M parameters) is larger than the strong "
-            f"model {pair.strong.name} ({pair.strong.params / 1e6:,.0f}M); did you swap WEAK:STRONG?",
-            stacklevel=2,
-        )
-    return pair
 
 
 # --------------------------------------------------------------------------- fetching and identity
@@ -200,13 +210,16 @@ def _weights_hash(folder: Path, only: str | None) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def load_backbone(spec: ModelSpec, folder: Path) -> tuple[Any, Any]:
-    """Load (tokenizer, bare transformer) for classification; GGUF weights are dequantized once and cached."""
+def load_backbone(spec: ModelSpec, folder: Path, dtype: Any = None) -> tuple[Any, Any]:
+    """Load (tokenizer, bare transformer) for classification; GGUF weights are dequantized once and cached.
+
+    ``dtype`` (e.g. torch.bfloat16) loads frozen weights at half the memory, for LoRA and head modes on GPUs.
+    """
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
     transformers.logging.set_verbosity_error()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"torch_dtype": dtype} if dtype is not None else {}
     if spec.num_layers is not None:
         kwargs["num_hidden_layers"] = spec.num_layers
     if spec.gguf_file:

@@ -97,6 +97,9 @@ class Pipeline:
         ):
             folder = fetch_model(spec)
             self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, TrainConfig(**_tuple_fix(settings.train[mode])))
+        if self.device.startswith("cuda"):
+            for role in self.roles.values():
+                _check_memory(role, self.device)
         self._features: dict[tuple[str, int], FeatureStore] = {}
         self.stage_log: list[dict[str, Any]] = []
 
@@ -104,7 +107,11 @@ class Pipeline:
 
     def _base(self, role: _Role) -> tuple[Any, Any]:
         if role.base is None:
-            tokenizer, backbone = load_backbone(role.spec, role.folder)
+            import torch
+
+            # Frozen base weights (LoRA, head) are kept in bf16 on GPUs; fully trained ones stay fp32 masters.
+            half = self.device.startswith("cuda") and role.mode != "full" and torch.cuda.is_bf16_supported()
+            tokenizer, backbone = load_backbone(role.spec, role.folder, torch.bfloat16 if half else None)
             backbone.to(self.device)
             role.base = (tokenizer, backbone)
         return role.base
@@ -231,6 +238,7 @@ class Pipeline:
 
         def produce(tmp: Path) -> None:
             model = self.load_trained(train_key, train_path, role_name)
+            model.role = role_name  # "weak" trained on split A, "strong" on split B: membership attacks need it
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
                 scores = metric.evaluate_model(model, data, options, seed)
             (tmp / "scores.json").write_text(json.dumps(scores))
@@ -244,7 +252,7 @@ class Pipeline:
         """All seeds and cells of one trust metric: scores, predictions and stage reports."""
         options = self.settings.options[metric.name]
         with self.progress.stage(f"{metric.name}: load data"):
-            data = metric.load_data(self.data_ctx, options)
+            data = _guarded(metric, "load its data", lambda: metric.load_data(self.data_ctx, options))
         _check_data(metric, data)
         sizes = (int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"]))
         max_length = int(options["max_length"])
@@ -254,6 +262,7 @@ class Pipeline:
         per_seed: dict[int, dict[str, dict[str, float | None]]] = {}
         predictions: dict[int, dict[str, dict[str, np.ndarray]]] = {}
         stage_reports: dict[int, dict[str, dict[str, Any]]] = {}
+        models: dict[int, dict[str, tuple[dict[str, Any], Path, str]]] = {}  # (train key, cache path, role) per cell
         for seed in self.settings.seeds:
             a, b, _val = split_pool(data.train, seed, sizes)
             onehot_a = np.eye(data.num_labels)[a.labels]
@@ -277,15 +286,33 @@ class Pipeline:
             per_seed[seed] = {}
             predictions[seed] = {}
             stage_reports[seed] = {}
+            models[seed] = trained
             for cell, (k, p, role_name) in trained.items():
                 probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
                 scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
-                scores.update(metric.evaluate(data, probs, options))
+                scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
                 scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
                 per_seed[seed][cell] = scores
                 predictions[seed][cell] = probs
                 stage_reports[seed][cell] = json.loads((p / "report.json").read_text())
-        return {"data": data, "scores": per_seed, "predictions": predictions, "reports": stage_reports}
+                if stage_reports[seed][cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
+                    scores["dp_epsilon"] = float(stage_reports[seed][cell]["epsilon"])
+        return {"data": data, "scores": per_seed, "predictions": predictions, "reports": stage_reports, "models": models}
+
+
+def _guarded(metric: TrustMetric, what: str, call: Any) -> Any:
+    """Run a plugin call; turn a crash into a message that names the trust metric and its package."""
+    try:
+        return call()
+    except W2SBenchError:
+        raise
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
+        module = type(metric).__module__
+        raise W2SBenchError(
+            f'Trust metric "{metric.name}" ({module}) failed to {what}: {type(exc).__name__}: {exc}',
+            "If it read a dataset file, check that the file is the original (docs/data.md lists them and their "
+            "sources); otherwise report the bug to the plugin's authors (rerun with --debug for the traceback).",
+        ) from exc
 
 
 def _tuple_fix(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,6 +320,33 @@ def _tuple_fix(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(fixed.get("lora_targets"), list):
         fixed["lora_targets"] = tuple(fixed["lora_targets"])
     return fixed
+
+
+def _check_memory(role: _Role, device: str) -> None:
+    """Refuse a training that cannot fit the GPU before loading anything (see estimate_training_memory)."""
+    import torch
+
+    from w2sbench.training.trainer import estimate_training_memory
+
+    config_file = role.folder / "config.json"
+    if role.spec.params is None or not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text())
+    hidden, layers = config.get("hidden_size"), config.get("num_hidden_layers")
+    if not isinstance(hidden, int) or not isinstance(layers, int):
+        return
+    need = estimate_training_memory(
+        role.spec.params, role.mode, role.config.batch_size * 128, hidden, layers, cuda=True
+    )
+    if role.config.gradient_checkpointing:
+        need = estimate_training_memory(role.spec.params, role.mode, 0, hidden, layers, cuda=True) + (need // layers if layers else 0)
+    total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    if need > 0.95 * total:
+        raise W2SBenchError(
+            f"Training {role.spec.name} in {role.mode} mode needs about {need / 2**30:.0f} GiB; the GPU has {total / 2**30:.0f} GiB.",
+            "Use --finetune lora, or --train MODE.gradient_checkpointing=true, or a smaller --train MODE.batch_size "
+            "(with grad_accumulation to keep the effective batch).",
+        )
 
 
 def _check_data(metric: TrustMetric, data: PropertyData) -> None:

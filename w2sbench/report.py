@@ -1,11 +1,44 @@
-"""Render a results document as rich tables (one per trust property) or plain JSON."""
+"""Render results documents: uncertainty for every score, the paper's comparison per property, verdicts.
+
+Uncertainty: with several seeds, the t-based 95% interval over seeds stored in results.json; with one
+seed, a percentile bootstrap over test examples, recomputed here from the predictions sidecar with the
+trust metric's own ``evaluate`` (``bootstrap_intervals``) and cached in the run directory.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-__all__ = ["render_tables", "format_summary", "verdict"]
+import numpy as np
+
+__all__ = [
+    "COMPARISONS",
+    "DEFAULT_RESAMPLES",
+    "INTERVALS_FILE",
+    "render_tables",
+    "render_report",
+    "format_summary",
+    "format_interval",
+    "score_interval",
+    "ratio_interval",
+    "comparisons",
+    "verdict",
+    "bootstrap_intervals",
+    "report_document",
+]
+
+# The paper's question: does regularizing both models beat plain transfer and regularizing the weak model only?
+COMPARISONS = (("weak-wts-tft", "vanilla"), ("weak-wts-tft", "weak-tft"))
+DEFAULT_RESAMPLES = 200
+INTERVALS_FILE = "report-intervals.json"
+_INTERVALS_VERSION = 1  # bump when the bootstrap computation changes, so cached intervals are recomputed
+
+
+# --------------------------------------------------------------------------- formatting
 
 
 def format_summary(summary: Mapping[str, Any] | None, percent: bool = False) -> str:
@@ -19,26 +52,288 @@ def format_summary(summary: Mapping[str, Any] | None, percent: bool = False) -> 
     return text
 
 
-def verdict(prop: Mapping[str, Any]) -> str:
-    """One line answering the paper's question for this property."""
+def format_interval(value: Mapping[str, Any] | None, percent: bool = False) -> str:
+    """``mean [lo, hi]`` for a ``score_interval`` result; ``undefined`` when there is no value."""
+    if not value or value.get("mean") is None:
+        return "undefined"
+    scale, fmt = (100.0, "{:.1f}") if percent else (1.0, "{:.3f}")
+    text = fmt.format(value["mean"] * scale)
+    if value.get("lo") is not None and value.get("hi") is not None:
+        text += f" [{fmt.format(value['lo'] * scale)}, {fmt.format(value['hi'] * scale)}]"
+    return text
+
+
+def _percent(metric: Mapping[str, Any]) -> bool:
+    return metric["kind"] == "task" or metric["name"].endswith("accuracy")
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _seeds(prop: Mapping[str, Any]) -> list[str]:
+    return sorted({s for entry in prop["cells"].values() for s in entry["seeds"]}, key=int)
+
+
+def _interval_from(summary: Mapping[str, Any] | None, boot: Any, source_boot: str) -> dict[str, Any]:
+    mean = summary.get("mean") if summary else None
+    if summary and summary.get("ci95") is not None and (summary.get("n") or 0) >= 2:
+        lo, hi = summary["ci95"]
+        return {"mean": mean, "lo": lo, "hi": hi, "method": f"t-interval over {summary['n']} seeds"}
+    if mean is not None and boot:
+        return {"mean": mean, "lo": boot[0], "hi": boot[1], "method": source_boot}
+    return {"mean": mean, "lo": None, "hi": None, "method": None}
+
+
+def score_interval(prop: Mapping[str, Any], cell: str, metric: str, boot: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Mean and 95% interval of one cell's score: over seeds, else the bootstrap over test examples."""
+    summary = prop["cells"][cell]["summary"].get(metric)
+    b = ((boot or {}).get("cells") or {}).get(cell, {}).get(metric)
+    return _interval_from(summary, b, "bootstrap over test examples")
+
+
+def ratio_interval(prop: Mapping[str, Any], strategy: str, metric: str, boot: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Mean and 95% interval of a strategy's gap-recovered ratio; mean None (undefined) when the ceiling
+    does not beat the weak model."""
+    summary = prop["cells"][strategy].get("gap_recovered", {}).get(metric, {}).get("summary")
+    b = ((boot or {}).get("gap_recovered") or {}).get(strategy, {}).get(metric)
+    return _interval_from(summary, b, "bootstrap over test examples")
+
+
+def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """weak-wts-tft against vanilla and weak-tft on the primary trust score: improvement (positive is
+    better), its 95% interval, and a paired t-test over seeds (or a paired bootstrap with one seed)."""
+    from w2sbench.stats import improvement, paired_test, summarize
+
     primary = prop["primary_trust_metric"]
     info = next((m for m in prop["metrics"] if m["name"] == primary), None)
-    cells = prop["cells"]
-    if info is None or "vanilla" not in cells or "weak-wts-tft" not in cells:
+    if info is None:
+        return []
+    higher = info["higher_is_better"]
+    seeds = _seeds(prop)
+    rows = []
+    for a, b in COMPARISONS:
+        if a not in prop["cells"] or b not in prop["cells"]:
+            continue
+        va = [prop["cells"][a]["seeds"].get(s, {}).get(primary) for s in seeds]
+        vb = [prop["cells"][b]["seeds"].get(s, {}).get(primary) for s in seeds]
+        test = paired_test(va, vb)
+        gains = [improvement(x, y, higher) for x, y in zip(va, vb, strict=True)]
+        row: dict[str, Any] = {
+            "strategy": a,
+            "baseline": b,
+            "metric": primary,
+            "higher_is_better": higher,
+            "strategy_mean": prop["cells"][a]["summary"].get(primary, {}).get("mean"),
+            "baseline_mean": prop["cells"][b]["summary"].get(primary, {}).get("mean"),
+            "improvement": improvement(test["diff"], 0.0, higher) if test["diff"] is not None else None,
+            "interval": None,
+            "p_value": test["p_value"],
+            "n_seeds": test["n"],
+            "method": None,
+        }
+        if test["n"] >= 2:
+            row["interval"] = summarize(gains)["ci95"]
+            row["method"] = f"paired t-test over {test['n']} seeds"
+        else:
+            diff = ((boot or {}).get("differences") or {}).get(f"{a} - {b}")
+            if diff is not None:
+                # Stored as a - b in the metric's own units; orient it so positive means a is better.
+                row["interval"] = list(diff) if higher else [-diff[1], -diff[0]]
+                row["method"] = "paired bootstrap over test examples (1 seed)"
+        iv = row["interval"]
+        if row["improvement"] is None:
+            row["outcome"] = "undefined"
+        elif row["p_value"] is not None:
+            row["outcome"] = ("better" if row["improvement"] > 0 else "worse") if row["p_value"] < 0.05 else "no significant difference"
+        elif iv is not None:
+            row["outcome"] = "better" if iv[0] > 0 else "worse" if iv[1] < 0 else "no significant difference"
+        else:
+            row["outcome"] = "better" if row["improvement"] > 0 else "worse" if row["improvement"] < 0 else "equal"
+            row["outcome"] += " (no uncertainty estimate)"
+        rows.append(row)
+    return rows
+
+
+def verdict(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> str:
+    """One line answering the paper's question for this property."""
+    rows = comparisons(prop, boot)
+    if not rows:
         return ""
-    def mean(cell: str) -> float | None:
-        return cells[cell]["summary"].get(primary, {}).get("mean")
-    v, w = mean("vanilla"), mean("weak-wts-tft")
-    if v is None or w is None:
-        return ""
-    better = (w > v) if info["higher_is_better"] else (w < v)
-    return (
-        f"{primary}: weak-wts-tft {w:.3f} vs vanilla {v:.3f} -> trust "
-        + ("transfers better with both models regularized" if better else "does not improve over vanilla")
+    primary = prop["primary_trust_metric"]
+    parts = []
+    for row in rows:
+        if row["improvement"] is None:
+            parts.append(f"vs {row['baseline']}: undefined")
+            continue
+        iv = row["interval"]
+        stat = f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else ""
+        if row["p_value"] is not None:
+            stat += f", p={row['p_value']:.3g}"
+        parts.append(f"vs {row['baseline']}: {row['outcome']} ({row['improvement']:+.3f}{stat})")
+    wins = [r for r in rows if r["outcome"] == "better"]
+    head = (
+        "trust transfers better with both models regularized"
+        if len(wins) == len(rows)
+        else "not clearly better than every alternative"
     )
+    return f"{primary}, weak-wts-tft " + "; ".join(parts) + f" -> {head}"
 
 
-def render_tables(results: Mapping[str, Any], console: Any) -> None:
+# --------------------------------------------------------------------------- bootstrap over test examples
+
+
+def _bootstrap_property(
+    metric: Any, data: Any, options: Mapping[str, Any], prop: Mapping[str, Any],
+    probs: Mapping[str, Mapping[str, np.ndarray]], resamples: int, seed: int,
+) -> dict[str, Any]:
+    from w2sbench.pipeline import task_scores
+    from w2sbench.stats import bootstrap_samples, gap_recovered, percentile_interval
+
+    cells = [c for c in prop["cells"] if c in probs]
+    directions = {m["name"]: m["higher_is_better"] for m in prop["metrics"]}
+
+    def score(index: Mapping[str, np.ndarray]) -> dict[str, dict[str, float | None]]:
+        sub = replace(data, tests={n: t.subset(index[n]) for n, t in data.tests.items()})
+        out: dict[str, dict[str, float | None]] = {}
+        for cell in cells:
+            p = {n: probs[cell][n][index[n]] for n in data.tests}
+            try:
+                scores: dict[str, float | None] = dict(task_scores(sub.tests[sub.main_test].labels, p[sub.main_test]))
+                scores.update(metric.evaluate(sub, p, options))
+            except (ValueError, ZeroDivisionError, FloatingPointError):
+                scores = {}  # a degenerate resample (e.g. one group absent): counted as undefined
+            out[cell] = scores
+        return out
+
+    samples = bootstrap_samples(score, {n: len(t) for n, t in data.tests.items()}, seed, resamples)
+    result: dict[str, Any] = {"method": "bootstrap", "seed": seed, "resamples": resamples, "cells": {}, "gap_recovered": {}, "differences": {}}
+    for cell in cells:
+        result["cells"][cell] = {m: percentile_interval([s[cell].get(m) for s in samples], resamples) for m in directions}
+        refs = prop["cells"][cell].get("references")
+        if refs and refs.get("weak") in cells and refs.get("ceiling") in cells:
+            result["gap_recovered"][cell] = {
+                m: percentile_interval(
+                    [gap_recovered(s[cell].get(m), s[refs["weak"]].get(m), s[refs["ceiling"]].get(m), hib) for s in samples],
+                    resamples,
+                )
+                for m, hib in directions.items()
+            }
+    primary = prop["primary_trust_metric"]
+    for a, b in COMPARISONS:
+        if a in cells and b in cells:
+            diffs = [
+                None if s[a].get(primary) is None or s[b].get(primary) is None else s[a][primary] - s[b][primary]
+                for s in samples
+            ]
+            result["differences"][f"{a} - {b}"] = percentile_interval(diffs, resamples)
+    return result
+
+
+def bootstrap_intervals(
+    run_dir: Path, results: Mapping[str, Any], plugins: Any, resamples: int = DEFAULT_RESAMPLES, data_dir: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per property of a one-seed run, bootstrap intervals over test examples (cached in the run directory).
+
+    Test labels and attributes come from the trust metric's ``load_data`` (the run's options and data
+    directory); the test sets must match the fingerprints recorded in results.json.
+    """
+    from w2sbench.errors import W2SBenchError
+    from w2sbench.interfaces import DataContext
+    from w2sbench.results import iter_predictions
+    from w2sbench.storage import atomic_write_json
+
+    run_dir = Path(run_dir)
+    settings = results["settings"]
+    if resamples <= 0 or len(settings["seeds"]) != 1:
+        return {}
+    seed = int(settings["seeds"][0])
+    key = {
+        "version": _INTERVALS_VERSION,
+        "predictions": results.get("predictions", {}).get("sha256"),
+        "resamples": resamples,
+        "properties": {n: {"options": settings["options"].get(n), "data": p["data"]["tests"]} for n, p in results["properties"].items()},
+    }
+    cache_file = run_dir / INTERVALS_FILE
+    if cache_file.is_file():
+        try:
+            cached = json.loads(cache_file.read_text())
+            if cached.get("key") == json.loads(json.dumps(key)):
+                return cached["properties"]
+        except (json.JSONDecodeError, AttributeError, KeyError):
+            pass
+    if not (run_dir / results.get("predictions", {}).get("file", "predictions.jsonl.gz")).is_file():
+        return {n: {"unavailable": "the predictions file is missing"} for n in results["properties"]}
+    probs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    ids: dict[tuple[str, str], list[str]] = {}
+    for rec in iter_predictions(run_dir):
+        if int(rec["seed"]) != seed:
+            continue
+        probs.setdefault(rec["property"], {}).setdefault(rec["cell"], {})[rec["test_set"]] = np.asarray(rec["probabilities"])
+        ids[(rec["property"], rec["test_set"])] = rec["ids"]
+    folder = data_dir if data_dir is not None else settings.get("data_dir")
+    ctx = DataContext(data_dir=Path(folder) if folder else None, cache_dir=run_dir / "cache" / "downloads")
+    out: dict[str, dict[str, Any]] = {}
+    for name, prop in results["properties"].items():
+        if name not in plugins.trust_metrics:
+            out[name] = {"unavailable": f'trust metric "{name}" is not installed'}
+            continue
+        metric = plugins.trust_metrics.get(name)
+        options = settings["options"].get(name) or metric.options()
+        try:
+            data = metric.load_data(ctx, options)
+        except W2SBenchError as exc:
+            out[name] = {"unavailable": f"its data could not be loaded ({exc.problem})"}
+            continue
+        recorded = prop["data"]["tests"]
+        if any(
+            n not in recorded or recorded[n].get("fingerprint") != t.fingerprint() or ids.get((name, n)) != t.ids
+            for n, t in data.tests.items()
+        ):
+            out[name] = {"unavailable": "its test data differ from the run's (fingerprints do not match)"}
+            continue
+        out[name] = _bootstrap_property(metric, data, options, prop, probs.get(name, {}), resamples, seed)
+    try:
+        atomic_write_json(cache_file, {"key": key, "properties": out})
+    except (OSError, W2SBenchError):
+        pass  # a read-only run directory: recompute next time
+    return out
+
+
+# --------------------------------------------------------------------------- documents and tables
+
+
+def report_document(results: Mapping[str, Any], intervals: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The report's numbers as JSON: every score and ratio with its interval, comparisons and verdicts."""
+    doc: dict[str, Any] = {}
+    for name, prop in results["properties"].items():
+        boot = (intervals or {}).get(name) or {}
+        cells = {}
+        for cell, entry in prop["cells"].items():
+            cells[cell] = {"scores": {m["name"]: score_interval(prop, cell, m["name"], boot) for m in prop["metrics"]}}
+            if "gap_recovered" in entry:
+                cells[cell]["gap_recovered"] = {m: ratio_interval(prop, cell, m, boot) for m in entry["gap_recovered"]}
+        doc[name] = {
+            "cells": cells,
+            "comparisons": comparisons(prop, boot),
+            "verdict": verdict(prop, boot),
+            "bootstrap_note": boot.get("unavailable"),
+        }
+    return {"properties": doc}
+
+
+def _caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:
+    n = len(_seeds(prop))
+    if n >= 2:
+        return f"[lo, hi]: 95% t-interval over {n} seeds"
+    if boot and "resamples" in boot:
+        return f"[lo, hi]: 95% bootstrap interval over test examples (1 seed, {boot['resamples']} resamples)"
+    if boot and boot.get("unavailable"):
+        return f"1 seed; no interval: {boot['unavailable']}"
+    return "1 seed; run `w2sbench report RUN` for bootstrap intervals over test examples"
+
+
+def render_tables(results: Mapping[str, Any], console: Any, intervals: Mapping[str, Any] | None = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     settings = results["settings"]
@@ -48,9 +343,10 @@ def render_tables(results: Mapping[str, Any], console: Any) -> None:
         f"device {settings['device']})"
     )
     for name, prop in results["properties"].items():
+        boot = (intervals or {}).get(name) or {}
         metrics = prop["metrics"]
         primary = prop["primary_trust_metric"]
-        table = Table(title=f"{name}: {prop.get('description', '')}", title_justify="left")
+        table = Table(title=f"{name}: {prop.get('description', '')}", title_justify="left", caption=escape(_caption(prop, boot)))
         table.add_column("cell", no_wrap=True)
         for m in metrics:
             arrow = "↑" if m["higher_is_better"] else "↓"
@@ -63,24 +359,117 @@ def render_tables(results: Mapping[str, Any], console: Any) -> None:
         for cell, entry in prop["cells"].items():
             row = [cell if entry["role"] == "strategy" else f"[dim]{cell}[/]"]
             for m in metrics:
-                s = entry["summary"].get(m["name"])
-                text = format_summary(s, percent=m["kind"] == "task" or m["name"].endswith("accuracy"))
-                if entry["role"] == "strategy" and cell != "vanilla" and s and s.get("mean") is not None:
+                value = score_interval(prop, cell, m["name"], boot)
+                text = format_interval(value, percent=_percent(m))
+                if entry["role"] == "strategy" and cell != "vanilla" and value["mean"] is not None:
                     ref = vanilla.get(m["name"], {}).get("mean")
-                    if ref is not None and abs(s["mean"] - ref) > 1e-9:
-                        good = (s["mean"] > ref) == m["higher_is_better"]
+                    if ref is not None and abs(value["mean"] - ref) > 1e-9:
+                        good = (value["mean"] > ref) == m["higher_is_better"]
                         text = f"[{'green' if good else 'red'}]{text}[/]"
                 row.append(text)
             gaps = entry.get("gap_recovered", {})
-            row.append(format_summary(gaps.get("accuracy", {}).get("summary")) if gaps else "")
-            row.append(format_summary(gaps.get(primary, {}).get("summary")) if gaps else "")
+            row.append(format_interval(ratio_interval(prop, cell, "accuracy", boot)) if gaps else "")
+            row.append(format_interval(ratio_interval(prop, cell, primary, boot)) if gaps else "")
             table.add_row(*row)
         console.print(table)
-        line = verdict(prop)
+        rows = comparisons(prop, boot)
+        if rows:
+            comp = Table(title=f"{name}: does weak-wts-tft beat the alternatives on {primary.replace('_', ' ')}?", title_justify="left")
+            for col in ("comparison", "means", "improvement [95% CI]", "p-value", "test", "outcome"):
+                comp.add_column(col, justify="left" if col in {"comparison", "test", "outcome"} else "right", overflow="fold")
+            for r in rows:
+                mean_a, mean_b = r["strategy_mean"], r["baseline_mean"]
+                means = f"{mean_a:.3f} vs {mean_b:.3f}" if mean_a is not None and mean_b is not None else "undefined"
+                iv = r["interval"]
+                gain = "undefined" if r["improvement"] is None else f"{r['improvement']:+.3f}" + (f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "")
+                color = {"better": "green", "worse": "red"}.get(r["outcome"])
+                outcome = f"[{color}]{r['outcome']}[/]" if color else r["outcome"]
+                p = "" if r["p_value"] is None else f"{r['p_value']:.3g}"
+                comp.add_row(f"{r['strategy']} vs {r['baseline']}", means, gain, p, r["method"] or "none (1 seed)", outcome)
+            console.print(comp)
+        line = verdict(prop, boot)
         if line:
-            console.print(f"  {line}")
+            console.print(f"  [bold]verdict[/] {escape(line)}")
+    _render_capability(results, console)
     timing = results.get("timing", {})
     console.print(
         f"[dim]{timing.get('seconds', 0):.1f} s; stages computed {timing.get('stages_computed', 0)}, "
         f"served from cache {timing.get('stages_cached', 0)}[/]"
     )
+
+
+def _main_metric(scores: Mapping[str, Any]) -> str | None:
+    for preferred in ("acc,none", "acc_norm,none", "exact_match,none"):
+        if isinstance(scores.get(preferred), (int, float)):
+            return preferred
+    return next((k for k, v in scores.items() if isinstance(v, (int, float)) and "stderr" not in k), None)
+
+
+def _render_capability(results: Mapping[str, Any], console: Any) -> None:
+    """Capability retention (lm-eval) of the final strong models, when ``w2sbench capability`` added it."""
+    cap = results.get("capability")
+    if not cap:
+        return
+    from rich.table import Table
+
+    from w2sbench.stats import summarize
+
+    tasks = list(cap["tasks"])
+    base = cap.get("base", {})
+    table = Table(
+        title=f"capability retention (lm-eval, limit {cap.get('limit')}, {cap.get('num_fewshot') or 0}-shot)",
+        title_justify="left",
+        caption="score of the trained strong model (mean over seeds); in brackets: change from the pretrained model",
+    )
+    table.add_column("model", no_wrap=True)
+    for task in tasks:
+        table.add_column(f"{task} ({_main_metric(base.get(task, {})) or '?'})", justify="right", overflow="fold")
+    table.add_row("pretrained", *[f"{base[t][_main_metric(base[t])]:.3f}" if _main_metric(base.get(t, {})) else "" for t in tasks])
+    for prop, cells in cap.get("models", {}).items():
+        for cell, per_seed in cells.items():
+            row = [f"{prop}/{cell}"]
+            for task in tasks:
+                key = _main_metric(base.get(task, {}))
+                mean = summarize([s.get(task, {}).get(key) for s in per_seed.values()])["mean"] if key else None
+                ref = base.get(task, {}).get(key) if key else None
+                row.append("" if mean is None else f"{mean:.3f}" + (f" ({mean - ref:+.3f})" if ref is not None else ""))
+            table.add_row(*row)
+    console.print(table)
+
+
+def render_report(
+    run_paths: Sequence[Path],
+    console: Any,
+    plugins: Any,
+    plots: Path | None = None,
+    quiet: bool = False,
+    as_json: bool = False,
+    resamples: int = DEFAULT_RESAMPLES,
+    data_dir: str | None = None,
+) -> dict[str, Any]:
+    """Load runs, compute intervals, print tables (or JSON), and write plots; returns what was computed."""
+    from w2sbench.results import load_results
+
+    runs = []
+    for path in run_paths:
+        path = Path(path)
+        run_dir = path.parent if path.is_file() else path
+        results = load_results(path)
+        intervals = bootstrap_intervals(run_dir, results, plugins, resamples, data_dir)
+        runs.append((run_dir, results, intervals))
+    files: list[str] = []
+    if plots is not None:
+        from w2sbench.plots import write_plots
+
+        files = [str(p) for p in write_plots([(r, i, d.name) for d, r, i in runs], Path(plots))]
+    if as_json:
+        docs = [{**r, "report": {**report_document(r, i), "plots": files}} for _, r, i in runs]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    elif not quiet:
+        for run_dir, results, intervals in runs:
+            if len(runs) > 1:
+                console.rule(str(run_dir))
+            render_tables(results, console, intervals)
+        for f in files:
+            console.print(f"[dim]plot: {f}[/]")
+    return {"runs": [str(d) for d, _, _ in runs], "plots": files}

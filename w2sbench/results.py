@@ -166,7 +166,9 @@ def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str,
                                 "cell": cell,
                                 "test_set": test_name,
                                 "ids": data.tests[test_name].ids,
-                                "probabilities": np.round(np.asarray(probs, dtype=np.float64), 6).tolist(),
+                                # Full float64 (JSON floats round-trip exactly): rounding creates ties that move
+                                # AUROC and argmax scores, and the leaderboard recomputes scores from these.
+                                "probabilities": np.asarray(probs, dtype=np.float64).tolist(),
                             },
                             separators=(",", ":"),
                         )

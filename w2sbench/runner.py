@@ -37,6 +37,7 @@ class RunRequest:
     train: Mapping[str, Mapping[str, str]] | None = None
     data_dir: str | None = None
     device: str = "auto"
+    allow_weak_larger: bool = False
 
 
 def _device(choice: str) -> str:
@@ -86,7 +87,7 @@ def _coerce_train(key: str, value: str, default: Any) -> Any:
 
 def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, ResolvedPair]:
     """Validate every choice (names, options, devices) before any expensive work starts."""
-    pair = resolve_pair(request.pair, plugins)
+    pair = resolve_pair(request.pair, plugins, request.allow_weak_larger)
     metric_names = parse_list(request.metrics, "trust metrics") if request.metrics else tuple(plugins.trust_metrics.names())
     if not metric_names:
         raise W2SBenchError("No trust metric is registered.", "Reinstall w2sbench; its built-in plugins register them.")
@@ -116,7 +117,12 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
         weak_mode, strong_mode = "full", "full"
     else:
         weak_mode, strong_mode = parse_finetune(pair.cpu_finetune or "head")
-    train = _train_configs(request.train)
+    overrides: dict[str, dict[str, Any]] = {}
+    if not request.finetune and not device.startswith("cuda"):
+        overrides = {m: {k: str(v) for k, v in kv.items()} for m, kv in (pair.cpu_train or {}).items()}
+    for mode, kv in (request.train or {}).items():
+        overrides.setdefault(mode, {}).update(kv)
+    train = _train_configs(overrides)
     for mode in {weak_mode, strong_mode}:
         TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train[mode].items()})
     settings = RunSettings(

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["summarize", "gap_recovered", "bootstrap_interval", "paired_test", "MIN_GAP"]
+__all__ = [
+    "summarize",
+    "gap_recovered",
+    "bootstrap_interval",
+    "bootstrap_samples",
+    "percentile_interval",
+    "paired_test",
+    "improvement",
+    "MIN_GAP",
+]
 
 # Below this absolute gap between ceiling and weak, a gap-recovered ratio is noise: report it undefined.
 MIN_GAP = 1e-3
@@ -57,6 +66,33 @@ def bootstrap_interval(
     if len(values) < resamples // 2:
         return None
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+
+def bootstrap_samples(
+    score: Callable[[Mapping[str, np.ndarray]], Any], sizes: Mapping[str, int], seed: int = 0, resamples: int = 200
+) -> list[Any]:
+    """``score(index_per_test_set)`` on ``resamples`` bootstrap resamples; each test set is resampled on its own.
+
+    The same indices go to every call's cells, so differences and ratios between cells are paired.
+    """
+    rng = np.random.default_rng(seed)
+    return [score({name: rng.integers(0, n, n) for name, n in sizes.items()}) for _ in range(resamples)]
+
+
+def percentile_interval(values: Sequence[float | None], resamples: int | None = None) -> list[float] | None:
+    """The 2.5/97.5 percentiles of the defined values; None when under half of the resamples are defined."""
+    clean = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    total = resamples if resamples is not None else len(values)
+    if len(clean) < 2 or len(clean) < total / 2:
+        return None
+    return [float(np.percentile(clean, 2.5)), float(np.percentile(clean, 97.5))]
+
+
+def improvement(a: float | None, b: float | None, higher_is_better: bool) -> float | None:
+    """How much better a is than b (positive: a is better), whatever the metric's direction."""
+    if a is None or b is None:
+        return None
+    return float(a - b) if higher_is_better else float(b - a)
 
 
 def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.faults import fault_point
 
 __all__ = [
     "atomic_write_bytes",
@@ -46,9 +47,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            half = len(data) // 2
+            f.write(data[:half])
+            f.flush()
+            fault_point("mid-write")  # half the bytes are on disk, under the temporary name
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
+        fault_point("before-rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -88,6 +94,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        fault_point("stage-before-rename")
         for child in tmp.rglob("*"):
             if child.is_file():
                 with child.open("rb") as f:
@@ -136,11 +143,21 @@ class StageCache:
             return found
         self.misses += 1
         path = self.path(kind, key)
+        fault_point(f"stage-start-{kind}")
         with atomic_directory(path) as tmp:
             produce(tmp)
             # written last: its presence inside the final directory marks the stage complete
             (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
+        self._log(kind, path.name)
         return path
+
+    def _log(self, kind: str, digest: str) -> None:
+        """Append to ``computed.log``: which stages this cache ever computed (the resume tests read it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "computed.log").open("a") as f:
+            f.write(f"{kind}/{digest}\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def clean_partial(self) -> int:
         """Remove temporary directories left by an interrupted run; return how many."""

@@ -74,27 +74,40 @@ class Classifier(nn.Module):
         return nullcontext()
 
     @torch.no_grad()
-    def _batched(self, texts: Sequence[str], fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], batch_size: int) -> np.ndarray:
+    def _batched(self, texts: Sequence[str], fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], batch_size: int | None) -> np.ndarray:
+        """Run ``fn`` over length-sorted batches; on a GPU start large and halve on out-of-memory."""
+        if batch_size is None:
+            batch_size = 256 if self.device.type == "cuda" else 64
         was_training = self.training
         self.eval()
         out: list[np.ndarray] = [np.empty(0)] * len(texts)
         try:
-            for idx in length_sorted_batches(texts, batch_size):
-                with self._autocast():
-                    values = fn(self.tokenize([texts[i] for i in idx])).float().cpu().numpy()
+            pending = length_sorted_batches(texts, batch_size)
+            while pending:
+                idx = pending.pop(0)
+                try:
+                    with self._autocast():
+                        values = fn(self.tokenize([texts[i] for i in idx])).float().cpu().numpy()
+                except torch.cuda.OutOfMemoryError:
+                    if len(idx) == 1:
+                        raise
+                    torch.cuda.empty_cache()
+                    half = len(idx) // 2
+                    pending[:0] = [idx[:half], idx[half:]]
+                    continue
                 for row, i in enumerate(idx):
                     out[i] = values[row]
         finally:
             self.train(was_training)
         return np.stack(out) if texts else np.empty((0, self.head.out_features), dtype=np.float32)
 
-    def features(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def features(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Mean-pooled backbone features (what the head sees), shape (n, hidden)."""
         if not texts:
             return np.empty((0, self.head.in_features), dtype=np.float32)
         return self._batched(texts, lambda b: self.pooled(**b), batch_size).astype(np.float32)
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape (n, num_labels)."""
         return self._batched(texts, lambda b: torch.softmax(self(**b).float(), dim=-1), batch_size).astype(np.float64)
 

@@ -24,10 +24,20 @@ import torch
 from torch import nn
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.faults import fault_point
 from w2sbench.interfaces import PenaltyContext, Regularizer
 from w2sbench.training.classifier import Classifier
 
-__all__ = ["FINETUNE_MODES", "TrainConfig", "TrainReport", "default_train_config", "train_classifier", "apply_lora"]
+__all__ = [
+    "FINETUNE_MODES",
+    "TrainConfig",
+    "TrainReport",
+    "LengthGroupedBatches",
+    "default_train_config",
+    "train_classifier",
+    "apply_lora",
+    "estimate_training_memory",
+]
 
 FINETUNE_MODES = ("head", "lora", "full")
 ProgressFn = Callable[[int, int], None]  # (done steps, total steps)
@@ -48,6 +58,8 @@ class TrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] | None = None  # None: peft's defaults for the architecture
+    # full mode: train only the top k transformer layers (+ head); 0 means all layers and embeddings.
+    trainable_layers: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +85,53 @@ class TrainReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def estimate_training_memory(params: int, mode: str, batch_tokens: int, hidden: int, layers: int, cuda: bool) -> int:
+    """Rough peak bytes for training: weights, gradients and AdamW state, plus activations.
+
+    full: fp32 weights + grads + two Adam moments = 16 B/param. lora/head: frozen base weights (bf16 on
+    GPU, fp32 on CPU) and a negligible trainable part. Activations: ~34 * hidden bytes per token per
+    layer in bf16 (Korthikanti et al. 2022, without attention recomputation), x2 in fp32.
+    """
+    weight_bytes = 2 if cuda and mode != "full" else 4
+    state = params * (16 if mode == "full" else weight_bytes)
+    activations = 0 if mode == "head" else batch_tokens * hidden * layers * 34 * (1 if cuda else 2)
+    return int(state + activations)
+
+
+def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The backbone's stack of transformer blocks (BERT, GPT-NeoX, Llama, GPT-2 and most others)."""
+    for path in ("encoder.layer", "layers", "h", "transformer.h", "model.layers", "decoder.layers"):
+        module: Any = backbone
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise W2SBenchError(
+        f"Cannot find the transformer layers of {type(backbone).__name__} to freeze.",
+        "Use --train full.trainable_layers=0 (train everything) or --finetune lora for this architecture.",
+    )
+
+
+def freeze_below(classifier: Classifier, top: int) -> None:
+    """Freeze the embeddings and all but the top ``top`` layers; frozen layers run without dropout,
+    and since nothing below them needs gradients, autograd stores no activations for them."""
+    layers = transformer_layers(classifier.backbone)
+    if top >= len(layers):
+        return
+    for p in classifier.backbone.parameters():
+        p.requires_grad_(False)
+    for layer in layers[len(layers) - top :]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    frozen = [m for m in classifier.backbone.modules() if not any(p.requires_grad for p in m.parameters(recurse=True))]
+    for m in frozen:
+        # keep frozen blocks deterministic (no dropout) even when the classifier is put in train mode
+        m.train = (lambda mode=True, _m=m: nn.Module.train(_m, False))  # type: ignore[method-assign]
+        m.eval()
+
+
 def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
     """Wrap the backbone with peft LoRA adapters (frozen base weights, trainable adapters)."""
     from peft import LoraConfig, get_peft_model
@@ -90,6 +149,44 @@ def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
             f"LoRA could not find target modules in this architecture ({exc}).",
             "Pass --lora-targets with the names of the attention/MLP linear layers (e.g. query,value).",
         ) from None
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler[list[int]]):
+    """Shuffled batches of similar-length examples: sort within random mega-batches of 50 batches,
+    cut into batches, shuffle the batch order. Deterministic given (seed, epoch)."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group: int = 50) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group = group
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):  # noqa: ANN204
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        mega = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega].tolist(), key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield batches[b]
+
+
+def _freeze_unused(module: nn.Module, forward: Callable[..., Any], n: int) -> None:
+    """Freeze trainable parameters the loss never reaches (e.g. BERT's pooler, unused by mean pooling):
+    opacus needs a per-sample gradient for every trainable parameter and fails on the others."""
+    module.zero_grad(set_to_none=True)
+    logits, view_logits = forward(module, torch.arange(min(2, n)))
+    (logits.float().sum() + sum(v.float().sum() for v in view_logits)).backward()
+    for p in module.parameters():
+        if p.requires_grad and p.grad is None:
+            p.requires_grad_(False)
+    module.zero_grad(set_to_none=True)
 
 
 def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -125,6 +222,8 @@ def train_classifier(
         p.requires_grad_(mode == "full")
     if mode == "lora":
         apply_lora(classifier, config)
+    if mode == "full" and config.trainable_layers:
+        freeze_below(classifier, config.trainable_layers)
     for p in classifier.head.parameters():
         p.requires_grad_(True)
     if mode != "head" and config.gradient_checkpointing and hasattr(classifier.backbone, "gradient_checkpointing_enable"):
@@ -149,11 +248,18 @@ def train_classifier(
             extra = [mod(**classifier.tokenize([v[i] for i in idx.tolist()])) for v in views]
             return logits, extra
 
+    if regularizer.privacy is not None and mode != "head":
+        _freeze_unused(module, forward, len(texts))
     params = [p for p in module.parameters() if p.requires_grad]
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
     index_set = torch.utils.data.TensorDataset(torch.arange(len(texts)))
-    loader = torch.utils.data.DataLoader(index_set, batch_size=config.batch_size, shuffle=True, generator=generator)
+    if mode == "head":
+        loader = torch.utils.data.DataLoader(index_set, batch_size=config.batch_size, shuffle=True, generator=generator)
+    else:
+        # Similar lengths in a batch: dynamic padding then wastes little compute.
+        sampler = LengthGroupedBatches([len(t) for t in texts], config.batch_size, seed)
+        loader = torch.utils.data.DataLoader(index_set, batch_sampler=sampler)
 
     engine = None
     report_delta = None
@@ -177,6 +283,8 @@ def train_classifier(
         if config.grad_accumulation != 1:
             raise W2SBenchError("DP-SGD cannot be combined with gradient accumulation here.", "Set grad accumulation to 1.")
 
+    if config.compile and engine is None:
+        module = torch.compile(module)
     steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accumulation))
     total = steps_per_epoch * config.epochs
     warmup = int(total * config.warmup_fraction)
@@ -192,7 +300,9 @@ def train_classifier(
         if device.type == "cuda" and torch.cuda.is_bf16_supported()
         else None
     )
-    for _epoch in range(config.epochs):
+    for epoch in range(config.epochs):
+        if isinstance(getattr(loader, "batch_sampler", None), LengthGroupedBatches):
+            loader.batch_sampler.epoch = epoch
         optimizer.zero_grad(set_to_none=True)
         for micro, (idx,) in enumerate(loader):
             if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch
@@ -221,6 +331,7 @@ def train_classifier(
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                fault_point("train-step")
                 if progress is not None:
                     progress(step, total)
             loss_value = float(loss.detach())

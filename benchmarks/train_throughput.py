@@ -1,0 +1,157 @@
+"""Training throughput and model FLOPs utilisation of w2sbench's trainer, against a plain reference loop.
+
+Builds a randomly initialised model of a public Pythia shape (weights cannot be downloaded here, and
+throughput does not depend on their values) and trains it as a sequence classifier on synthetic
+variable-length batches, twice in one process:
+
+  reference   fp32, random batches padded to the maximum length, plain AdamW
+  w2sbench    the pipeline's settings: bf16 autocast on GPUs that support it, length-grouped batches
+              with dynamic padding, fused AdamW on CUDA (optionally torch.compile)
+
+It prints samples/s, real (non-padding) tokens/s, MFU for each, and the ratio. MFU counts 6 x params
+FLOPs per real token (forward + backward) against the device's peak: bf16 dense peak for NVIDIA
+GPUs by name, or a measured fp32 matmul rate on CPUs.
+
+    python benchmarks/train_throughput.py --shape pythia-160m --steps 20
+    python benchmarks/train_throughput.py --shape pythia-1b --batch-size 16 --max-length 256 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+
+# hidden size, layers, heads from the public Pythia configs (EleutherAI/pythia-*/config.json).
+SHAPES = {
+    "pythia-14m": (128, 6, 4),
+    "pythia-70m": (512, 6, 8),
+    "pythia-160m": (768, 12, 12),
+    "pythia-410m": (1024, 24, 16),
+    "pythia-1b": (2048, 16, 8),
+    "pythia-1.4b": (2048, 24, 16),
+    "pythia-2.8b": (2560, 32, 32),
+}
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+def build(shape: str, device: str):  # noqa: ANN201
+    from transformers import GPTNeoXConfig, GPTNeoXModel
+
+    from w2sbench.training.classifier import Classifier
+
+    hidden, layers, heads = SHAPES[shape]
+    config = GPTNeoXConfig(
+        vocab_size=50304, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=4 * hidden, rotary_pct=0.25, max_position_embeddings=2048, use_parallel_residual=True,
+    )
+    torch.manual_seed(0)
+    backbone = GPTNeoXModel(config)
+
+    class _NoTokenizer:  # the benchmark feeds token ids directly
+        pass
+
+    model = Classifier(backbone, _NoTokenizer(), 2, 2048).to(device)
+    non_embedding = sum(p.numel() for n, p in backbone.named_parameters() if "embed" not in n)
+    return model, non_embedding
+
+
+def lengths(n: int, max_length: int, seed: int) -> np.ndarray:
+    """Realistic skew: most texts are short, a few reach the cap (log-normal, like SST-2/Adult/e-mails)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.lognormal(math.log(max_length / 4), 0.6, n).astype(int), 8, max_length)
+
+
+def peak_flops(device: str) -> float:
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name()
+        for key, value in PEAK_BF16.items():
+            if key in name:
+                return value
+        return 312e12
+    a = torch.randn(2048, 2048)
+    torch.mm(a, a)
+    start = time.perf_counter()
+    for _ in range(5):
+        torch.mm(a, a)
+    return 5 * 2 * 2048**3 / (time.perf_counter() - start)
+
+
+def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, device: str, compile_model: bool) -> tuple[float, int, int]:  # noqa: ANN001
+    from w2sbench.training.trainer import LengthGroupedBatches
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = optimized and device.startswith("cuda")
+    opt = torch.optim.AdamW(params, lr=1e-5, fused=fused or None)
+    step_fn = torch.compile(model) if compile_model else model
+    if optimized:
+        batches = list(iter(LengthGroupedBatches(lens.tolist(), batch_size, seed=0)))
+    else:
+        order = np.random.default_rng(0).permutation(len(lens))
+        batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    use_bf16 = optimized and device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    max_len = int(lens.max())
+    tokens = samples = 0
+    warmup = 2
+    start = 0.0
+    for i in range(steps + warmup):
+        idx = batches[i % len(batches)]
+        width = int(lens[idx].max()) if optimized else max_len
+        ids = torch.randint(0, 50304, (len(idx), width), device=device)
+        mask = (torch.arange(width, device=device)[None, :] < torch.as_tensor(lens[idx], device=device)[:, None]).long()
+        labels = torch.randint(0, 2, (len(idx),), device=device)
+        if i == warmup:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False):
+            logits = step_fn(input_ids=ids, attention_mask=mask)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= warmup:
+            tokens += int(lens[idx].sum())
+            samples += len(idx)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, samples, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", default="pythia-160m", choices=sorted(SHAPES))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    args = parser.parse_args()
+
+    lens = lengths(args.batch_size * max(args.steps + 2, 64), args.max_length, seed=0)
+    peak = peak_flops(args.device)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(f"{args.shape} on {name}; batch {args.batch_size}, lengths 8..{args.max_length} (mean {lens.mean():.0f}), "
+          f"peak {peak / 1e9:,.0f} GFLOP/s")
+    results = {}
+    for label, optimized in (("reference", False), ("w2sbench", True)):
+        model, params = build(args.shape, args.device)
+        if args.gradient_checkpointing and optimized:
+            model.backbone.gradient_checkpointing_enable()
+        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized)
+        mfu = 6 * params * tokens / seconds / peak
+        results[label] = (samples / seconds, tokens / seconds, mfu)
+        print(f"{label:>10}: {samples / seconds:8.1f} samples/s  {tokens / seconds:10.0f} tokens/s  MFU {100 * mfu:5.1f}%")
+        del model
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    ratio = results["w2sbench"][1] / results["reference"][1]
+    print(f"ratio w2sbench / reference (tokens/s): {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Adversarial robustness: train on SST-2; score robust accuracy on AdvGLUE's adversarial SST-2
+sentences and the success of live textattack attacks (DeepWordBug, Pruthi) on each trained model.
+The regularizer is adversarial data augmentation: worst-of-k perturbed copies of each input.
+
+Choices the paper leaves open are in docs/properties.md (section ``adversarial``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from w2sbench import hookimpl
+from w2sbench.data import dataset_file, file_sha256
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.interfaces import DataContext, Examples, MetricInfo, PenaltyContext, PropertyData, Regularizer, TrustMetric
+from w2sbench_plugins.perturbations import CHARACTER_EDITS, PerturbedViews, check_edits, import_textattack, seeded_globals
+from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from w2sbench.training.classifier import Classifier
+
+__all__ = [
+    "Adversarial",
+    "AdversarialAugmentation",
+    "ADVGLUE_URL",
+    "ATTACKS",
+    "load_advglue_sst2",
+    "attack_scores",
+    "run_attack",
+    "classifier_wrapper",
+]
+
+ADVGLUE_URL = "https://raw.githubusercontent.com/HowieHwong/TrustLLM/main/dataset/robustness/AdvGLUE.json"
+_SUFFIX = "Tell me the answer without any other reasons and explanations."
+ATTACKS = {"deepwordbug": "DeepWordBugGao2018", "pruthi": "Pruthi2019"}  # the recipes that run offline
+
+
+def _sentence(prompt: str) -> str:
+    """The SST-2 sentence inside a TrustLLM AdvGLUE prompt: after 'Sentence:', without the instruction suffix."""
+    if "Sentence:" not in prompt:
+        raise W2SBenchError("An AdvGLUE sst2 prompt has no 'Sentence:'.", "Replace advglue/AdvGLUE.json with TrustLLM's file.")
+    text = prompt.split("Sentence:", 1)[1].strip()
+    if text.endswith(_SUFFIX):
+        text = text[: -len(_SUFFIX)].strip()
+    return text
+
+
+def load_advglue_sst2(path: str) -> tuple[Examples, Examples]:
+    """AdvGLUE's SST-2 pairs as (originals, adversarial rewrites), aligned by index."""
+    with open(path, encoding="utf-8") as f:
+        rows = [r for r in json.load(f) if r.get("task") == "sst2"]
+    pairs: dict[int, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        pairs.setdefault(int(row["index"]), {})[row["type"]] = row
+    complete = sorted(i for i, p in pairs.items() if {"original", "modified"} <= set(p))
+    if not complete:
+        raise W2SBenchError(f"{path} has no AdvGLUE sst2 original/modified pairs.", "Replace it with TrustLLM's AdvGLUE.json.")
+
+    def build(kind: str) -> Examples:
+        return Examples(
+            ids=[f"advglue-sst2-{i}-{kind}" for i in complete],
+            texts=[_sentence(pairs[i][kind]["prompt"]) for i in complete],
+            labels=np.array([int(pairs[i][kind]["label"]) for i in complete]),
+            attributes={"method": np.array([pairs[i]["modified"]["method"] for i in complete])},
+        )
+
+    return build("original"), build("modified")
+
+
+def _accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    return float((np.asarray(probabilities).argmax(1) == labels).mean())
+
+
+def attack_scores(outcomes: Sequence[str]) -> dict[str, float | None]:
+    """textattack's summary numbers from per-example outcomes ("successful", "failed", "skipped").
+
+    Success rate is over the examples that were attacked (the model was right on them); accuracy
+    under attack is over all examples (skipped ones were already wrong)."""
+    n = len(outcomes)
+    succeeded, failed = outcomes.count("successful"), outcomes.count("failed")
+    attacked = succeeded + failed
+    return {
+        "success_rate": succeeded / attacked if attacked else None,
+        "accuracy_under_attack": failed / n if n else None,
+        "clean_accuracy": attacked / n if n else None,
+    }
+
+
+def classifier_wrapper(model: Classifier, batch_size: int = 64) -> Any:
+    """Our Classifier as a textattack ModelWrapper that answers with predict_proba."""
+    ta = import_textattack()
+
+    class ClassifierWrapper(ta.models.wrappers.ModelWrapper):
+        def __init__(self, classifier: Classifier) -> None:
+            self.model = classifier
+
+        def __call__(self, text_input_list: list[str], **kwargs: Any) -> np.ndarray:
+            return self.model.predict_proba(list(text_input_list), batch_size=batch_size)
+
+    return ClassifierWrapper(model)
+
+
+def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int) -> list[str]:
+    """Attack each example with a textattack recipe; the outcome per example."""
+    ta = import_textattack()
+    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+
+    log = ta.shared.utils.logger
+    level = log.level
+    log.setLevel(logging.ERROR)  # textattack warns that it does not know our wrapper's model class
+    try:
+        attack = getattr(ta.attack_recipes, ATTACKS[recipe]).build(classifier_wrapper(model))
+    finally:
+        log.setLevel(level)
+    attack.goal_function.query_budget = query_budget
+    outcomes = []
+    # DeepWordBug draws from the global RNGs; seed them for this model and restore them afterwards.
+    with seeded_globals(seed):
+        for text, label in zip(examples.texts, examples.labels.tolist(), strict=True):
+            result = attack.attack(text, int(label))
+            if isinstance(result, SuccessfulAttackResult):
+                outcomes.append("successful")
+            elif isinstance(result, SkippedAttackResult):
+                outcomes.append("skipped")
+            elif isinstance(result, FailedAttackResult):
+                outcomes.append("failed")
+            else:  # pragma: no cover - classification attacks give only the three above
+                raise RuntimeError(f"unexpected attack result {type(result).__name__}")
+    return outcomes
+
+
+class AdversarialAugmentation(PerturbedViews):
+    """weight x cross-entropy of the worst of k perturbed views of each input against its targets.
+
+    The views are drawn before training from the character edits the attacks use; taking, per
+    example, the view the current model gets most wrong makes it a (cheap) inner maximisation."""
+
+    def __init__(self, weight: float, num_views: int, rate: float, edits: Sequence[str]) -> None:
+        super().__init__("adversarial-augmentation", weight, num_views, rate, edits)
+
+    def penalty(self, ctx: PenaltyContext) -> Any:
+        import torch
+
+        if not ctx.view_logits:
+            return None
+        losses = torch.stack([-(ctx.targets * torch.log_softmax(v, dim=-1)).sum(-1) for v in ctx.view_logits])
+        return self.weight * losses.max(dim=0).values.mean()
+
+
+class Adversarial(TrustMetric):
+    name = "adversarial"
+    description = "SST-2 sentiment; AdvGLUE robust accuracy and live character-level attacks (adversarial robustness)"
+    primary = "advglue_robust_accuracy"
+    metrics = (
+        MetricInfo("advglue_robust_accuracy", True, "Accuracy on AdvGLUE's adversarial SST-2 sentences."),
+        MetricInfo("advglue_original_accuracy", True, "Accuracy on the original sentences of those AdvGLUE pairs.", kind="task"),
+        MetricInfo("advglue_accuracy_drop", False, "AdvGLUE original accuracy minus robust accuracy."),
+        MetricInfo("attack_success_rate", False, "Mean over live attacks of the share of correctly classified examples flipped."),
+        MetricInfo("accuracy_under_attack", True, "Mean over live attacks of the accuracy after the attack."),
+        *(
+            info
+            for attack in ATTACKS
+            for info in (
+                MetricInfo(f"{attack}_success_rate", False, f"{ATTACKS[attack]}: share of attacked examples flipped."),
+                MetricInfo(f"{attack}_accuracy_under_attack", True, f"{ATTACKS[attack]}: accuracy after the attack."),
+            )
+        ),
+    )
+    default_options = {
+        "weak_train_size": 1000,
+        "transfer_size": 1000,
+        "val_size": 100,
+        "max_length": 64,
+        "test_size": 0,  # SST-2 dev rows for the task accuracy; 0 = all 872
+        "weight": 1.0,
+        "views": 2,
+        "perturb_rate": 0.15,
+        "edits": list(CHARACTER_EDITS),
+        "attacks": list(ATTACKS),
+        "attack_examples": 25,
+        "query_budget": 200,
+    }
+
+    def _attacks(self, options: Mapping[str, Any]) -> list[str]:
+        chosen = [a.strip() for a in options["attacks"] if a.strip()]
+        for attack in chosen:
+            if attack not in ATTACKS:
+                raise W2SBenchError(
+                    f'Unknown attack "{attack}".' + did_you_mean(attack, ATTACKS),
+                    f"Use a comma-separated subset of: {', '.join(ATTACKS)} (or an empty list for none).",
+                )
+        return chosen
+
+    def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
+        self._attacks(options)  # fail on a bad option before any training
+        train_path, dev_path = sst2_file(ctx, "train"), sst2_file(ctx, "dev")
+        advglue_path = dataset_file(ctx, "advglue/AdvGLUE.json", ADVGLUE_URL)
+        dev = load_sst2(dev_path, "dev")
+        original, modified = load_advglue_sst2(str(advglue_path))
+        return PropertyData(
+            train=load_sst2(train_path, "train"),
+            tests={
+                "sst2_dev": dev.subset(fixed_subset(len(dev), int(options["test_size"]))),
+                "advglue_original": original,
+                "advglue_modified": modified,
+            },
+            main_test="sst2_dev",
+            label_names=SST2_LABELS,
+            sources={
+                "sst2/train.tsv": file_sha256(train_path),
+                "sst2/dev.tsv": file_sha256(dev_path),
+                "advglue/AdvGLUE.json": file_sha256(advglue_path),
+            },
+        )
+
+    def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
+        edits = check_edits(options["edits"], "adversarial.edits")
+        return AdversarialAugmentation(float(options["weight"]), int(options["views"]), float(options["perturb_rate"]), edits)
+
+    def evaluate(
+        self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]
+    ) -> dict[str, float]:
+        original = _accuracy(data.tests["advglue_original"].labels, probabilities["advglue_original"])
+        robust = _accuracy(data.tests["advglue_modified"].labels, probabilities["advglue_modified"])
+        return {"advglue_robust_accuracy": robust, "advglue_original_accuracy": original, "advglue_accuracy_drop": original - robust}
+
+    def evaluate_model(
+        self, model: Classifier, data: PropertyData, options: Mapping[str, Any], seed: int
+    ) -> dict[str, float]:
+        attacks = self._attacks(options)
+        n = int(options["attack_examples"])
+        if not attacks or n <= 0:
+            return {}
+        dev = data.tests["sst2_dev"]
+        examples = dev.subset(fixed_subset(len(dev), n))
+        scores: dict[str, Any] = {}
+        for attack in attacks:
+            summary = attack_scores(run_attack(model, examples, attack, int(options["query_budget"]), seed))
+            scores[f"{attack}_success_rate"] = summary["success_rate"]
+            scores[f"{attack}_accuracy_under_attack"] = summary["accuracy_under_attack"]
+        rates = [scores[f"{a}_success_rate"] for a in attacks if scores[f"{a}_success_rate"] is not None]
+        scores["attack_success_rate"] = float(np.mean(rates)) if rates else None
+        scores["accuracy_under_attack"] = float(np.mean([scores[f"{a}_accuracy_under_attack"] for a in attacks]))
+        return scores
+
+
+@hookimpl
+def w2sbench_register_trust_metrics() -> list[TrustMetric]:
+    return [Adversarial()]

@@ -1,0 +1,180 @@
+"""OOD robustness: train on SST-2, test on SST-2 dev and on DecodingTrust's ten style-transferred
+versions of it; the regularizer is a consistency loss between clean and perturbed inputs.
+
+Choices the paper leaves open are in docs/properties.md (section ``ood``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from w2sbench import hookimpl
+from w2sbench.data import dataset_file, file_sha256
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.interfaces import DataContext, Examples, MetricInfo, PenaltyContext, PropertyData, Regularizer, TrustMetric
+from w2sbench_plugins.perturbations import EDITS, PerturbedViews, check_edits
+from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+
+__all__ = ["OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "style_test_name", "ood_scores"]
+
+STYLE_URL = "https://raw.githubusercontent.com/AI-secure/DecodingTrust/main/data/ood/style.json"
+STYLES = (
+    "augment", "shake_w", "shake_p0", "shake_p0.6", "bible_p0", "bible_p0.6",
+    "romantic_p0", "romantic_p0.6", "tweet_p0", "tweet_p0.6",
+)
+DIVERGENCES = ("symmetric_kl", "kl")
+
+
+def style_key(style: str) -> str:
+    """A style name usable in metric and test-set names ("shake_p0.6" -> "shake_p0_6")."""
+    return style.replace(".", "_")
+
+
+def style_test_name(style: str) -> str:
+    return f"style_{style_key(style)}"
+
+
+def load_styles(path: str, styles: Sequence[str], dev_size: int) -> dict[str, Examples]:
+    """The style-transferred SST-2 dev sets from DecodingTrust's style.json, each aligned with dev by id."""
+    with open(path, encoding="utf-8") as f:
+        dev = json.load(f).get("dev", {})
+    out = {}
+    for style in styles:
+        rows = dev.get(style)
+        if rows is None or len(rows) != dev_size:
+            raise W2SBenchError(
+                f"{path} has {0 if rows is None else len(rows)} rows for style {style!r}; SST-2 dev has {dev_size}.",
+                "Replace it with DecodingTrust's data/ood/style.json.",
+            )
+        rows = sorted(rows, key=lambda r: int(r["id"]))
+        if [int(r["id"]) for r in rows] != list(range(dev_size)) or any(str(r["label"]) not in {"0", "1"} for r in rows):
+            raise W2SBenchError(f"{path}: style {style!r} is not ids 0..{dev_size - 1} with labels '0'/'1'.", "Replace the file.")
+        out[style] = Examples(
+            ids=[f"{style}-{r['id']}" for r in rows],
+            texts=[r["sentence"].strip() for r in rows],
+            labels=np.array([int(r["label"]) for r in rows]),
+        )
+    return out
+
+
+def _accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    return float((np.asarray(probabilities).argmax(1) == labels).mean())
+
+
+def ood_scores(id_accuracy: float, style_accuracy: Mapping[str, float]) -> dict[str, float]:
+    """Per-style accuracies, their mean (the OOD accuracy) and the ID-OOD gap."""
+    mean = float(np.mean(list(style_accuracy.values())))
+    scores = {"id_accuracy": id_accuracy, "ood_accuracy": mean, "id_ood_gap": id_accuracy - mean}
+    scores.update({f"accuracy_{style_key(s)}": a for s, a in style_accuracy.items()})
+    return scores
+
+
+class ConsistencyPenalty(PerturbedViews):
+    """weight x divergence between the predictions on each input and on its perturbed views (mean over views).
+
+    ``symmetric_kl``: (KL(p||q) + KL(q||p)) / 2 with gradients through both; ``kl``: KL(p||q) with the
+    clean prediction p held fixed (UDA-style: the perturbed prediction q is pulled towards it).
+    """
+
+    def __init__(self, weight: float, divergence: str, num_views: int, rate: float, edits: Sequence[str]) -> None:
+        super().__init__("ood-consistency", weight, num_views, rate, edits)
+        self.divergence = divergence
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "divergence": self.divergence}
+
+    def penalty(self, ctx: PenaltyContext) -> Any:
+        import torch
+
+        if not ctx.view_logits:
+            return None
+        log_p = torch.log_softmax(ctx.logits, dim=-1)
+        terms = []
+        for view in ctx.view_logits:
+            log_q = torch.log_softmax(view, dim=-1)
+            if self.divergence == "kl":
+                fixed = log_p.detach()
+                terms.append((fixed.exp() * (fixed - log_q)).sum(-1).mean())
+            else:
+                forward = (log_p.exp() * (log_p - log_q)).sum(-1)
+                backward = (log_q.exp() * (log_q - log_p)).sum(-1)
+                terms.append((0.5 * (forward + backward)).mean())
+        return self.weight * torch.stack(terms).mean()
+
+
+class OOD(TrustMetric):
+    name = "ood"
+    description = "SST-2 sentiment; accuracy on DecodingTrust's style-transferred SST-2 dev (OOD robustness)"
+    primary = "ood_accuracy"
+    metrics = (
+        MetricInfo("ood_accuracy", True, "Mean accuracy over the style-transferred SST-2 dev sets."),
+        MetricInfo("id_ood_gap", False, "In-distribution accuracy minus mean OOD accuracy."),
+        MetricInfo("id_accuracy", True, "Accuracy on SST-2 dev (in distribution).", kind="task"),
+        *(MetricInfo(f"accuracy_{style_key(s)}", True, f"Accuracy on SST-2 dev in DecodingTrust style {s}.") for s in STYLES),
+    )
+    default_options = {
+        "weak_train_size": 1000,
+        "transfer_size": 1000,
+        "val_size": 100,
+        "max_length": 64,
+        "test_size": 300,  # rows per test set (same ids in dev and every style); 0 = all 872
+        "styles": list(STYLES),
+        "weight": 1.0,
+        "divergence": "symmetric_kl",
+        "views": 1,
+        "perturb_rate": 0.15,
+        "edits": list(EDITS),
+    }
+
+    def _styles(self, options: Mapping[str, Any]) -> list[str]:
+        chosen = [s.strip() for s in options["styles"] if s.strip()]
+        for style in chosen:
+            if style not in STYLES:
+                raise W2SBenchError(f'Unknown OOD style "{style}".' + did_you_mean(style, STYLES), f"Use a subset of: {', '.join(STYLES)}.")
+        if not chosen:
+            raise W2SBenchError("No OOD styles selected.", f"Use a comma-separated subset of: {', '.join(STYLES)}.")
+        return chosen
+
+    def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
+        styles = self._styles(options)
+        train_path, dev_path = sst2_file(ctx, "train"), sst2_file(ctx, "dev")
+        style_path = dataset_file(ctx, "decodingtrust/ood/style.json", STYLE_URL)
+        dev = load_sst2(dev_path, "dev")
+        keep = fixed_subset(len(dev), int(options["test_size"]))
+        tests = {"sst2_dev": dev.subset(keep)}
+        for style, examples in load_styles(str(style_path), styles, len(dev)).items():
+            tests[style_test_name(style)] = examples.subset(keep)
+        return PropertyData(
+            train=load_sst2(train_path, "train"),
+            tests=tests,
+            main_test="sst2_dev",
+            label_names=SST2_LABELS,
+            sources={
+                "sst2/train.tsv": file_sha256(train_path),
+                "sst2/dev.tsv": file_sha256(dev_path),
+                "decodingtrust/ood/style.json": file_sha256(style_path),
+            },
+        )
+
+    def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
+        divergence = options["divergence"]
+        if divergence not in DIVERGENCES:
+            raise W2SBenchError(f'Unknown divergence "{divergence}".', f"Use --option ood.divergence={'|'.join(DIVERGENCES)}.")
+        edits = check_edits(options["edits"], "ood.edits")
+        return ConsistencyPenalty(float(options["weight"]), divergence, int(options["views"]), float(options["perturb_rate"]), edits)
+
+    def evaluate(
+        self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]
+    ) -> dict[str, float]:
+        id_acc = _accuracy(data.tests["sst2_dev"].labels, probabilities["sst2_dev"])
+        styles = {s: _accuracy(data.tests[style_test_name(s)].labels, probabilities[style_test_name(s)]) for s in self._styles(options)}
+        return ood_scores(id_acc, styles)
+
+
+@hookimpl
+def w2sbench_register_trust_metrics() -> list[TrustMetric]:
+    return [OOD()]

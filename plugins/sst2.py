@@ -1,0 +1,73 @@
+"""SST-2 (GLUE) loading shared by the ``ood`` and ``adversarial`` trust metrics.
+
+The mirror holds ``sst2/train.tsv`` and ``sst2/dev.tsv`` (``sentence<TAB>label`` with a header);
+without a mirror, GLUE's SST-2.zip is downloaded once and the split is extracted from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from w2sbench.data import dataset_file
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import DataContext, Examples
+from w2sbench.storage import atomic_write_bytes
+
+__all__ = ["SST2_ZIP_URL", "SST2_LABELS", "SUBSET_SEED", "sst2_file", "load_sst2", "fixed_subset"]
+
+SST2_ZIP_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+SST2_LABELS = ("negative", "positive")
+SUBSET_SEED = 12345  # test subsets are fixed across training seeds, so seeds differ only in training
+
+
+def sst2_file(ctx: DataContext, split: str) -> Path:
+    """The path of ``sst2/<split>.tsv``: from the mirror, or extracted from the downloaded GLUE zip."""
+    if split not in {"train", "dev"}:
+        raise ValueError(f"SST-2 split must be train or dev, not {split!r}")
+    relative = f"sst2/{split}.tsv"
+    if ctx.data_dir is not None:
+        return dataset_file(ctx, relative, None)
+    target = ctx.cache_dir / relative
+    if not target.is_file():
+        archive = dataset_file(ctx, "sst2/SST-2.zip", SST2_ZIP_URL)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                blob = zf.read(f"SST-2/{split}.tsv")
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise W2SBenchError(
+                f"{archive} is not GLUE's SST-2.zip ({exc}).", "Delete it so it is downloaded again, or use --data-dir."
+            ) from None
+        atomic_write_bytes(target, blob)
+    return target
+
+
+def load_sst2(path: Path, split: str) -> Examples:
+    """Parse a GLUE SST-2 TSV (``sentence<TAB>label`` with a header line) into Examples."""
+    texts: list[str] = []
+    labels: list[int] = []
+    with Path(path).open(encoding="utf-8", newline="") as f:
+        # SST-2 sentences contain quote characters that are not CSV quoting.
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["sentence", "label"]:
+            raise W2SBenchError(
+                f"{path} does not start with the SST-2 header 'sentence<TAB>label'.",
+                "Replace it with GLUE's SST-2 file.",
+            )
+        for number, row in enumerate(reader, 2):
+            if len(row) != 2 or row[1].strip() not in {"0", "1"}:
+                raise W2SBenchError(f"{path} line {number} is not 'sentence<TAB>0|1'.", "Replace it with GLUE's SST-2 file.")
+            texts.append(row[0].strip())
+            labels.append(int(row[1]))
+    return Examples(ids=[f"sst2-{split}-{i}" for i in range(len(texts))], texts=texts, labels=np.array(labels))
+
+
+def fixed_subset(total: int, size: int) -> np.ndarray:
+    """Sorted indices of a fixed random subset of ``size`` rows (all rows when size <= 0 or >= total)."""
+    if size <= 0 or size >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(SUBSET_SEED).choice(total, size, replace=False))

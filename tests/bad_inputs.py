@@ -1,0 +1,111 @@
+"""Bad command lines and the error each must give (exit code 2, one paragraph, no traceback).
+
+Shared by tests/test_bad_inputs.py and docs/troubleshooting.md (the test checks every ``expect``
+string is listed there). ``setup`` prepares files under a temporary directory and returns extra
+arguments; ``{tmp}``, ``{data}``, ``{weak}`` and ``{strong}`` in argv are filled in by the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["BadInput", "CASES"]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    title: str
+    argv: list[str]
+    expect: str
+    setup: Callable[[Path, Path], None] | None = None  # (tmp, real data dir)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _mirror_with(name: str, content: bytes | None) -> Callable[[Path, Path], None]:
+    """A copy of the data mirror's Adult folder with adult.data replaced (or removed)."""
+
+    def setup(tmp: Path, data: Path) -> None:
+        (tmp / "mirror" / "adult").mkdir(parents=True, exist_ok=True)
+        shutil.copy(data / "adult" / "adult.test", tmp / "mirror" / "adult" / "adult.test")
+        if content is not None:
+            (tmp / "mirror" / "adult" / name).write_bytes(content)
+
+    return setup
+
+
+def _weightless_folder(tmp: Path, data: Path) -> None:
+    (tmp / "noweights").mkdir(exist_ok=True)
+    (tmp / "noweights" / "config.json").write_text('{"model_type": "bert"}')
+
+
+def _readonly_out(tmp: Path, data: Path) -> None:
+    (tmp / "ro").mkdir(exist_ok=True)
+    os.chmod(tmp / "ro", 0o500)
+
+
+def _corrupt_results(tmp: Path, data: Path) -> None:
+    (tmp / "badrun").mkdir(exist_ok=True)
+    (tmp / "badrun" / "results.json").write_text('{"schema_version": "1.0", "settings": ')
+
+
+def _old_results(tmp: Path, data: Path) -> None:
+    (tmp / "oldrun").mkdir(exist_ok=True)
+    (tmp / "oldrun" / "results.json").write_text('{"schema_version": "0.1"}')
+
+
+RUN = ["run", "--quiet", "--data-dir", "{data}"]
+PAIR = ["--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "fairness"]
+CASES = [
+    BadInput("unknown model name", [*RUN, "--pair", "pythia-160:pythia-1b"], 'Unknown model "pythia-160"'),
+    BadInput("malformed pair", [*RUN, "--pair", "pythia-160m"], "is neither a named pair nor of the form WEAK:STRONG"),
+    BadInput("empty side of a pair", [*RUN, "--pair", "pythia-160m:"], "has an empty side"),
+    BadInput("unknown named pair", [*RUN, "--pair", "defualt"], "is neither a named pair"),
+    BadInput("weak model larger than strong", [*RUN, "--pair", "pythia-1b:pythia-160m"], "is larger than the strong model"),
+    BadInput("unknown trust metric", [*RUN, *PAIR, "--metrics", "fairnes"], 'Unknown trust metric "fairnes"'),
+    BadInput("empty metrics list", [*RUN, *PAIR, "--metrics", ","], "The list of trust metrics is empty"),
+    BadInput("repeated metric", [*RUN, *PAIR, "--metrics", "fairness,fairness"], "repeats a name"),
+    BadInput("unknown strategy", [*RUN, *PAIR, "--strategies", "vanila"], 'Unknown strategy "vanila"'),
+    BadInput("seeds that are not numbers", [*RUN, *PAIR, "--seeds", "a,b"], 'Bad seeds list "a,b"'),
+    BadInput("negative or repeated seeds", [*RUN, *PAIR, "--seeds", "1,1"], "distinct non-negative integers"),
+    BadInput("backwards seed range", [*RUN, *PAIR, "--seeds", "5-2"], 'Bad seeds list "5-2"'),
+    BadInput("unknown fine-tune mode", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "partial"], 'Bad fine-tune mode "partial"'),
+    BadInput("three fine-tune modes", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head:full:lora"], "Bad fine-tune mode"),
+    BadInput("missing data directory", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/nowhere"], "does not exist"),
+    BadInput("dataset file missing from the mirror", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+             "is missing from the data directory", _mirror_with("adult.data", None)),
+    BadInput("corrupted (binary) dataset file", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+             "failed to load its data: UnicodeDecodeError", _mirror_with("adult.data", bytes(range(256)) * 8)),
+    BadInput("dataset with wrong columns", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+             "columns; UCI Adult has 15", _mirror_with("adult.data", b"39, State-gov, 77516\n")),
+    BadInput("empty dataset", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+             'The training data of "fairness" is empty', _mirror_with("adult.data", b"")),
+    BadInput("model folder without weights", [*RUN, "--pair", "{tmp}/noweights:{strong}", "--finetune", "head"],
+             "holds no weights", _weightless_folder),
+    BadInput("read-only output directory", [*RUN, *PAIR, "--out", "{tmp}/ro/run"], "Cannot write to", _readonly_out),
+    BadInput("unknown metric option", [*RUN, *PAIR, "--option", "fairness.lambda=2"], 'has no option "lambda"'),
+    BadInput("malformed option", [*RUN, *PAIR, "--option", "fairness"], 'Bad option "fairness"'),
+    BadInput("option of the wrong type", [*RUN, *PAIR, "--option", "fairness.weight=heavy"], "is not a valid float"),
+    BadInput("option for a metric not in the run", [*RUN, *PAIR, "--metrics", "fairness", "--option", "fairnss.weight=1"],
+             'Unknown trust metric "fairnss"'),
+    BadInput("unknown training mode", [*RUN, *PAIR, "--train", "fast.epochs=1"], "unknown mode(s): fast"),
+    BadInput("unknown training setting", [*RUN, *PAIR, "--train", "head.epoch=1"], 'Unknown training setting "head.epoch"'),
+    BadInput("training setting of the wrong type", [*RUN, *PAIR, "--train", "head.epochs=two"], 'Training setting "epochs" got "two"'),
+    BadInput("unknown device", [*RUN, *PAIR, "--device", "tpu"], 'Unknown device "tpu"'),
+    BadInput("GPU asked for, none present", [*RUN, *PAIR, "--device", "cuda"], "no CUDA GPU is visible"),
+    BadInput("splits larger than the data", [*RUN, *PAIR, "--option", "fairness.weak_train_size=100000"],
+             "but the splits need"),
+    BadInput("unknown sensitive attribute", [*RUN, *PAIR, "--option", "fairness.sensitive_attribute=age"],
+             'Unknown sensitive attribute "age"'),
+    BadInput("unknown fairness regularizer", [*RUN, *PAIR, "--option", "fairness.regularizer=parity"],
+             'Unknown fairness regularizer "parity"'),
+    BadInput("hub model not cached while offline", [*RUN, "--pair", "pythia-70m:pythia-160m"],
+             "is not in the local Hugging Face cache", env={"HF_HUB_OFFLINE": "1"}),
+    BadInput("report of a directory without results", ["report", "{tmp}/nothing"], "No results file"),
+    BadInput("report of a corrupted results file", ["report", "{tmp}/badrun"], "is not valid JSON", _corrupt_results),
+    BadInput("report of results from another schema version", ["report", "{tmp}/oldrun"], "has schema version '0.1'", _old_results),
+    BadInput("unknown exporter", ["export", "{tmp}/oldrun", "--format", "xml", "--to", "{tmp}/x"], 'Unknown exporter "xml"', _old_results),
+]

@@ -1,0 +1,225 @@
+"""Capability retention: evaluate a run's final strong models with lm-eval on standard tasks.
+
+Our trained models are classifiers (backbone + head). For a decoder backbone we build the base
+model's ``AutoModelForCausalLM``, load the trained backbone weights into it (LoRA adapters merged
+first) and hand it to ``lm_eval.simple_evaluate``; the pretrained strong model is evaluated the same
+way as the reference. Scores are cached per (trained model, tasks, limit) in the run's stage cache
+and written into results.json under ``capability``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.interfaces import ModelSpec
+from w2sbench.storage import StageCache, stable_hash
+
+__all__ = ["run_capability", "causal_lm", "lm_eval_scores", "is_decoder"]
+
+
+class _CachedOnly(StageCache):
+    """A stage cache that serves finished stages and refuses to train anything."""
+
+    def compute(self, kind: str, key: Any, produce: Any) -> Path:
+        found = self.get(kind, key)
+        if found is None and kind in {"train", "predict", "live"}:
+            raise W2SBenchError(
+                f"A {kind} stage of this run is not in the cache at {self.root}.",
+                "Finish the run first (`w2sbench run` with the same arguments), or pass the --cache-dir it used.",
+            )
+        return found if found is not None else super().compute(kind, key, produce)
+
+
+def is_decoder(spec: ModelSpec, folder: Path) -> bool:
+    """Whether the model has a causal-LM head class in transformers and is not a masked-LM encoder."""
+    if spec.architecture:
+        return spec.architecture == "decoder"
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = AutoConfig.from_pretrained(folder).model_type
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None) -> Any:
+    """The base model's causal LM; with ``backbone``, its transformer weights replaced by the trained ones."""
+    from transformers import AutoModelForCausalLM
+
+    from w2sbench.models import _dequantized
+
+    if not is_decoder(spec, folder):
+        raise W2SBenchError(
+            f'The strong model "{spec.name}" is not a decoder, so it has no language-model head to evaluate.',
+            "Capability retention with lm-eval needs a decoder strong model (Pythia, SmolLM2, ...).",
+        )
+    kwargs: dict[str, Any] = {"num_hidden_layers": spec.num_layers} if spec.num_layers is not None else {}
+    source = _dequantized(spec, folder) if spec.gguf_file else folder
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if backbone is not None:
+        if hasattr(backbone, "merge_and_unload"):
+            backbone = backbone.merge_and_unload()  # LoRA: fold the adapters into the base weights
+        try:
+            model.base_model.load_state_dict({k: v.detach().cpu() for k, v in backbone.state_dict().items()}, strict=True)
+        except RuntimeError as exc:
+            raise W2SBenchError(
+                f"The trained backbone of {spec.name} does not fit its causal LM ({str(exc).splitlines()[0]}).",
+                "Report this with the model name; only architectures whose AutoModel is the causal LM's base model work.",
+            ) from None
+    model.eval()
+    return model
+
+
+def lm_eval_scores(
+    model: Any, tokenizer: Any, tasks: Sequence[str], limit: int | None, num_fewshot: int | None,
+    task_manager: Any, batch_size: int = 8,
+) -> dict[str, dict[str, float]]:
+    """lm-eval's numeric results per task (e.g. ``acc,none``, ``acc_stderr,none``)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    try:
+        out = simple_evaluate(
+            model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size),
+            tasks=list(tasks), limit=limit, num_fewshot=num_fewshot, task_manager=task_manager,
+        )
+    except Exception as exc:  # noqa: BLE001 - lm-eval raises many kinds; the user needs the message, not the type
+        raise W2SBenchError(
+            f"lm-eval failed on {', '.join(tasks)}: {type(exc).__name__}: {exc}",
+            "Check that the tasks' datasets are in the Hugging Face cache when offline, or pass local tasks with "
+            "--include-path (see `w2sbench export-lm-eval`). --debug shows the traceback.",
+        ) from exc
+    return {
+        task: {k: float(v) for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for task, scores in out["results"].items()
+    }
+
+
+def _task_manager(tasks: Sequence[str], include_path: Path | None) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(include_path) if include_path else None)
+    known = set(manager.all_tasks)
+    for task in tasks:
+        if task not in known:
+            raise W2SBenchError(
+                f'lm-eval has no task "{task}".' + did_you_mean(task, sorted(known)),
+                "List tasks with `lm_eval --tasks list`; for w2sbench's own tasks pass --include-path DIR "
+                "(written by `w2sbench export-lm-eval DIR`).",
+            )
+    return manager
+
+
+def _include_hash(include_path: Path | None) -> str | None:
+    if include_path is None:
+        return None
+    from w2sbench.data import file_sha256
+
+    files = sorted(p for p in Path(include_path).rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml", ".jsonl", ".json", ".py"})
+    return stable_hash([(str(p.relative_to(include_path)), file_sha256(p)) for p in files])
+
+
+def run_capability(
+    run_dir: Path,
+    plugins: Any,
+    tasks: Sequence[str],
+    limit: int | None = None,
+    num_fewshot: int | None = None,
+    cells: Sequence[str] | None = None,
+    include_path: Path | None = None,
+    cache_dir: Path | None = None,
+    device: str | None = None,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Evaluate the pretrained and the trained strong models of a finished run; store the scores in results.json."""
+    import torch
+
+    from w2sbench.models import resolve_model
+    from w2sbench.pipeline import BASELINE_CELLS, Pipeline
+    from w2sbench.progress import Progress
+    from w2sbench.results import RESULTS_FILE, load_results
+    from w2sbench.runner import _device
+    from w2sbench.settings import RunSettings
+    from w2sbench.storage import RunLock, atomic_write_json
+
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    recorded = dict(results["settings"])
+    for key in ("metrics", "strategies", "seeds"):
+        recorded[key] = tuple(recorded[key])
+    recorded["device"] = _device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    settings = RunSettings(**{k: recorded[k] for k in RunSettings.__dataclass_fields__ if k in recorded})
+    strong_cells = ["ceiling", "ceiling-reg", *settings.strategies]
+    chosen = list(cells) if cells else strong_cells
+    for cell in chosen:
+        if cell not in strong_cells:
+            raise W2SBenchError(
+                f'"{cell}" is not a strong-model cell of this run.' + did_you_mean(cell, strong_cells),
+                f"Use some of: {', '.join(strong_cells)} (weak cells are not strong models).",
+            )
+    manager = _task_manager(tasks, include_path)
+    with RunLock(run_dir):
+        weak, strong = resolve_model(settings.weak, plugins), resolve_model(settings.strong, plugins)
+        cache = _CachedOnly(Path(cache_dir) if cache_dir else run_dir / "cache")
+        pipeline = Pipeline(settings, plugins, cache, Progress(), weak, strong)
+        if pipeline.roles["strong"].identity != results["models"]["strong"]:
+            raise W2SBenchError(
+                f"The strong model {settings.strong} on this machine differs from the one the run used.",
+                "Install the same model version (results.json `models.strong` records its identity).",
+            )
+        role = pipeline.roles["strong"]
+        version = importlib.metadata.version("lm_eval")
+        base_key = {"tasks": list(tasks), "limit": limit, "num_fewshot": num_fewshot, "lm_eval": version, "include": _include_hash(include_path)}
+
+        def evaluate(model_key: Any, build: Any) -> dict[str, dict[str, float]]:
+            def produce(tmp: Path) -> None:
+                tokenizer, _ = pipeline._base(role)
+                model = build().to(settings.device)
+                scores = lm_eval_scores(model, tokenizer, tasks, limit, num_fewshot, manager, batch_size)
+                (tmp / "scores.json").write_text(json.dumps(scores))
+
+            path = cache.compute("capability", {**base_key, "model": model_key}, produce)
+            return json.loads((path / "scores.json").read_text())
+
+        base = evaluate(role.identity, lambda: causal_lm(role.spec, role.folder))
+        models: dict[str, dict[str, dict[str, Any]]] = {}
+        notes = []
+        if role.mode == "head":
+            notes.append("strong models were trained with a frozen backbone (head mode): their LM is the pretrained one")
+        for name in settings.metrics:
+            outcome = pipeline.run_metric(plugins.trust_metrics.get(name))
+            per_cell: dict[str, dict[str, Any]] = {}
+            for seed, trained in outcome["models"].items():
+                for cell in chosen:
+                    if cell in BASELINE_CELLS and cell not in trained:
+                        continue
+                    train_key, path, role_name = trained[cell]
+                    if role.mode == "head":
+                        scores = base
+                    else:
+                        scores = evaluate(
+                            stable_hash(train_key),
+                            lambda k=train_key, p=path, r=role_name: causal_lm(role.spec, role.folder, pipeline.load_trained(k, p, r).backbone),
+                        )
+                    per_cell.setdefault(cell, {})[str(seed)] = scores
+            models[name] = per_cell
+        capability = {
+            "tasks": list(tasks),
+            "limit": limit,
+            "num_fewshot": num_fewshot,
+            "lm_eval_version": version,
+            "include_path": str(Path(include_path).resolve()) if include_path else None,
+            "base": base,
+            "models": models,
+            "notes": notes,
+        }
+        # Re-read under the lock so nothing written since load_results is lost, then replace atomically.
+        current = json.loads((run_dir / RESULTS_FILE).read_text())
+        current["capability"] = capability
+        atomic_write_json(run_dir / RESULTS_FILE, current)
+    return capability
+
