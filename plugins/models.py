@@ -180,7 +180,7 @@ DEFAULT_PAIR = NamedPair(
     description="offline default: all-MiniLM-L6-v2's embeddings alone (bag of word vectors, frozen, linear head) "
     "-> all-MiniLM-L6-v2 with its top 2 layers fine-tuned (docs/default-pair.md)",
     cpu_finetune="head:full",
-    cpu_train={"full": {"trainable_layers": 2, "epochs": 2, "lr": 2e-4}},
+    cpu_train={"full": {"trainable_layers": 2, "epochs": 3, "lr": 2e-4}},
 )
 
 

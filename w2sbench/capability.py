@@ -138,7 +138,7 @@ def run_capability(
     """Evaluate the pretrained and the trained strong models of a finished run; store the scores in results.json."""
     import torch
 
-    from w2sbench.models import resolve_model
+    from w2sbench.models import resolve_pair
     from w2sbench.pipeline import BASELINE_CELLS, Pipeline
     from w2sbench.progress import Progress
     from w2sbench.results import RESULTS_FILE, load_results
@@ -163,7 +163,8 @@ def run_capability(
             )
     manager = _task_manager(tasks, include_path)
     with RunLock(run_dir):
-        weak, strong = resolve_model(settings.weak, plugins), resolve_model(settings.strong, plugins)
+        pair = resolve_pair(settings.pair, plugins)  # the pair text as the user gave it (names or folders)
+        weak, strong = pair.weak, pair.strong
         cache = _CachedOnly(Path(cache_dir) if cache_dir else run_dir / "cache")
         pipeline = Pipeline(settings, plugins, cache, Progress(), weak, strong)
         if pipeline.roles["strong"].identity != results["models"]["strong"]:

@@ -32,7 +32,7 @@ from w2sbench.training.classifier import Classifier
 from w2sbench.training.features import FeatureStore
 from w2sbench.training.trainer import TrainConfig, apply_lora, train_classifier
 
-__all__ = ["Pipeline", "BASELINE_CELLS", "task_scores", "split_pool"]
+__all__ = ["Pipeline", "BASELINE_CELLS", "task_scores", "split_pool", "merge_seeds"]
 
 BASELINE_CELLS = ("weak", "weak-reg", "ceiling", "ceiling-reg")
 
@@ -101,6 +101,7 @@ class Pipeline:
             for role in self.roles.values():
                 _check_memory(role, self.device)
         self._features: dict[tuple[str, int], FeatureStore] = {}
+        self._prefixes: dict[tuple[str, int], Any] = {}
         self.stage_log: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------- models
@@ -136,6 +137,21 @@ class Pipeline:
 
             self._features[key] = FeatureStore(root, extract)
         return self._features[key]
+
+    def _prefix_for(self, role: _Role, max_length: int) -> Any:
+        """Cached frozen-layer states for partial fine-tuning (full mode with trainable_layers), else None."""
+        if role.mode != "full" or not role.config.trainable_layers:
+            return None
+        from w2sbench.training.prefix import PrefixCache, supports_prefix_cache
+        from w2sbench.training.trainer import transformer_layers
+
+        key = (role.spec.name, max_length)
+        if key not in self._prefixes:
+            tokenizer, backbone = self._base(role)
+            probe = Classifier(backbone, tokenizer, 2, max_length).to(self.device)
+            usable = supports_prefix_cache(probe) and role.config.trainable_layers < len(transformer_layers(backbone))
+            self._prefixes[key] = PrefixCache(probe, role.config.trainable_layers) if usable else None
+        return self._prefixes[key]
 
     # ----------------------------------------------------------------- stages
 
@@ -180,6 +196,7 @@ class Pipeline:
                     seed,
                     features=self._features_for(role, max_length) if role.mode == "head" else None,
                     progress=bar.update,
+                    prefix=self._prefix_for(role, max_length),
                 )
             save_file(classifier.trainable_state(), str(tmp / "trainable.safetensors"))
             (tmp / "report.json").write_text(json.dumps(vars(report), default=float))
@@ -221,8 +238,14 @@ class Pipeline:
                 probs = torch.softmax(logits, -1).double().numpy()
             else:
                 model = self.load_trained(train_key, train_path, role_name)
+                prefix = self._prefix_for(role, train_key["max_length"])
                 with self.progress.stage(f"predict {len(data)} rows"):
-                    probs = model.predict_proba(data.texts)
+                    if prefix is not None:
+                        from w2sbench.training.prefix import TopLayers
+
+                        probs = prefix.predict_proba(TopLayers(model.backbone, role.config.trainable_layers), data.texts)
+                    else:
+                        probs = model.predict_proba(data.texts)
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
 
         path = self.cache.compute("predict", key, produce)
@@ -248,56 +271,81 @@ class Pipeline:
 
     # ----------------------------------------------------------------- one property
 
-    def run_metric(self, metric: TrustMetric) -> dict[str, Any]:
-        """All seeds and cells of one trust metric: scores, predictions and stage reports."""
+    def load_data(self, metric: TrustMetric) -> PropertyData:
+        """The trust metric's data, checked (names the plugin when it fails)."""
         options = self.settings.options[metric.name]
         with self.progress.stage(f"{metric.name}: load data"):
             data = _guarded(metric, "load its data", lambda: metric.load_data(self.data_ctx, options))
         _check_data(metric, data)
-        sizes = (int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"]))
+        return data
+
+    def train_weak(self, metric: TrustMetric, data: PropertyData, seed: int) -> dict[str, tuple[dict[str, Any], Path, str]]:
+        """The weak models of one seed (plain and regularized). Sweeps run these first, once per weak model."""
+        options = self.settings.options[metric.name]
+        a, _b, _val = split_pool(data.train, seed, _sizes(options))
+        onehot_a = np.eye(data.num_labels)[a.labels]
+        trained = {}
+        for cell, reg in (("weak", NoRegularizer()), ("weak-reg", metric.regularizer(options))):
+            k, p = self.train_stage("weak", a, onehot_a, reg, seed, data.num_labels, int(options["max_length"]), f"{metric.name} s{seed} {cell}")
+            trained[cell] = (k, p, "weak")
+        return trained
+
+    def run_seed(self, metric: TrustMetric, data: PropertyData, seed: int) -> dict[str, Any]:
+        """Every cell of one seed: scores, test-set probabilities, training reports and trained-model handles."""
+        options = self.settings.options[metric.name]
+        _a, b, _val = split_pool(data.train, seed, _sizes(options))
         max_length = int(options["max_length"])
         regularizer = metric.regularizer(options)
         plain: Regularizer = NoRegularizer()
-        strategies = [self.plugins.strategies.get(n) for n in self.settings.strategies]
-        per_seed: dict[int, dict[str, dict[str, float | None]]] = {}
-        predictions: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-        stage_reports: dict[int, dict[str, dict[str, Any]]] = {}
-        models: dict[int, dict[str, tuple[dict[str, Any], Path, str]]] = {}  # (train key, cache path, role) per cell
-        for seed in self.settings.seeds:
-            a, b, _val = split_pool(data.train, seed, sizes)
-            onehot_a = np.eye(data.num_labels)[a.labels]
-            onehot_b = np.eye(data.num_labels)[b.labels]
-            trained: dict[str, tuple[dict[str, Any], Path, str]] = {}
-            for cell, reg in (("weak", plain), ("weak-reg", regularizer)):
-                k, p = self.train_stage("weak", a, onehot_a, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
-                trained[cell] = (k, p, "weak")
-            for cell, reg in (("ceiling", plain), ("ceiling-reg", regularizer)):
-                k, p = self.train_stage("strong", b, onehot_b, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
-                trained[cell] = (k, p, "strong")
-            for strategy in strategies:
-                teacher = trained["weak-reg" if strategy.regularize_weak else "weak"]
-                weak_probs = self.predict_stage(teacher[0], teacher[1], "weak", b)
-                targets = strategy.transfer_targets(weak_probs)
-                reg = regularizer if strategy.regularize_strong else plain
-                k, p = self.train_stage(
-                    "strong", b, targets, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {strategy.name}"
-                )
-                trained[strategy.name] = (k, p, "strong")
-            per_seed[seed] = {}
-            predictions[seed] = {}
-            stage_reports[seed] = {}
-            models[seed] = trained
-            for cell, (k, p, role_name) in trained.items():
-                probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
-                scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
-                scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
-                scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
-                per_seed[seed][cell] = scores
-                predictions[seed][cell] = probs
-                stage_reports[seed][cell] = json.loads((p / "report.json").read_text())
-                if stage_reports[seed][cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
-                    scores["dp_epsilon"] = float(stage_reports[seed][cell]["epsilon"])
-        return {"data": data, "scores": per_seed, "predictions": predictions, "reports": stage_reports, "models": models}
+        onehot_b = np.eye(data.num_labels)[b.labels]
+        trained = self.train_weak(metric, data, seed)
+        for cell, reg in (("ceiling", plain), ("ceiling-reg", regularizer)):
+            k, p = self.train_stage("strong", b, onehot_b, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
+            trained[cell] = (k, p, "strong")
+        for strategy in (self.plugins.strategies.get(n) for n in self.settings.strategies):
+            teacher = trained["weak-reg" if strategy.regularize_weak else "weak"]
+            weak_probs = self.predict_stage(teacher[0], teacher[1], "weak", b)
+            targets = strategy.transfer_targets(weak_probs)
+            reg = regularizer if strategy.regularize_strong else plain
+            k, p = self.train_stage(
+                "strong", b, targets, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {strategy.name}"
+            )
+            trained[strategy.name] = (k, p, "strong")
+        scores: dict[str, dict[str, float | None]] = {}
+        predictions: dict[str, dict[str, np.ndarray]] = {}
+        reports: dict[str, dict[str, Any]] = {}
+        for cell, (k, p, role_name) in trained.items():
+            probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
+            cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
+            cell_scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
+            cell_scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
+            reports[cell] = json.loads((p / "report.json").read_text())
+            if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
+                cell_scores["dp_epsilon"] = float(reports[cell]["epsilon"])
+            scores[cell] = cell_scores
+            predictions[cell] = probs
+        return {"scores": scores, "predictions": predictions, "reports": reports, "models": trained}
+
+    def run_metric(self, metric: TrustMetric) -> dict[str, Any]:
+        """All seeds and cells of one trust metric: scores, predictions and stage reports."""
+        data = self.load_data(metric)
+        per_seed = {seed: self.run_seed(metric, data, seed) for seed in self.settings.seeds}
+        return merge_seeds(data, per_seed)
+
+
+def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine per-seed outcomes (from any executor) into one trust metric's outcome."""
+    return {
+        "data": data,
+        "scores": {s: o["scores"] for s, o in per_seed.items()},
+        "predictions": {s: o["predictions"] for s, o in per_seed.items()},
+        "reports": {s: o["reports"] for s, o in per_seed.items()},
+        "models": {s: o.get("models", {}) for s, o in per_seed.items()},
+    }
+
+
+def _sizes(options: Mapping[str, Any]) -> tuple[int, int, int]:
+    return int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"])
 
 
 def _guarded(metric: TrustMetric, what: str, call: Any) -> Any:

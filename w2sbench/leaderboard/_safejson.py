@@ -76,8 +76,9 @@ def read_json_file(path: Path) -> Any:
     return loads_bounded(text)
 
 
-def gunzip_bounded(blob: bytes, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
-    """Decompress gzip data, refusing output larger than ``limit`` bytes."""
+def gunzip_bounded(blob: bytes, limit: int | None = None) -> bytes:
+    """Decompress gzip data, refusing output larger than ``limit`` bytes [MAX_PAYLOAD_BYTES]."""
+    limit = MAX_PAYLOAD_BYTES if limit is None else limit
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         out = inflater.decompress(blob, limit + 1)

@@ -204,6 +204,7 @@ def train_classifier(
     seed: int,
     features: Callable[[Sequence[str]], np.ndarray] | None = None,
     progress: ProgressFn | None = None,
+    prefix: Any = None,
 ) -> TrainReport:
     """Train ``classifier`` in place. In ``head`` mode ``features`` maps texts to (cached) pooled features."""
     if mode not in FINETUNE_MODES:
@@ -238,6 +239,18 @@ def train_classifier(
 
         def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             return mod(x[idx].to(device)), [mod(v[idx].to(device)) for v in view_x]
+
+    elif prefix is not None and mode == "full" and config.trainable_layers and regularizer.privacy is None:
+        # Partial fine-tuning on cached states of the frozen layers (w2sbench/training/prefix.py).
+        from w2sbench.training.prefix import TopLayers
+
+        module = classifier
+        top = TopLayers(classifier.backbone, config.trainable_layers)
+
+        def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            rows = idx.tolist()
+            logits = prefix.logits(top, [texts[i] for i in rows])
+            return logits, [prefix.logits(top, [v[i] for i in rows]) for v in views]
 
     else:
         module = classifier

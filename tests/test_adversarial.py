@@ -1,0 +1,141 @@
+"""The ``adversarial`` trust metric: AdvGLUE loader, scores, adversarial augmentation, live attacks, end to end."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from w2sbench.cli import main
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import DataContext, Examples, PenaltyContext, PropertyData
+from w2sbench.results import load_results
+from w2sbench_plugins.adversarial import Adversarial, AdversarialAugmentation, attack_scores, run_attack
+from w2sbench_plugins.perturbations import CHARACTER_EDITS, perturb_texts
+
+
+def _ctx(data_dir, tmp_path) -> DataContext:
+    return DataContext(data_dir=data_dir, cache_dir=tmp_path / "downloads")
+
+
+def test_loaders_read_the_mirror(data_dir, tmp_path):
+    metric = Adversarial()
+    data = metric.load_data(_ctx(data_dir, tmp_path), metric.options())
+    assert len(data.train) == 67349
+    assert len(data.tests["sst2_dev"]) == 872
+    original, modified = data.tests["advglue_original"], data.tests["advglue_modified"]
+    assert len(original) == len(modified) == 131
+    assert np.array_equal(original.labels, modified.labels)
+    for text in original.texts + modified.texts:
+        assert "Sentence:" not in text and "Tell me the answer" not in text and text
+    assert sum(a != b for a, b in zip(original.texts, modified.texts, strict=True)) >= 120
+    assert modified.texts[0].startswith("it 's an uneven treat that bores fun")
+    assert original.texts[0].startswith("it 's an offbeat treat that pokes fun")
+    assert "TextFooler" in set(modified.attributes["method"].tolist())
+
+
+def test_bad_options_are_reported(data_dir, tmp_path):
+    metric = Adversarial()
+    with pytest.raises(W2SBenchError, match="deepwordbug"):
+        metric.load_data(_ctx(data_dir, tmp_path), metric.options({"attacks": "deepwordbugg"}))
+    with pytest.raises(W2SBenchError, match="views"):
+        metric.regularizer(metric.options({"views": "0"}))
+
+
+def test_attack_scores_hand_computed():
+    scores = attack_scores(["successful", "failed", "failed", "skipped", "successful"])
+    assert scores == pytest.approx({"success_rate": 2 / 4, "accuracy_under_attack": 2 / 5, "clean_accuracy": 4 / 5})
+    assert attack_scores(["skipped", "skipped"]) == {"success_rate": None, "accuracy_under_attack": 0.0, "clean_accuracy": 0.0}
+
+
+def test_advglue_scores_hand_computed():
+    def examples(labels: list[int]) -> Examples:
+        return Examples([str(i) for i in range(len(labels))], ["x"] * len(labels), np.array(labels))
+
+    data = PropertyData(
+        train=examples([0, 1]),
+        tests={"sst2_dev": examples([0, 1]), "advglue_original": examples([0, 1, 1, 0]), "advglue_modified": examples([0, 1, 1, 0])},
+        main_test="sst2_dev",
+    )
+    probabilities = {
+        "sst2_dev": np.eye(2)[[0, 1]],
+        "advglue_original": np.eye(2)[[0, 1, 1, 1]],  # 3/4
+        "advglue_modified": np.eye(2)[[1, 1, 0, 1]],  # 1/4
+    }
+    metric = Adversarial()
+    scores = metric.evaluate(data, probabilities, metric.options())
+    assert scores == pytest.approx({"advglue_original_accuracy": 0.75, "advglue_robust_accuracy": 0.25, "advglue_accuracy_drop": 0.5})
+
+
+def test_worst_of_k_penalty_hand_computed():
+    clean = torch.zeros(2, 2)
+    views = [torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 3.0]])]
+    targets = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    ctx = PenaltyContext(logits=clean, targets=targets, attributes={}, view_logits=views)
+    # Row 0: the first view is worse (CE of softmax([2, 0]) at class 1); row 1: the second view is
+    # better, so the first one (CE = log 2) counts.
+    row0 = math.log(1 + math.exp(2.0))
+    expected = 0.5 * (row0 + math.log(2.0))
+    assert float(AdversarialAugmentation(3.0, 2, 0.1, CHARACTER_EDITS).penalty(ctx)) == pytest.approx(3.0 * expected, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_adversarial_augmentation_raises_accuracy_on_perturbed_inputs(tiny_models):
+    from tests.regularizer_toys import accuracy, toy_sentiment, train_toy
+
+    texts, labels = toy_sentiment(300, seed=0)
+    test_texts, test_labels = toy_sentiment(200, seed=1)
+    perturbed = perturb_texts(test_texts, 99, ("delete",), 1.0)
+    plain = train_toy(tiny_models["bert"], texts, labels, None)
+    augmented = train_toy(tiny_models["bert"], texts, labels, AdversarialAugmentation(1.0, 2, 1.0, ("delete",)))
+    before = accuracy(plain, perturbed, test_labels)
+    after = accuracy(augmented, perturbed, test_labels)
+    assert after > before + 0.08, (before, after)
+    assert accuracy(augmented, test_texts, test_labels) > 0.9  # clean accuracy is kept
+
+
+@pytest.mark.slow
+def test_live_attacks_give_sane_rates(tiny_models):
+    from tests.regularizer_toys import toy_sentiment, train_toy
+
+    texts, labels = toy_sentiment(300, seed=0)
+    model = train_toy(tiny_models["bert"], texts, labels, None)
+    attack_texts, attack_labels = toy_sentiment(12, seed=5)
+    attack_labels[:2] = 1 - attack_labels[:2]  # two examples the model gets wrong: they must be skipped
+    examples = Examples([str(i) for i in range(12)], attack_texts, attack_labels)
+    correct = model.predict_proba(attack_texts).argmax(1) == attack_labels
+    for recipe in ("deepwordbug", "pruthi"):
+        outcomes = run_attack(model, examples, recipe, query_budget=100, seed=0)
+        assert len(outcomes) == 12
+        # textattack skips exactly the examples the model already gets wrong.
+        assert [o == "skipped" for o in outcomes] == (~correct).tolist()
+        scores = attack_scores(outcomes)
+        assert scores["clean_accuracy"] == pytest.approx(correct.mean())
+        assert 0.0 <= scores["success_rate"] <= 1.0
+        assert scores["accuracy_under_attack"] <= scores["clean_accuracy"]
+        # The toy model keys on one sentiment word, so a one-word character edit flips some examples.
+        assert "successful" in outcomes
+        assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0)  # deterministic per seed
+
+
+@pytest.mark.slow
+def test_run_reports_every_adversarial_metric(tiny_models, data_dir, tmp_path):
+    out = tmp_path / "run"
+    pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
+    small = ["weak_train_size=80", "transfer_size=80", "val_size=10", "test_size=40", "max_length=32", "attack_examples=3", "query_budget=30"]
+    args = ["run", "--pair", pair, "--metrics", "adversarial", "--strategies", "vanilla", "--finetune", "head",
+            "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
+    for option in small:
+        args += ["--option", f"adversarial.{option}"]
+    assert main(args) == 0
+    prop = load_results(out)["properties"]["adversarial"]
+    assert prop["primary_trust_metric"] == "advglue_robust_accuracy"
+    assert prop["data"]["tests"]["advglue_modified"]["rows"] == 131
+    expected = {m.name for m in Adversarial.metrics} | {"accuracy", "auroc"}
+    for cell, entry in prop["cells"].items():
+        scores = entry["seeds"]["0"]
+        assert expected <= set(scores), (cell, expected - set(scores))
+        for name in ("deepwordbug_accuracy_under_attack", "pruthi_accuracy_under_attack", "advglue_robust_accuracy"):
+            assert 0.0 <= scores[name] <= 1.0

@@ -1,0 +1,157 @@
+"""Partial fine-tuning without recomputing the frozen part: the outputs of the frozen bottom layers are
+computed once per text and reused by every training epoch, every model trained on the same texts
+(the ceilings and every strategy's strong model share split B) and every evaluation.
+
+``TopLayers`` is a view of a backbone that runs only its top k layers on such cached states; it
+shares its layer modules with the classifier, so training the view trains the classifier.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from w2sbench.training.classifier import Classifier, length_sorted_batches
+from w2sbench.training.trainer import transformer_layers
+
+__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache"]
+
+
+def _layer_path(backbone: nn.Module) -> tuple[nn.Module, str] | None:
+    """(parent module, attribute name) of the layer list."""
+    for path in ("encoder.layer", "layers", "h"):
+        parent: Any = backbone
+        parts = path.split(".")
+        for part in parts[:-1]:
+            parent = getattr(parent, part, None)
+        if parent is not None and isinstance(getattr(parent, parts[-1], None), nn.ModuleList):
+            return parent, parts[-1]
+    return None
+
+
+def supports_prefix_cache(classifier: Classifier) -> bool:
+    """BERT-style encoders (an ``embeddings`` block) and decoders that accept ``inputs_embeds``."""
+    return _layer_path(classifier.backbone) is not None and hasattr(classifier.backbone, "get_input_embeddings")
+
+
+class _CachedStates(nn.Module):
+    """Stands in for a BERT-style embeddings block: returns the states set for the current batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: torch.Tensor | None = None
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        assert self.current is not None
+        return self.current
+
+
+class TopLayers(nn.Module):
+    """The backbone's top k layers (shared, not copied) applied to cached states of the layer below."""
+
+    def __init__(self, backbone: nn.Module, top: int) -> None:
+        super().__init__()
+        found = _layer_path(backbone)
+        assert found is not None
+        view = copy.copy(backbone)
+        view._modules = dict(backbone._modules)  # our own module table; the modules themselves are shared
+        parent, name = found
+        if parent is backbone:
+            parent = view
+        else:
+            parent_view = copy.copy(parent)
+            parent_view._modules = dict(parent._modules)
+            for attr, module in backbone._modules.items():
+                if module is parent:
+                    view._modules[attr] = parent_view
+            parent = parent_view
+        layers = getattr(found[0], name)
+        parent._modules[name] = nn.ModuleList(list(layers)[len(layers) - top :])
+        self.bert_style = hasattr(backbone, "embeddings") and hasattr(backbone.embeddings, "word_embeddings")
+        if self.bert_style:
+            self.cached = _CachedStates()
+            view._modules["embeddings"] = self.cached
+        self.view = view
+
+    def forward(self, states: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        if self.bert_style:
+            self.cached.current = states
+            dummy = torch.zeros(states.shape[:2], dtype=torch.long, device=states.device)
+            out = self.view(input_ids=dummy, attention_mask=attention_mask, **extra)
+            self.cached.current = None
+        else:
+            out = self.view(inputs_embeds=states, attention_mask=attention_mask, **extra)
+        return out.last_hidden_state
+
+
+class PrefixCache:
+    """Per-text outputs of a frozen backbone's bottom layers (float16 in memory), computed once."""
+
+    def __init__(self, classifier: Classifier, top: int) -> None:
+        self.classifier = classifier
+        self.top = top
+        self.bottom = len(transformer_layers(classifier.backbone)) - top
+        self._states: dict[str, np.ndarray] = {}
+        self.computed = 0
+
+    @torch.no_grad()
+    def _compute(self, texts: Sequence[str]) -> None:
+        backbone = self.classifier.backbone
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            for idx in length_sorted_batches(texts, 64):
+                batch = self.classifier.tokenize([texts[i] for i in idx])
+                out = backbone(**batch, output_hidden_states=True)
+                hidden = out.hidden_states[self.bottom].float().cpu().numpy().astype(np.float16)
+                mask = batch["attention_mask"].cpu().numpy().astype(bool)
+                for row, i in enumerate(idx):
+                    self._states[texts[i]] = hidden[row][mask[row]]
+                self.computed += len(idx)
+        finally:
+            backbone.train(was_training)
+
+    def batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Padded cached states, attention mask and explicit position/token-type ids for ``texts``."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._states))
+        if missing:
+            self._compute(missing)
+        rows = [self._states[t] for t in texts]
+        width = max(len(r) for r in rows)
+        hidden = rows[0].shape[1]
+        states = np.zeros((len(rows), width, hidden), dtype=np.float32)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            states[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        device = self.classifier.device
+        out = {"states": torch.as_tensor(states, device=device), "attention_mask": torch.as_tensor(mask, device=device)}
+        if self.classifier._takes_positions:
+            out["position_ids"] = torch.arange(width, device=device).unsqueeze(0).expand(len(rows), width).contiguous()
+        if self.classifier._takes_token_types:
+            out["token_type_ids"] = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+        return out
+
+    def logits(self, top: TopLayers, texts: Sequence[str]) -> torch.Tensor:
+        batch = self.batch(texts)
+        hidden = top(**batch)
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.classifier.classify(pooled)
+
+    @torch.no_grad()
+    def predict_proba(self, top: TopLayers, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        was_training = top.training
+        top.eval()
+        out = np.zeros((len(texts), self.classifier.head.out_features))
+        try:
+            for idx in length_sorted_batches(texts, batch_size):
+                out[idx] = torch.softmax(self.logits(top, [texts[i] for i in idx]).float(), -1).cpu().numpy()
+        finally:
+            top.train(was_training)
+        return out
