@@ -85,7 +85,7 @@ def test_worst_of_k_penalty_hand_computed():
 def test_adversarial_augmentation_raises_accuracy_on_perturbed_inputs(tiny_models):
     from tests.regularizer_toys import accuracy, toy_sentiment, train_toy
 
-    texts, labels = toy_sentiment(300, seed=0)
+    texts, labels = toy_sentiment(200, seed=0)
     test_texts, test_labels = toy_sentiment(200, seed=1)
     perturbed = perturb_texts(test_texts, 99, ("delete",), 1.0)
     plain = train_toy(tiny_models["bert"], texts, labels, None)
@@ -100,7 +100,7 @@ def test_adversarial_augmentation_raises_accuracy_on_perturbed_inputs(tiny_model
 def test_live_attacks_give_sane_rates(tiny_models):
     from tests.regularizer_toys import toy_sentiment, train_toy
 
-    texts, labels = toy_sentiment(300, seed=0)
+    texts, labels = toy_sentiment(200, seed=0)
     model = train_toy(tiny_models["bert"], texts, labels, None)
     attack_texts, attack_labels = toy_sentiment(12, seed=5)
     attack_labels[:2] = 1 - attack_labels[:2]  # two examples the model gets wrong: they must be skipped

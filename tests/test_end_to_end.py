@@ -60,11 +60,11 @@ def test_report_rerenders_from_results_file(tiny_models, data_dir, tmp_path, cap
     out = tmp_path / "run"
     assert _run(tiny_models, data_dir, out, "--finetune", "head") == 0
     capsys.readouterr()
-    assert main(["report", str(out)]) == 0
+    assert main(["report", str(out), "--bootstrap", "0"]) == 0
     text = capsys.readouterr().out
     for cell in CELLS:
         assert cell in text
-    assert main(["report", str(out), "--json"]) == 0
+    assert main(["report", str(out), "--json", "--bootstrap", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["metrics"] == ["fairness"]
 
 

@@ -121,8 +121,11 @@ def _tamper_prediction(doc):
 
 
 def _tamper_prediction_bytes(doc):
-    data = doc["entries"][0]["predictions"]["data"]
-    doc["entries"][0]["predictions"]["data"] = data[:100] + ("A" if data[100] != "A" else "B") + data[101:]
+    # Edited and re-compressed, but the recorded hash was left as it was.
+    block = doc["entries"][0]["predictions"]
+    payload = decode_predictions(block)
+    payload["probabilities"]["0"]["weak"]["adult_test"][0] = [0.0, 1.0]
+    block["data"] = encode_predictions(payload["ids"], payload["probabilities"])["data"]
 
 
 def _tamper_ids(doc):
@@ -234,11 +237,11 @@ def test_size_caps_stop_huge_files_and_gzip_bombs(exported, data_dir, tmp_path, 
 
 def test_file_name_must_be_safe_and_match_the_name(exported, data_dir, tmp_path):
     doc = copy.deepcopy(exported["doc"])
-    path = tmp_path / "<b>evil</b>.json"
+    path = tmp_path / "<b>evil.json"
     path.write_text(json.dumps(doc))
     (report,) = _validate(data_dir, path)
     assert any("not a safe submission name" in p for p in report.problems)
-    assert any('names itself "tiny-lab" but the file is <b>evil</b>.json' in p for p in report.problems)
+    assert any('names itself "tiny-lab" but the file is <b>evil.json' in p for p in report.problems)
 
 
 def test_duplicates_across_files_are_rejected(exported, data_dir, tmp_path):
@@ -257,6 +260,9 @@ class _LiveFairness(Fairness):
     """Fairness plus a score only the model can give (like a live attack), so it cannot be recomputed."""
 
     metrics = (*Fairness.metrics, MetricInfo("live_attack_success", False, "needs the model"))
+
+    def evaluate(self, data, probabilities, options):
+        return Fairness().evaluate(data, probabilities, options)
 
     def evaluate_model(self, model, data, options, seed):  # pragma: no cover - never called by the validator
         return {"live_attack_success": 0.0}

@@ -37,6 +37,23 @@ def test_loaders_read_the_mirror(data_dir, tmp_path):
     assert set(data.sources) == {"sst2/train.tsv", "sst2/dev.tsv", "decodingtrust/ood/style.json"}
 
 
+def test_without_a_mirror_sst2_is_extracted_from_the_glue_zip(data_dir, tmp_path):
+    import zipfile
+
+    from w2sbench_plugins.sst2 import load_sst2, sst2_file
+
+    downloads = tmp_path / "downloads"
+    (downloads / "sst2").mkdir(parents=True)
+    # A zip already in the download cache is used as downloaded (no network in tests).
+    with zipfile.ZipFile(downloads / "sst2" / "SST-2.zip", "w") as zf:
+        zf.write(data_dir / "sst2" / "dev.tsv", "SST-2/dev.tsv")
+    path = sst2_file(DataContext(data_dir=None, cache_dir=downloads), "dev")
+    assert path == downloads / "sst2" / "dev.tsv"
+    assert load_sst2(path, "dev").texts == load_sst2(data_dir / "sst2" / "dev.tsv", "dev").texts
+    with pytest.raises(W2SBenchError, match="SST-2.zip"):
+        sst2_file(DataContext(data_dir=None, cache_dir=downloads), "train")
+
+
 def test_test_size_takes_the_same_rows_from_every_set(data_dir, tmp_path):
     metric = OOD()
     data = metric.load_data(_ctx(data_dir, tmp_path), metric.options({"test_size": "50", "styles": "bible_p0,tweet_p0.6"}))
@@ -115,7 +132,7 @@ def test_consistency_penalty_lowers_clean_perturbed_disagreement(tiny_models):
     when inputs are perturbed."""
     from tests.regularizer_toys import perturbed_disagreement, toy_sentiment, train_toy
 
-    texts, labels = toy_sentiment(300, seed=0)
+    texts, labels = toy_sentiment(200, seed=0)
     test_texts, _ = toy_sentiment(200, seed=1)
     perturbed = perturb_texts(test_texts, 99, ("delete",), 1.0)
     plain = train_toy(tiny_models["bert"], texts, labels, None)

@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directory's")
     run.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     run.add_argument("--json", action="store_true", help="print the results document as JSON")
+    run.add_argument("--executor", choices=["local", "ray"], default="local", help="where the seeds run: this process or a Ray cluster [local]")
+    run.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [start a local cluster]")
+
+    swp = sub.add_parser("sweep", help="run a grid of pairs x metrics x strategies x seeds from a YAML file")
+    swp.add_argument("config", help="sweep YAML file (docs/scale-out.md)")
+    swp.add_argument("--executor", choices=["local", "ray"], help="where tasks run [the file's, else local]")
+    swp.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [the file's, else a local cluster]")
+    swp.add_argument("--max-retries", type=int, help="Ray retries per failed task [the file's, else 2]")
+    swp.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directories'")
+    swp.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
 
     lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics or exporters")
     lst.add_argument("what", choices=["pairs", "models", "strategies", "metrics", "exporters"])
@@ -54,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="print the results document(s) as JSON, with a 'report' section")
     rep.add_argument("--quiet", action="store_true", help="print nothing (e.g. with --plots)")
     rep.add_argument("--plots", metavar="DIR", help="write PNG and SVG figures to DIR")
-    rep.add_argument("--bootstrap", type=int, default=200, metavar="N",
-                     help="bootstrap resamples over test examples for one-seed runs; 0 turns it off [200]")
+    rep.add_argument("--bootstrap", type=int, default=100, metavar="N",
+                     help="bootstrap resamples over test examples for one-seed runs; 0 turns it off [100]")
     rep.add_argument("--data-dir", help="dataset mirror for the bootstrap's test labels [the run's]")
 
     exp = sub.add_parser("export", help="write run results with a registered exporter")
@@ -126,10 +136,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings, pair = prepare(request, plugins)
     run_dir = Path(args.out) if args.out else default_run_dir(settings)
     progress = Progress() if (args.quiet or args.json) else RichProgress()
+    from w2sbench.executors import make_executor
+
+    executor = make_executor(args.executor, args.ray_address, progress=progress)
     try:
         results = execute(settings, pair, run_dir, plugins, progress, reconfigure=args.reconfigure,
-                          cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+                          cache_dir=Path(args.cache_dir) if args.cache_dir else None, executor=executor)
     finally:
+        executor.close()
         progress.close()
     if args.json:
         print(json.dumps(results, indent=2))
@@ -254,8 +268,43 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return run_command(args, _plugins)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from w2sbench.executors import make_executor
+    from w2sbench.progress import Progress, RichProgress
+    from w2sbench.sweep import execute_pairs, expand_sweep, load_sweep, write_sweep_summary
+
+    config = load_sweep(Path(args.config))
+    plugins = _plugins()
+    jobs = expand_sweep(config, plugins)
+    kind = args.executor or config.executor
+    progress = Progress() if args.quiet else RichProgress()
+    retries = config.max_retries if args.max_retries is None else args.max_retries
+    executor = make_executor(kind, args.ray_address or config.ray_address, config.resources, retries, progress)
+    try:
+        outcome = execute_pairs(jobs, plugins, progress, executor, config.shared_cache, args.reconfigure)
+    finally:
+        executor.close()
+        progress.close()
+    summary = write_sweep_summary(config.out, jobs, outcome, kind)
+    if not args.quiet:
+        table = Table(title=f"sweep: {len(jobs)} pairs on the {kind} executor")
+        for col in ("pair", "status", "run directory"):
+            table.add_column(col)
+        for job in jobs:
+            table.add_row(job.settings.pair, "done" if job.run_dir in outcome.results else "[red]failed[/]", str(job.run_dir))
+        console = _console()
+        console.print(table)
+        console.print(f"[dim]summary: {summary}[/]")
+    for name, error in outcome.failures:
+        _console(stderr=True).print(f"[bold red]failed:[/] {escape(name)}: {escape(error)}", highlight=False)
+    return 1 if outcome.failures else 0
+
+
 COMMANDS = {
-    "leaderboard": cmd_leaderboard,
+    "leaderboard": cmd_leaderboard, "sweep": cmd_sweep,
     "run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "report": cmd_report, "export": cmd_export,
     "export-lm-eval": cmd_export_lm_eval, "capability": cmd_capability,
 }

@@ -158,12 +158,16 @@ def plot_scaling(
             points = [(s, v) for s, v in zip(sizes, values, strict=True) if v["mean"] is not None]
             if not points:
                 continue
+            # A small multiplicative dodge keeps the error bars of different cells apart on the log axis.
+            dodge = 1.0 + 0.02 * (i - (len(cells) - 1) / 2)
             ax.errorbar(
-                [s for s, _ in points], [v["mean"] for _, v in points], yerr=_errors([v for _, v in points]),
+                [s * dodge for s, _ in points], [v["mean"] for _, v in points], yerr=_errors([v for _, v in points]),
                 color=colors[cell], marker=_MARKERS[i % len(_MARKERS)], capsize=3, label=cell,
                 linestyle="--" if cell.startswith("ceiling") else "-",
             )
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(sorted(set(sizes)), [_size_label(n) for n in sorted(set(sizes))])
         ax.set_xlabel(f"strong model parameters ({family})")
         ax.set_ylabel(_label(metric))
         ax.grid(alpha=0.3, which="both")
@@ -173,6 +177,10 @@ def plot_scaling(
     fig.suptitle(f"{prop_name}: weak {', '.join(weak)} → {family} strong models of {len(sizes)} sizes", fontsize=10)
     fig.supxlabel(_method_note(notes), fontsize=8)
     return _save(fig, out_dir, stem)
+
+
+def _size_label(params: int) -> str:
+    return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.1f}M" if params >= 1e6 else f"{params / 1e3:.0f}K"
 
 
 def write_plots(runs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None, str]], out_dir: Path) -> list[Path]:

@@ -33,7 +33,7 @@ __all__ = [
 
 # The paper's question: does regularizing both models beat plain transfer and regularizing the weak model only?
 COMPARISONS = (("weak-wts-tft", "vanilla"), ("weak-wts-tft", "weak-tft"))
-DEFAULT_RESAMPLES = 200
+DEFAULT_RESAMPLES = 100
 INTERVALS_FILE = "report-intervals.json"
 _INTERVALS_VERSION = 1  # bump when the bootstrap computation changes, so cached intervals are recomputed
 

@@ -19,7 +19,7 @@ from w2sbench.settings import RunSettings, parse_finetune, parse_list, settings_
 from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
 from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
 
-__all__ = ["RunRequest", "prepare", "execute", "default_run_dir", "DEFAULT_PAIR"]
+__all__ = ["RunRequest", "prepare", "execute", "claim_run_dir", "default_run_dir", "DEFAULT_PAIR"]
 
 DEFAULT_PAIR = "default"  # a named pair; the built-in models plugin registers it
 
@@ -147,6 +147,25 @@ def default_run_dir(settings: RunSettings) -> Path:
     return Path("runs") / f"{slug}-{stable_hash(settings.as_dict())[:8]}"
 
 
+def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = False) -> None:
+    """Refuse a run directory that holds other settings (unless reconfigure), then record ours in run.json."""
+    recorded = Path(run_dir) / "run.json"
+    wanted = settings.as_dict()
+    if recorded.exists() and not reconfigure:
+        try:
+            old = json.loads(recorded.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if old is not None and old != json.loads(json.dumps(wanted)):
+            diffs = settings_diff(old, json.loads(json.dumps(wanted)))
+            raise W2SBenchError(
+                f"{run_dir} holds a run with different settings ({'; '.join(diffs)}).",
+                "Resume with the original arguments, pass another --out, or pass --reconfigure to "
+                "re-run this directory with the new settings (finished stages that still apply are reused).",
+            )
+    atomic_write_json(recorded, wanted)
+
+
 def execute(
     settings: RunSettings,
     pair: ResolvedPair,
@@ -155,49 +174,13 @@ def execute(
     progress: Progress,
     reconfigure: bool = False,
     cache_dir: Path | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every stage and write results.json; returns the results document."""
-    from w2sbench.pipeline import Pipeline
+    """Run (or resume) every stage on ``executor`` (None: in this process) and write results.json; returns it."""
+    # The same task machinery as `w2sbench sweep` (w2sbench/sweep.py), for one pair.
+    from w2sbench.sweep import PairJob, execute_pairs
 
-    start = time.perf_counter()
     run_dir = Path(run_dir)
-    with RunLock(run_dir):
-        recorded = run_dir / "run.json"
-        wanted = settings.as_dict()
-        if recorded.exists() and not reconfigure:
-            try:
-                old = json.loads(recorded.read_text())
-            except json.JSONDecodeError:
-                old = None
-            if old is not None and old != json.loads(json.dumps(wanted)):
-                diffs = settings_diff(old, json.loads(json.dumps(wanted)))
-                raise W2SBenchError(
-                    f"{run_dir} holds a run with different settings ({'; '.join(diffs)}).",
-                    "Resume with the original arguments, pass another --out, or pass --reconfigure to "
-                    "re-run this directory with the new settings (finished stages that still apply are reused).",
-                )
-        atomic_write_json(recorded, wanted)
-        cache = StageCache(Path(cache_dir) if cache_dir else run_dir / "cache")
-        cache.clean_partial()
-        pipeline = Pipeline(settings, plugins, cache, progress, pair.weak, pair.strong)
-        strategies = [plugins.strategies.get(n) for n in settings.strategies]
-        properties: dict[str, Any] = {}
-        outcomes: dict[str, Any] = {}
-        for name in settings.metrics:
-            metric = plugins.trust_metrics.get(name)
-            outcome = pipeline.run_metric(metric)
-            outcomes[name] = outcome
-            properties[name] = build_property_result(metric, strategies, outcome)
-        timing = {
-            "seconds": round(time.perf_counter() - start, 3),
-            "stages_computed": cache.misses,
-            "stages_cached": cache.hits,
-        }
-        results = build_results(
-            settings.as_dict(),
-            {role: r.identity for role, r in pipeline.roles.items()},
-            properties,
-            timing,
-        )
-        write_results(run_dir, results, outcomes)
-    return results
+    outcome = execute_pairs([PairJob(settings, pair, run_dir)], plugins, progress, executor, cache_dir, reconfigure)
+    outcome.raise_for_failures()
+    return outcome.results[run_dir]

@@ -1,0 +1,346 @@
+"""Sweeps: a YAML grid of pairs x metrics x strategies x seeds, expanded into cache-aware tasks for an executor.
+
+Phase 1 trains each weak model that several pairs share once per (metric, seed, weak fine-tune settings);
+phase 2 runs every (pair, metric, seed), whose shared weak stages are then cache reads. The driver merges
+the seeds of each pair and writes its run directory exactly as ``w2sbench run`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.executors import EXECUTORS, Executor, LocalExecutor, StageTask, TaskResult, Workspace
+from w2sbench.models import ResolvedPair
+from w2sbench.plugin_manager import Plugins
+from w2sbench.progress import Progress
+from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
+
+__all__ = [
+    "SweepConfig",
+    "PairJob",
+    "SweepOutcome",
+    "TasksFailed",
+    "load_sweep",
+    "parse_sweep",
+    "expand_sweep",
+    "plan_tasks",
+    "execute_pairs",
+]
+
+_KEYS = {
+    "pairs": "list of WEAK:STRONG or named pairs (required)",
+    "metrics": "list of trust metrics [all registered]",
+    "strategies": "list of strategies [all registered]",
+    "seeds": "list of seeds or a range such as 0-4 [0]",
+    "finetune": "head, lora, full or WEAK:STRONG",
+    "options": "{METRIC: {KEY: VALUE}}",
+    "train": "{MODE: {KEY: VALUE}}",
+    "data_dir": "dataset mirror [$W2SBENCH_DATA_DIR]",
+    "device": "auto, cpu, cuda or cuda:N [auto]",
+    "out": "root folder: one run directory per pair [runs/sweep-<config name>]",
+    "cache_dir": "stage cache shared by every task (shared storage for several machines) [<out>/cache]",
+    "executor": "local or ray [local]",
+    "ray_address": "Ray cluster address [a local cluster]",
+    "resources": "{num_cpus: N, num_gpus: N} per Ray task [1 CPU, 0 GPUs]",
+    "max_retries": "Ray retries per failed task [2]",
+    "allow_weak_larger": "run pairs whose weak model is the larger one [false]",
+}
+
+
+class TasksFailed(W2SBenchError):
+    """Some tasks failed after their retries (exit code 1: not necessarily the user's to fix)."""
+
+    exit_code = 1
+
+
+@dataclass
+class SweepConfig:
+    """A parsed sweep file."""
+
+    pairs: tuple[str, ...]
+    metrics: tuple[str, ...] | None = None
+    strategies: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] = (0,)
+    finetune: str | None = None
+    options: dict[str, dict[str, str]] = field(default_factory=dict)
+    train: dict[str, dict[str, str]] = field(default_factory=dict)
+    data_dir: str | None = None
+    device: str = "auto"
+    out: Path = Path("runs/sweep")
+    cache_dir: Path | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    max_retries: int = 2
+    allow_weak_larger: bool = False
+
+    @property
+    def shared_cache(self) -> Path:
+        return self.cache_dir or self.out / "cache"
+
+
+@dataclass
+class PairJob:
+    """One pair of a sweep: validated settings and its run directory."""
+
+    settings: Any  # RunSettings
+    pair: ResolvedPair
+    run_dir: Path
+
+
+@dataclass
+class SweepOutcome:
+    """Each finished pair's results document, and the tasks that failed (by name)."""
+
+    results: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    user_errors: list[tuple[str, str]] = field(default_factory=list)  # (problem, fix)
+
+    def raise_for_failures(self) -> None:
+        if self.user_errors:
+            raise W2SBenchError(*self.user_errors[0])
+        if self.failures:
+            raise TasksFailed(
+                f"{len(self.failures)} task(s) failed: " + "; ".join(f"{n}: {e}" for n, e in self.failures),
+                "Finished stages are cached; rerun the same command to retry only what is missing (--debug shows more).",
+            )
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def load_sweep(path: Path) -> SweepConfig:
+    """Read and validate a sweep YAML file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise W2SBenchError(f'The sweep file "{path}" does not exist.', "Pass the path of a YAML file (docs/scale-out.md).")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise W2SBenchError(f"{path} is not valid YAML: {exc}", "Fix the syntax (docs/scale-out.md has an example).") from None
+    return parse_sweep(raw, default_out=Path("runs") / f"sweep-{path.stem}", source=str(path))
+
+
+def parse_sweep(raw: Any, default_out: Path = Path("runs/sweep"), source: str = "the sweep file") -> SweepConfig:
+    """Validate a sweep mapping (already loaded from YAML)."""
+    from w2sbench.settings import data_dir_arg, parse_seeds
+
+    if not isinstance(raw, Mapping):
+        raise W2SBenchError(f"{source} must hold a mapping (pairs:, metrics:, ...).", "See docs/scale-out.md for an example.")
+    for key in raw:
+        if key not in _KEYS:
+            raise W2SBenchError(
+                f'{source} has an unknown key "{key}".' + did_you_mean(str(key), _KEYS),
+                "Known keys: " + "; ".join(f"{k} ({v})" for k, v in _KEYS.items()) + ".",
+            )
+    if "pairs" not in raw:
+        raise W2SBenchError(f"{source} names no pairs.", "Add e.g. `pairs: [pythia-70m:pythia-410m]`.")
+    pairs = _names(raw["pairs"], "pairs", source)
+    seeds_raw = raw.get("seeds", 0)
+    if isinstance(seeds_raw, list):
+        seeds_raw = ",".join(str(s) for s in seeds_raw)
+    executor = str(raw.get("executor", "local"))
+    if executor not in EXECUTORS:
+        raise W2SBenchError(f'{source}: unknown executor "{executor}".', f"Use one of: {', '.join(EXECUTORS)}.")
+    resources = raw.get("resources") or {}
+    if not isinstance(resources, Mapping) or set(resources) - {"num_cpus", "num_gpus"}:
+        raise W2SBenchError(f"{source}: resources must be a mapping with num_cpus and/or num_gpus.", "Write e.g. `resources: {num_gpus: 1, num_cpus: 4}`.")
+    try:
+        resources = {k: float(v) for k, v in resources.items()}
+        max_retries = int(raw.get("max_retries", 2))
+    except (TypeError, ValueError):
+        raise W2SBenchError(f"{source}: resources and max_retries must be numbers.", "Write e.g. `max_retries: 2`.") from None
+    if any(v < 0 for v in resources.values()) or max_retries < 0:
+        raise W2SBenchError(f"{source}: resources and max_retries must not be negative.", "Use 0 or more.")
+    out = Path(str(raw["out"])) if raw.get("out") else default_out
+    return SweepConfig(
+        pairs=pairs,
+        metrics=_names(raw["metrics"], "metrics", source) if raw.get("metrics") else None,
+        strategies=_names(raw["strategies"], "strategies", source) if raw.get("strategies") else None,
+        seeds=parse_seeds(str(seeds_raw)),
+        finetune=str(raw["finetune"]) if raw.get("finetune") else None,
+        options=_nested(raw.get("options"), "options", source),
+        train=_nested(raw.get("train"), "train", source),
+        data_dir=data_dir_arg(str(raw["data_dir"])) if raw.get("data_dir") else None,
+        device=str(raw.get("device", "auto")),
+        out=out,
+        cache_dir=Path(str(raw["cache_dir"])) if raw.get("cache_dir") else None,
+        executor=executor,
+        ray_address=str(raw["ray_address"]) if raw.get("ray_address") else None,
+        resources=resources,
+        max_retries=max_retries,
+        allow_weak_larger=bool(raw.get("allow_weak_larger", False)),
+    )
+
+
+def _names(value: Any, what: str, source: str) -> tuple[str, ...]:
+    from w2sbench.settings import parse_list
+
+    if isinstance(value, str):
+        return parse_list(value, what)
+    if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
+        return parse_list(",".join(str(v) for v in value), what)
+    raise W2SBenchError(f"{source}: {what} must be a non-empty list of names.", f"Write e.g. `{what}: [a, b]`.")
+
+
+def _nested(value: Any, what: str, source: str) -> dict[str, dict[str, str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        raise W2SBenchError(f"{source}: {what} must map names to {{key: value}} mappings.", f"Write e.g. `{what}: {{fairness: {{weight: 2}}}}`.")
+    # Values become the strings the command line would pass, so a sweep and `w2sbench run` parse them alike.
+    return {str(k): {str(kk): (str(vv).lower() if isinstance(vv, bool) else str(vv)) for kk, vv in v.items()} for k, v in value.items()}
+
+
+# ------------------------------------------------------------------------------------------- expansion
+
+
+def expand_sweep(config: SweepConfig, plugins: Plugins) -> list[PairJob]:
+    """Validate every pair's settings (nothing runs before all are valid); one run directory per pair."""
+    from w2sbench.runner import RunRequest, default_run_dir, prepare
+
+    jobs: list[PairJob] = []
+    for pair_text in config.pairs:
+        request = RunRequest(
+            pair=pair_text,
+            metrics=",".join(config.metrics) if config.metrics else None,
+            strategies=",".join(config.strategies) if config.strategies else None,
+            seeds=config.seeds,
+            finetune=config.finetune,
+            options=config.options,
+            train=config.train,
+            data_dir=config.data_dir,
+            device=config.device,
+            allow_weak_larger=config.allow_weak_larger,
+        )
+        settings, pair = prepare(request, plugins)
+        jobs.append(PairJob(settings, pair, config.out / default_run_dir(settings).name))
+    seen: dict[Path, str] = {}
+    for pair_text, job in zip(config.pairs, jobs):
+        if job.run_dir in seen:
+            raise W2SBenchError(f'Pairs "{seen[job.run_dir]}" and "{pair_text}" are the same run.', "List each pair once.")
+        seen[job.run_dir] = pair_text
+    return jobs
+
+
+def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[Path]) -> tuple[list[StageTask], list[int]]:
+    """Tasks in dependency order, and the job each belongs to (phase-1 tasks: the first pair that needs them)."""
+    tasks: list[StageTask] = []
+    owners: list[int] = []
+    phase2: list[tuple[int, StageTask]] = []
+    groups: dict[str, list[int]] = {}
+    for j, (job, cache) in enumerate(zip(jobs, cache_dirs)):
+        s = job.settings
+        for metric in s.metrics:
+            for seed in s.seeds:
+                task = StageTask(
+                    "run_seed", s.as_dict(), dataclasses.asdict(job.pair.weak), dataclasses.asdict(job.pair.strong),
+                    metric, seed, str(Path(cache).resolve()),
+                )
+                phase2.append((j, task))
+                # Everything the weak stages of this seed depend on (the strong model is not part of it).
+                weak_key = stable_hash([task.weak, s.finetune_weak, s.train[s.finetune_weak], metric, s.options[metric],
+                                        s.data_dir, s.device, seed, task.cache_dir])
+                groups.setdefault(weak_key, []).append(len(phase2) - 1)
+    after: dict[int, tuple[int, ...]] = {}
+    for members in groups.values():
+        if len({phase2[m][0] for m in members}) < 2:
+            continue  # one pair only: its run_seed task trains the weak models itself
+        j, first = phase2[members[0]]
+        tasks.append(dataclasses.replace(first, kind="train_weak"))
+        owners.append(j)
+        for m in members:
+            after[m] = (len(tasks) - 1,)
+    for m, (j, task) in enumerate(phase2):
+        tasks.append(dataclasses.replace(task, after=after.get(m, ())))
+        owners.append(j)
+    return tasks, owners
+
+
+# ------------------------------------------------------------------------------------------- driver
+
+
+def execute_pairs(
+    jobs: Sequence[PairJob],
+    plugins: Plugins,
+    progress: Progress,
+    executor: Executor | None = None,
+    cache_dir: Path | None = None,
+    reconfigure: bool = False,
+) -> SweepOutcome:
+    """Run every pair's tasks on the executor, then write each pair's run directory (results.json)."""
+    from w2sbench.pipeline import merge_seeds
+    from w2sbench.results import build_property_result, build_results, write_results
+    from w2sbench.runner import claim_run_dir
+
+    executor = executor or LocalExecutor()
+    start = time.perf_counter()
+    outcome = SweepOutcome()
+    caches = [Path(cache_dir) if cache_dir else job.run_dir / "cache" for job in jobs]
+    with contextlib.ExitStack() as stack:
+        for job in jobs:
+            stack.enter_context(RunLock(job.run_dir))
+            claim_run_dir(job.run_dir, job.settings, reconfigure)
+        for root in {c.resolve() for c in caches}:
+            StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
+        tasks, owners = plan_tasks(jobs, caches)
+        workspace = Workspace(plugins, progress)
+        # The driver's own pipelines only load data and name the models; a local executor reuses them.
+        driver_device = None if isinstance(executor, LocalExecutor) else "cpu"
+        first_task = {owners[i]: t for i, t in reversed(list(enumerate(tasks)))}
+        pipelines = [workspace.pipeline(first_task[j], driver_device) for j in range(len(jobs))]
+        data = {(j, m): workspace.data(pipelines[j], m) for j, job in enumerate(jobs) for m in job.settings.metrics}
+        done: list[TaskResult] = executor.run(tasks, workspace)
+        for result in done:
+            if result.user_error:
+                outcome.user_errors.append(result.user_error)
+                outcome.failures.append((result.task.name, result.user_error[0]))
+            elif result.error:
+                outcome.failures.append((result.task.name, result.error))
+        for j, job in enumerate(jobs):
+            mine = [r for r, owner in zip(done, owners) if owner == j]
+            if not all(r.ok for r in mine):
+                continue
+            by_cell = {(r.task.metric, r.task.seed): r.value for r in mine if r.task.kind == "run_seed"}
+            strategies = [plugins.strategies.get(n) for n in job.settings.strategies]
+            properties: dict[str, Any] = {}
+            outcomes: dict[str, Any] = {}
+            for name in job.settings.metrics:
+                merged = merge_seeds(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
+                outcomes[name] = merged
+                properties[name] = build_property_result(plugins.trust_metrics.get(name), strategies, merged)
+            timing = {
+                "seconds": round(time.perf_counter() - start, 3),
+                "stages_computed": sum(r.computed for r in mine),
+                "stages_cached": sum(r.cached for r in mine),
+            }
+            models = {role: r.identity for role, r in pipelines[j].roles.items()}
+            results = build_results(job.settings.as_dict(), models, properties, timing)
+            write_results(job.run_dir, results, outcomes)
+            outcome.results[job.run_dir] = results
+    return outcome
+
+
+def write_sweep_summary(out: Path, jobs: Sequence[PairJob], outcome: SweepOutcome, executor: str) -> Path:
+    """``<out>/sweep.json``: each pair's run directory and status, and the failed tasks by name."""
+    summary = {
+        "executor": executor,
+        "runs": [
+            {"pair": job.settings.pair, "run_dir": str(job.run_dir), "status": "done" if job.run_dir in outcome.results else "failed"}
+            for job in jobs
+        ],
+        "failures": [{"task": name, "error": error} for name, error in outcome.failures],
+    }
+    path = Path(out) / "sweep.json"
+    atomic_write_json(path, json.loads(json.dumps(summary)))
+    return path
