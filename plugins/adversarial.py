@@ -182,8 +182,8 @@ class Adversarial(TrustMetric):
         "perturb_rate": 0.15,
         "edits": list(CHARACTER_EDITS),
         "attacks": list(ATTACKS),
-        "attack_examples": 25,
-        "query_budget": 200,
+        "attack_examples": 20,
+        "query_budget": 100,  # Pruthi's first greedy step alone has hundreds of candidates; the budget bounds CPU time
     }
 
     def _attacks(self, options: Mapping[str, Any]) -> list[str]:

@@ -35,8 +35,18 @@ _SHOWN = (
 SENSITIVE = {"sex": ("Female", "female vs male"), "race": ("non-White", "non-white vs white")}
 
 
-def serialize_row(row: Mapping[str, str]) -> str:
-    return ", ".join(f"{label}: {row[col] if row[col] != '?' else 'unknown'}" for col, label in _SHOWN)
+def serialize_row(row: Mapping[str, str], style: str = "compact") -> str:
+    """A census row as text. ``verbose``: "field: value" pairs; ``compact`` (default): values in a fixed
+    order with hyphens spelled as spaces, about 40% fewer tokens (what makes CPU fine-tuning affordable)."""
+    value = {col: (row[col] if row[col] != "?" else "unknown") for col, _ in _SHOWN}
+    if style == "verbose":
+        return ", ".join(f"{label}: {value[col]}" for col, label in _SHOWN)
+    v = {k: x.replace("-", " ") for k, x in value.items()}
+    return (
+        f"{v['age']} years old, {v['workclass']}, {v['education']}, {v['marital-status']}, {v['occupation']}, "
+        f"{v['relationship']}, {v['race']}, {v['sex']}, capital gain {v['capital-gain']}, capital loss "
+        f"{v['capital-loss']}, {v['hours-per-week']} hours a week, from {v['native-country']}"
+    )
 
 
 def _group(row: Mapping[str, str], attribute: str) -> int:
@@ -71,10 +81,10 @@ def load_adult(path: str, split: str) -> list[dict[str, str]]:
     return rows
 
 
-def _examples(rows: list[dict[str, str]]) -> Examples:
+def _examples(rows: list[dict[str, str]], style: str = "compact") -> Examples:
     return Examples(
         ids=[r["_id"] for r in rows],
-        texts=[serialize_row(r) for r in rows],
+        texts=[serialize_row(r, style) for r in rows],
         labels=np.array([int(r["income"] == ">50K") for r in rows]),
         attributes={a: np.array([_group(r, a) for r in rows]) for a in SENSITIVE},
     )
@@ -157,7 +167,8 @@ class Fairness(TrustMetric):
         "transfer_size": 2000,
         "val_size": 200,
         "test_size": 2000,
-        "max_length": 96,
+        "max_length": 64,
+        "serialization": "compact",
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
@@ -168,8 +179,11 @@ class Fairness(TrustMetric):
             )
         train_path = dataset_file(ctx, "adult/adult.data", UPSTREAM + "adult.data")
         test_path = dataset_file(ctx, "adult/adult.test", UPSTREAM + "adult.test")
-        train = _examples(load_adult(str(train_path), "train"))
-        test = _examples(load_adult(str(test_path), "test"))
+        style = options["serialization"]
+        if style not in {"compact", "verbose"}:
+            raise W2SBenchError(f'Unknown serialization "{style}".', "Use --option fairness.serialization=compact or verbose.")
+        train = _examples(load_adult(str(train_path), "train"), style)
+        test = _examples(load_adult(str(test_path), "test"), style)
         n = int(options["test_size"])
         if 0 < n < len(test):
             # A fixed subset, the same for every seed, so seeds differ only in training.

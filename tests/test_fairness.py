@@ -18,7 +18,12 @@ def test_loader_reads_the_mirror(data_dir, tmp_path):
     data = metric.load_data(DataContext(data_dir, tmp_path), metric.options({"test_size": "0"}))
     assert len(data.train) == 32561 and len(data.tests["adult_test"]) == 16281
     assert 0.2 < data.train.labels.mean() < 0.3  # ~24% earn >50K
-    assert "sex: Male" in data.train.texts[0] and "fnlwgt" not in data.train.texts[0]
+    assert data.train.texts[0] == (
+        "39 years old, State gov, Bachelors, Never married, Adm clerical, Not in family, White, Male, "
+        "capital gain 2174, capital loss 0, 40 hours a week, from United States"
+    )
+    verbose = metric.load_data(DataContext(data_dir, tmp_path), metric.options({"serialization": "verbose"}))
+    assert "sex: Male" in verbose.train.texts[0] and "77516" not in verbose.train.texts[0]  # no fnlwgt
     assert set(np.unique(data.train.attributes["sex"])) == {0, 1}
 
 
@@ -33,7 +38,8 @@ def test_missing_values_are_spelled_out():
     row = {c: "x" for c in ("age", "workclass", "education", "marital-status", "occupation", "relationship", "race",
                             "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country")}
     row["workclass"] = "?"
-    assert "workclass: unknown" in serialize_row(row)
+    assert "workclass: unknown" in serialize_row(row, "verbose")
+    assert ", unknown," in serialize_row(row)
 
 
 def test_group_metrics_hand_computed():

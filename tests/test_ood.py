@@ -115,6 +115,7 @@ def test_consistency_penalty_values():
     assert ConsistencyPenalty(1.0, "kl", 1, 0.1, EDITS).penalty(PenaltyContext(clean, torch.eye(2), {}, [])) is None
 
 
+@pytest.mark.slow  # the first textattack import takes ~8 s
 def test_views_are_deterministic_perturbed_copies():
     texts = ["a wonderful and moving film", "the plot is dull and predictable", "ok"]
     reg = ConsistencyPenalty(1.0, "symmetric_kl", 2, 0.3, EDITS)
@@ -147,7 +148,8 @@ def test_run_reports_every_ood_metric(tiny_models, data_dir, tmp_path):
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
     small = ["weak_train_size=80", "transfer_size=80", "val_size=10", "test_size=40", "max_length=32"]
-    args = ["run", "--pair", pair, "--metrics", "ood", "--strategies", "vanilla", "--finetune", "head", "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
+    args = ["run", "--pair", pair, "--metrics", "ood", "--strategies", "vanilla", "--finetune", "head",
+            "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
     for option in small:
         args += ["--option", f"ood.{option}"]
     assert main(args) == 0

@@ -134,13 +134,35 @@ def run_task(task: StageTask, workspace: Workspace) -> TaskResult:
     data = workspace.data(pipeline, task.metric)
     misses, hits = pipeline.cache.misses, pipeline.cache.hits
     if task.kind == "train_weak":
-        pipeline.train_weak(metric, data, task.seed)
+        _weak_stages(pipeline, metric, data, task.seed)
         value = None
     else:
         value = pipeline.run_seed(metric, data, task.seed)
     return TaskResult(
         task, value, pipeline.cache.misses - misses, pipeline.cache.hits - hits, round(time.perf_counter() - start, 3)
     )
+
+
+def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
+    """Every stage of the weak cells: training, labels on B for the strategies' teachers, test predictions.
+
+    These are the stages that pairs sharing the weak model have in common; computing them once here means
+    the pairs' ``run_seed`` tasks only read them, instead of racing to compute the same stage twice.
+    """
+    from w2sbench.pipeline import split_pool
+
+    options = pipeline.settings.options[metric.name]
+    trained = pipeline.train_weak(metric, data, seed)
+    sizes = (int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"]))
+    _a, b, _val = split_pool(data.train, seed, sizes)
+    strategies = [pipeline.plugins.strategies.get(n) for n in pipeline.settings.strategies]
+    teachers = {"weak-reg" if s.regularize_weak else "weak" for s in strategies}
+    for cell, (key, path, role) in trained.items():
+        if cell in teachers:
+            pipeline.predict_stage(key, path, role, b)
+        for test in data.tests.values():
+            pipeline.predict_stage(key, path, role, test)
+        pipeline.live_stage(metric, options, data, key, path, role, seed, f"s{seed} {cell}")
 
 
 class Executor(Protocol):

@@ -199,7 +199,15 @@ def _nested(value: Any, what: str, source: str) -> dict[str, dict[str, str]]:
     if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
         raise W2SBenchError(f"{source}: {what} must map names to {{key: value}} mappings.", f"Write e.g. `{what}: {{fairness: {{weight: 2}}}}`.")
     # Values become the strings the command line would pass, so a sweep and `w2sbench run` parse them alike.
-    return {str(k): {str(kk): (str(vv).lower() if isinstance(vv, bool) else str(vv)) for kk, vv in v.items()} for k, v in value.items()}
+    return {str(k): {str(kk): _as_cli(vv) for kk, vv in v.items()} for k, v in value.items()}
+
+
+def _as_cli(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 # ------------------------------------------------------------------------------------------- expansion
