@@ -186,6 +186,7 @@ TAMPERINGS = {
 }
 
 
+@pytest.mark.slow  # shares a module-scoped tiny-model run
 @pytest.mark.parametrize("case", list(TAMPERINGS))
 def test_tampered_submission_is_rejected_with_a_clear_message(case, exported, data_dir, tmp_path, capsys):
     tamper, message = TAMPERINGS[case]
@@ -220,6 +221,7 @@ def test_unreadable_files_are_rejected(content, message, data_dir, tmp_path, cap
     assert message in capsys.readouterr().out
 
 
+@pytest.mark.slow  # shares a module-scoped tiny-model run
 def test_size_caps_stop_huge_files_and_gzip_bombs(exported, data_dir, tmp_path, monkeypatch):
     import w2sbench.leaderboard._safejson as safejson
 
@@ -235,6 +237,7 @@ def test_size_caps_stop_huge_files_and_gzip_bombs(exported, data_dir, tmp_path, 
     assert any("decompress to more than 1 MiB" in p for p in report.problems), report.problems
 
 
+@pytest.mark.slow  # shares a module-scoped tiny-model run
 def test_file_name_must_be_safe_and_match_the_name(exported, data_dir, tmp_path):
     doc = copy.deepcopy(exported["doc"])
     path = tmp_path / "<b>evil.json"
@@ -244,6 +247,7 @@ def test_file_name_must_be_safe_and_match_the_name(exported, data_dir, tmp_path)
     assert any('names itself "tiny-lab" but the file is <b>evil.json' in p for p in report.problems)
 
 
+@pytest.mark.slow  # shares a module-scoped tiny-model run
 def test_duplicates_across_files_are_rejected(exported, data_dir, tmp_path):
     copy_path = _write(tmp_path, copy.deepcopy(exported["doc"]), "copy-of-tiny-lab")
     first, second = _validate(data_dir, exported["path"], copy_path)
@@ -251,6 +255,7 @@ def test_duplicates_across_files_are_rejected(exported, data_dir, tmp_path):
     assert not second.ok and "duplicates an entry of tiny-lab.json" in second.problems[0]
 
 
+@pytest.mark.slow  # shares a module-scoped tiny-model run
 def test_export_refuses_an_unsafe_destination_name(exported, tmp_path, capsys):
     assert main(["leaderboard", "export", str(exported["run"]), "--to", str(tmp_path / "bad name!.json")]) == 2
     assert "not a usable submission name" in capsys.readouterr().err
@@ -274,6 +279,7 @@ class _LivePlugin:
         return [_LiveFairness()]
 
 
+@pytest.mark.slow  # shares a module-scoped tiny-model run
 def test_model_only_scores_are_listed_as_not_verifiable(exported, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("W2SBENCH_DISABLE_PLUGINS", "fairness")
     plugins = Plugins(extra_plugins=[("live-fairness", _LivePlugin())])

@@ -278,8 +278,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     config = load_sweep(Path(args.config))
     plugins = _plugins()
-    jobs = expand_sweep(config, plugins)
     kind = args.executor or config.executor
+    jobs = expand_sweep(config, plugins, kind)
     progress = Progress() if args.quiet else RichProgress()
     retries = config.max_retries if args.max_retries is None else args.max_retries
     executor = make_executor(kind, args.ray_address or config.ray_address, config.resources, retries, progress)

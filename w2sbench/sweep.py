@@ -33,6 +33,7 @@ __all__ = [
     "expand_sweep",
     "plan_tasks",
     "execute_pairs",
+    "write_sweep_summary",
 ]
 
 _KEYS = {
@@ -213,10 +214,20 @@ def _as_cli(value: Any) -> str:
 # ------------------------------------------------------------------------------------------- expansion
 
 
-def expand_sweep(config: SweepConfig, plugins: Plugins) -> list[PairJob]:
+def expand_sweep(config: SweepConfig, plugins: Plugins, executor: str | None = None) -> list[PairJob]:
     """Validate every pair's settings (nothing runs before all are valid); one run directory per pair."""
     from w2sbench.runner import RunRequest, default_run_dir, prepare
 
+    device = config.device
+    remote_gpus = (executor or config.executor) == "ray" and device.startswith("cuda") and not _local_cuda()
+    if remote_gpus:
+        # The GPUs are on the Ray workers, not here: validate on the CPU, record the workers' device.
+        if not config.finetune:
+            raise W2SBenchError(
+                f"device: {device} on a driver without a GPU needs an explicit finetune.",
+                "Add e.g. `finetune: full` (the default depends on the device) to the sweep file.",
+            )
+        device = "cpu"
     jobs: list[PairJob] = []
     for pair_text in config.pairs:
         request = RunRequest(
@@ -228,10 +239,12 @@ def expand_sweep(config: SweepConfig, plugins: Plugins) -> list[PairJob]:
             options=config.options,
             train=config.train,
             data_dir=config.data_dir,
-            device=config.device,
+            device=device,
             allow_weak_larger=config.allow_weak_larger,
         )
         settings, pair = prepare(request, plugins)
+        if remote_gpus:
+            settings = dataclasses.replace(settings, device=config.device)
         jobs.append(PairJob(settings, pair, config.out / default_run_dir(settings).name))
     seen: dict[Path, str] = {}
     for pair_text, job in zip(config.pairs, jobs):
@@ -239,6 +252,12 @@ def expand_sweep(config: SweepConfig, plugins: Plugins) -> list[PairJob]:
             raise W2SBenchError(f'Pairs "{seen[job.run_dir]}" and "{pair_text}" are the same run.', "List each pair once.")
         seen[job.run_dir] = pair_text
     return jobs
+
+
+def _local_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[Path]) -> tuple[list[StageTask], list[int]]:
