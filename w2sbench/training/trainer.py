@@ -240,7 +240,7 @@ def train_classifier(
         def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             return mod(x[idx].to(device)), [mod(v[idx].to(device)) for v in view_x]
 
-    elif prefix is not None and mode == "full" and config.trainable_layers and regularizer.privacy is None:
+    elif prefix is not None and mode == "full" and config.trainable_layers:
         # Partial fine-tuning on cached states of the frozen layers (w2sbench/training/prefix.py).
         from w2sbench.training.prefix import TopLayers
 
