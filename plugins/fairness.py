@@ -163,7 +163,7 @@ class Fairness(TrustMetric):
         "sensitive_attribute": "sex",
         "regularizer": "demographic_parity",
         "weight": 2.0,
-        "weak_train_size": 500,
+        "weak_train_size": 200,
         "transfer_size": 2000,
         "val_size": 200,
         "test_size": 2000,
