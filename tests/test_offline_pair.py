@@ -16,7 +16,7 @@ TINY = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("finetune", ["head", "lora:lora", "head:full"])
+@pytest.mark.parametrize("finetune", ["head", "head:lora", "head:full"])
 def test_default_pair_runs_in_every_mode(finetune, data_dir, tmp_path):
     out = tmp_path / "run"
     assert main(["run", "--pair", "default", "--finetune", finetune, "--data-dir", str(data_dir), "--out", str(out), *TINY]) == 0

@@ -159,7 +159,8 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
     captured = capfd.readouterr()
     written = (out / "results.json").read_text() + gzip.decompress((out / PREDICTIONS_FILE).read_bytes()).decode()
     addresses = {a.lower() for rows in _raw(data_dir).values() for r in rows for a in r["emails_in_body"]}
-    assert len(addresses) > 500  # the check below has something to find
+    count = len(addresses)
+    assert count > 300, f"only {count} distinct addresses to look for"  # never print the addresses themselves
     shown = (captured.out + captured.err + written).lower()
     leaked = sum(a in shown for a in addresses)
     assert leaked == 0, "an e-mail address from the data appears in the output or the results"

@@ -35,12 +35,25 @@ def test_failed_stage_leaves_nothing_that_reads_as_done(tmp_path):
     assert not list((tmp_path / "train").glob(".*.tmp"))
 
 
-def test_partial_directories_from_a_killed_process_are_ignored_and_cleaned(tmp_path):
+def test_partial_files_of_dead_writers_are_cleaned_but_live_writers_are_left_alone(tmp_path):
+    import os
+    import socket
+
     cache = StageCache(tmp_path)
-    leftover = tmp_path / "train" / ".abc.tmp"
-    leftover.mkdir(parents=True)
-    (leftover / "trainable.safetensors").write_bytes(b"partial")
-    assert cache.clean_partial() == 1 and not leftover.exists()
+    host = socket.gethostname()
+    dead = tmp_path / "train" / f".abc.{host}-999999999.x1.tmp"  # no such process
+    dead.mkdir(parents=True)
+    (dead / "trainable.safetensors").write_bytes(b"partial")
+    dead_file = tmp_path / "features" / "m" / f".chunk-1.safetensors.{host}-999999999.x2.tmp"
+    dead_file.parent.mkdir(parents=True)
+    dead_file.write_bytes(b"half")
+    live = tmp_path / "train" / f".def.{host}-{os.getpid()}.x3.tmp"
+    live.mkdir()
+    foreign = tmp_path / "train" / ".ghi.otherhost-1.x4.tmp"  # another machine on shared storage
+    foreign.mkdir()
+    assert cache.clean_partial() == 2
+    assert not dead.exists() and not dead_file.exists() and live.exists() and foreign.exists()
+    assert cache.get("train", {"a": 1}) is None
 
 
 def test_key_order_does_not_matter():

@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _console(stderr: bool = False):  # noqa: ANN202
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    # Errors on stderr are never hard-wrapped: a message stays greppable in logs whatever the width.
+    return Console(stderr=stderr, soft_wrap=stderr)
 
 
 def _plugins():  # noqa: ANN202

@@ -262,6 +262,11 @@ class Pipeline:
         def produce(tmp: Path) -> None:
             model = self.load_trained(train_key, train_path, role_name)
             model.role = role_name  # "weak" trained on split A, "strong" on split B: membership attacks need it
+            prefix = self._prefix_for(self.roles[role_name], train_key["max_length"])
+            if prefix is not None:
+                from w2sbench.training.prefix import TopLayers
+
+                model.use_prefix(prefix, TopLayers(model.backbone, self.roles[role_name].config.trainable_layers))
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
                 scores = metric.evaluate_model(model, data, options, seed)
             (tmp / "scores.json").write_text(json.dumps(scores))

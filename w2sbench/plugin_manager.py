@@ -138,7 +138,7 @@ class Plugins:
         attribute, expected, kind = _HOOKS[hook_name]
         registry: Registry[Any] = Registry(kind)
         hook = getattr(self.manager.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: the first registration of a name wins
             plugin_name = impl.plugin_name
             package = self.info[plugin_name].package if plugin_name in self.info else "?"
             try:

@@ -16,7 +16,7 @@ from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.results import build_property_result, build_results, write_results
 from w2sbench.settings import RunSettings, parse_finetune, parse_list, settings_diff
-from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
+from w2sbench.storage import RunLock, StageCache, atomic_write_json, remove_stale_temporaries, stable_hash
 from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
 
 __all__ = ["RunRequest", "prepare", "execute", "claim_run_dir", "default_run_dir", "DEFAULT_PAIR"]
@@ -163,6 +163,8 @@ def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = Fals
                 "Resume with the original arguments, pass another --out, or pass --reconfigure to "
                 "re-run this directory with the new settings (finished stages that still apply are reused).",
             )
+    # temporary files of a killed earlier run (never read, but they should not pile up)
+    remove_stale_temporaries(Path(run_dir))
     atomic_write_json(recorded, wanted)
 
 

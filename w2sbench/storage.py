@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_directory",
     "stable_hash",
+    "remove_stale_temporaries",
     "StageCache",
     "RunLock",
 ]
@@ -41,10 +43,42 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _owner() -> str:
+    """Host and process in temporary names, so cleanup never removes a live writer's files."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete temporary files and folders under ``root`` left by dead processes of this host; return how many."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    host = socket.gethostname()
+    removed = 0
+    for tmp in sorted(root.rglob(".*.tmp"), key=lambda p: len(p.parts), reverse=True):
+        parts = tmp.name.split(".")
+        owner = next((p for p in parts if p.startswith(host + "-")), None)
+        if owner is None:
+            continue  # another machine's writer on shared storage: not ours to judge
+        try:
+            os.kill(int(owner.rsplit("-", 1)[1]), 0)
+            continue  # still running
+        except (ProcessLookupError, ValueError):
+            pass
+        except PermissionError:
+            continue
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     _ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             half = len(data) // 2
@@ -91,7 +125,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary directory; on success it becomes ``target`` in one rename (existing target wins)."""
     target = Path(target)
     _ensure_dir(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_owner()}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         fault_point("stage-before-rename")
@@ -160,13 +194,8 @@ class StageCache:
             os.fsync(f.fileno())
 
     def clean_partial(self) -> int:
-        """Remove temporary directories left by an interrupted run; return how many."""
-        removed = 0
-        if self.root.is_dir():
-            for tmp in self.root.glob("*/.*.tmp"):
-                shutil.rmtree(tmp, ignore_errors=True)
-                removed += 1
-        return removed
+        """Remove temporary files and directories left by interrupted (dead) writers; return how many."""
+        return remove_stale_temporaries(self.root)
 
 
 class RunLock:

@@ -107,8 +107,16 @@ class Classifier(nn.Module):
             return np.empty((0, self.head.in_features), dtype=np.float32)
         return self._batched(texts, lambda b: self.pooled(**b), batch_size).astype(np.float32)
 
+    def use_prefix(self, prefix: Any, top: nn.Module) -> None:
+        """Answer ``predict_proba`` from cached frozen-layer states (partial fine-tuning, training/prefix.py):
+        the same probabilities, but only the trained top layers run for texts seen before."""
+        self._prefix = (prefix, top)
+
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape (n, num_labels)."""
+        if getattr(self, "_prefix", None) is not None:
+            prefix, top = self._prefix
+            return prefix.predict_proba(top, list(texts))
         return self._batched(texts, lambda b: torch.softmax(self(**b).float(), dim=-1), batch_size).astype(np.float64)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:

@@ -147,7 +147,8 @@ def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
     except ValueError as exc:
         raise W2SBenchError(
             f"LoRA could not find target modules in this architecture ({exc}).",
-            "Pass --lora-targets with the names of the attention/MLP linear layers (e.g. query,value).",
+            "Name the attention/MLP linear layers with --train lora.lora_targets=query,value (the names depend on the "
+            "architecture), or use another fine-tune mode for a model without transformer layers.",
         ) from None
 
 
