@@ -281,9 +281,10 @@ def train_classifier(
         from opacus import PrivacyEngine
 
         report_delta = regularizer.privacy.delta or 1.0 / len(texts)
-        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
         with warnings.catch_warnings():
+            # secure_mode=False is deliberate (reproducible noise from a seeded generator); opacus warns anyway.
             warnings.simplefilter("ignore")
+            engine = PrivacyEngine(accountant="rdp", secure_mode=False)
             module, optimizer, loader = engine.make_private_with_epsilon(
                 module=module,
                 optimizer=optimizer,
@@ -338,7 +339,10 @@ def train_classifier(
             )
             if penalty is not None:
                 loss = loss + penalty
-            (loss / config.grad_accumulation).backward()
+            with warnings.catch_warnings():
+                # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                (loss / config.grad_accumulation).backward()
             if (micro + 1) % config.grad_accumulation == 0 or micro + 1 == len(loader):
                 optimizer.step()
                 if scheduler is not None:
