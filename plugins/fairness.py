@@ -162,7 +162,7 @@ class Fairness(TrustMetric):
     default_options = {
         "sensitive_attribute": "sex",
         "regularizer": "demographic_parity",
-        "weight": 2.0,
+        "weight": 0.5,
         "weak_train_size": 200,
         "transfer_size": 2000,
         "val_size": 200,
