@@ -5,7 +5,6 @@ Nothing is downloaded: the tokenizers are trained here on a few hundred sentence
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 __all__ = ["corpus", "make_tiny_bert", "make_tiny_neox", "make_hub_cache_model"]
@@ -101,5 +100,4 @@ def make_hub_cache_model(hf_home: Path, repo_id: str, source: Path, commit: str 
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / revision).write_text(commit)
     (repo / "blobs").mkdir(exist_ok=True)
-    json.dumps({})
     return snapshot

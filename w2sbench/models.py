@@ -136,8 +136,6 @@ def fetch_model(spec: ModelSpec) -> Path:
             return folder
     except Exception:  # noqa: BLE001 - not cached; try the network below
         pass
-    if not _has_weights_safetensors_only(spec):
-        kwargs["allow_patterns"] = patterns + ["*.bin"]
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
     problem = (
         f'Model "{spec.name}" ({spec.source}{"@" + spec.revision if spec.revision else ""}) is not in the local '
@@ -149,28 +147,28 @@ def fetch_model(spec: ModelSpec) -> Path:
             f"Unset HF_HUB_OFFLINE on a machine with hub access, or download it first: "
             f"huggingface-cli download {spec.source}" + (f" --revision {spec.revision}" if spec.revision else ""),
         )
-    try:
-        folder = Path(snapshot_download(etag_timeout=10, **kwargs))
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise W2SBenchError(
-            problem + f" and the hub cannot be reached ({type(exc).__name__}).",
-            "Run on a machine with access to huggingface.co, pre-download the model with "
-            f"`huggingface-cli download {spec.source}`, or pass a local model folder instead.",
-        ) from None
-    if not _has_weights(folder):
-        raise W2SBenchError(
-            f'The hub repo "{spec.source}" has no weight files w2sbench can read.',
-            "Use a repo with safetensors or PyTorch weights.",
-        )
-    return folder
+    # safetensors first; only repos (or old revisions) without them fall back to PyTorch .bin files,
+    # so a repo holding both formats is not downloaded twice.
+    fallbacks = [patterns] if spec.gguf_file else [patterns, patterns + ["*.bin"]]
+    for allow in fallbacks:
+        try:
+            folder = Path(snapshot_download(etag_timeout=10, **{**kwargs, "allow_patterns": allow}))
+        except (HfHubHTTPError, OSError, ValueError) as exc:
+            raise W2SBenchError(
+                problem + f" and the hub cannot be reached ({type(exc).__name__}).",
+                "Run on a machine with access to huggingface.co, pre-download the model with "
+                f"`huggingface-cli download {spec.source}`, or pass a local model folder instead.",
+            ) from None
+        if _has_weights(folder):
+            return folder
+    raise W2SBenchError(
+        f'The hub repo "{spec.source}" has no weight files w2sbench can read.',
+        "Use a repo with safetensors or PyTorch weights.",
+    )
 
 
 def _has_weights(folder: Path) -> bool:
     return folder.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir())
-
-
-def _has_weights_safetensors_only(spec: ModelSpec) -> bool:
-    return bool(spec.gguf_file)
 
 
 def model_identity(spec: ModelSpec, folder: Path) -> dict[str, Any]:

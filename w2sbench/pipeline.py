@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path

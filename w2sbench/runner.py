@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,8 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.models import ResolvedPair, resolve_pair
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
-from w2sbench.results import build_property_result, build_results, write_results
 from w2sbench.settings import RunSettings, parse_finetune, parse_list, settings_diff
-from w2sbench.storage import RunLock, StageCache, atomic_write_json, remove_stale_temporaries, stable_hash
+from w2sbench.storage import atomic_write_json, remove_stale_temporaries, stable_hash
 from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
 
 __all__ = ["RunRequest", "prepare", "execute", "claim_run_dir", "default_run_dir", "DEFAULT_PAIR"]
