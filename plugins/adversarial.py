@@ -1,6 +1,8 @@
 """Adversarial robustness: train on SST-2; score robust accuracy on AdvGLUE's adversarial SST-2
 sentences and the success of live textattack attacks (DeepWordBug, Pruthi) on each trained model.
-The regularizer is adversarial data augmentation: worst-of-k perturbed copies of each input.
+The regularizer is adversarial training: in input-embedding space where the backbone is fine-tuned
+(``lora``, ``full``), and as augmentation with the worst of k perturbed copies of each input where it
+is frozen (``head``); ``method`` picks one for every phase instead.
 
 Choices the paper leaves open are in docs/properties.md (section ``adversarial``).
 """
@@ -17,7 +19,16 @@ import numpy as np
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
 from w2sbench.errors import W2SBenchError, did_you_mean
-from w2sbench.interfaces import DataContext, Examples, MetricInfo, PenaltyContext, PropertyData, Regularizer, TrustMetric
+from w2sbench.interfaces import (
+    DataContext,
+    EmbeddingAdversary,
+    Examples,
+    MetricInfo,
+    PenaltyContext,
+    PropertyData,
+    Regularizer,
+    TrustMetric,
+)
 from w2sbench_plugins.perturbations import CHARACTER_EDITS, PerturbedViews, check_edits, import_textattack, seeded_globals
 from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
@@ -27,6 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "Adversarial",
     "AdversarialAugmentation",
+    "EmbeddingAdversarialTraining",
+    "AdversarialTraining",
+    "METHODS",
     "ADVGLUE_URL",
     "ATTACKS",
     "load_advglue_sst2",
@@ -38,6 +52,8 @@ __all__ = [
 ADVGLUE_URL = "https://raw.githubusercontent.com/HowieHwong/TrustLLM/main/dataset/robustness/AdvGLUE.json"
 _SUFFIX = "Tell me the answer without any other reasons and explanations."
 ATTACKS = {"deepwordbug": "DeepWordBugGao2018", "pruthi": "Pruthi2019"}  # the recipes that run offline
+# auto: embedding-space training where the backbone trains, augmentation where only a head does
+METHODS = ("auto", "embedding", "augmentation")
 
 
 def _sentence(prompt: str) -> str:
@@ -152,6 +168,42 @@ class AdversarialAugmentation(PerturbedViews):
         return self.weight * losses.max(dim=0).values.mean()
 
 
+class EmbeddingAdversarialTraining(Regularizer):
+    """weight x cross-entropy on the worst-case perturbation of the input embeddings (w2sbench/training/adversarial.py)."""
+
+    name = "adversarial-embedding"
+
+    def __init__(self, weight: float, epsilon: float, steps: int) -> None:
+        self.weight = float(weight)
+        self.adversary = EmbeddingAdversary(epsilon=float(epsilon), steps=int(steps), weight=float(weight))
+
+
+class AdversarialTraining(Regularizer):
+    """The adversarial property's regularizer: resolves to embedding-space training or augmentation per fine-tune mode."""
+
+    name = "adversarial"
+
+    def __init__(self, method: str, embedding: EmbeddingAdversarialTraining, augmentation: AdversarialAugmentation) -> None:
+        self.method = method
+        self.embedding = embedding
+        self.augmentation = augmentation
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "method": self.method, "embedding": self.embedding.config(), "augmentation": self.augmentation.config()}
+
+    def for_training(self, role: str, mode: str) -> Regularizer:
+        if self.method == "augmentation" or (self.method == "auto" and mode == "head"):
+            return self.augmentation
+        if mode == "head":
+            raise W2SBenchError(
+                f"adversarial.method=embedding perturbs input embeddings, but the {role} model trains in head mode "
+                "(a linear head on frozen features).",
+                "Use --option adversarial.method=auto (augmentation where only a head trains), or fine-tune that model "
+                "with --finetune lora/full.",
+            )
+        return self.embedding
+
+
 class Adversarial(TrustMetric):
     name = "adversarial"
     description = "SST-2 sentiment; AdvGLUE robust accuracy and live character-level attacks (adversarial robustness)"
@@ -177,8 +229,11 @@ class Adversarial(TrustMetric):
         "val_size": 100,
         "max_length": 64,
         "test_size": 0,  # SST-2 dev rows for the task accuracy; 0 = all 872
+        "method": "auto",  # see METHODS
         "weight": 1.0,
-        "views": 2,
+        "epsilon": 0.05,  # embedding method: per-token L2 radius, relative to the token vector's norm
+        "steps": 1,  # embedding method: gradient-ascent steps (1 = fast gradient method)
+        "views": 2,  # augmentation method: perturbed copies per input
         "perturb_rate": 0.15,
         "edits": list(CHARACTER_EDITS),
         "attacks": list(ATTACKS),
@@ -220,7 +275,21 @@ class Adversarial(TrustMetric):
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
         edits = check_edits(options["edits"], "adversarial.edits")
-        return AdversarialAugmentation(float(options["weight"]), int(options["views"]), float(options["perturb_rate"]), edits)
+        method = str(options["method"])
+        if method not in METHODS:
+            raise W2SBenchError(
+                f'Unknown adversarial training method "{method}".' + did_you_mean(method, METHODS),
+                f"Use one of: {', '.join(METHODS)}.",
+            )
+        epsilon, steps = float(options["epsilon"]), int(options["steps"])
+        if not 0 < epsilon < 10 or steps < 1:
+            raise W2SBenchError(
+                f"adversarial.epsilon={epsilon} and adversarial.steps={steps}: the radius must be in (0, 10) (a share of "
+                "each token vector's norm) and at least one step is needed.",
+                "Pass e.g. --option adversarial.epsilon=0.05 --option adversarial.steps=1.",
+            )
+        augmentation = AdversarialAugmentation(float(options["weight"]), int(options["views"]), float(options["perturb_rate"]), edits)
+        return AdversarialTraining(method, EmbeddingAdversarialTraining(float(options["weight"]), epsilon, steps), augmentation)
 
     def evaluate(
         self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]

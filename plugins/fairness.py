@@ -117,14 +117,20 @@ class GroupFairnessPenalty(Regularizer):
     """Differentiable group-fairness penalty on a batch: the absolute gap in mean predicted positive
     probability between groups (demographic parity), or that gap within each label (equalized odds)."""
 
-    def __init__(self, kind: str, weight: float, attribute: str) -> None:
+    def __init__(self, kind: str, weight: float, attribute: str, phase_weights: Mapping[str, float] | None = None) -> None:
         self.name = f"fairness-{kind}"
         self.kind = kind
         self.weight = weight
         self.attribute = attribute
+        # per-role overrides of ``weight`` ("weak", "strong"); the weak and the strong model's data differ in size and label noise
+        self.phase_weights = dict(phase_weights or {})
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "weight": self.weight, "attribute": self.attribute}
+
+    def for_training(self, role: str, mode: str) -> Regularizer:
+        weight = self.phase_weights.get(role, self.weight)
+        return self if weight == self.weight else GroupFairnessPenalty(self.kind, weight, self.attribute)
 
     @staticmethod
     def _gap(p: Any, g: Any, mask: Any) -> Any:
@@ -163,6 +169,8 @@ class Fairness(TrustMetric):
         "sensitive_attribute": "sex",
         "regularizer": "demographic_parity",
         "weight": 0.5,
+        "weak_weight": -1.0,  # the weak model's penalty weight; negative = use weight
+        "strong_weight": -1.0,  # the strong models' (ceiling-reg, weak-wts-tft); negative = use weight
         "weak_train_size": 200,
         "transfer_size": 2000,
         "val_size": 200,
@@ -203,7 +211,11 @@ class Fairness(TrustMetric):
                 f'Unknown fairness regularizer "{kind}".',
                 "Use --option fairness.regularizer=demographic_parity or equalized_odds.",
             )
-        return GroupFairnessPenalty(kind, float(options["weight"]), options["sensitive_attribute"])
+        weights = {"weight": float(options["weight"]), "weak": float(options["weak_weight"]), "strong": float(options["strong_weight"])}
+        if weights["weight"] < 0:
+            raise W2SBenchError(f"fairness.weight is {weights['weight']}; a penalty weight cannot be negative.", "Pass e.g. --option fairness.weight=0.5.")
+        phase = {role: w for role, w in weights.items() if role != "weight" and w >= 0}
+        return GroupFairnessPenalty(kind, weights["weight"], options["sensitive_attribute"], phase)
 
     def evaluate(
         self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]

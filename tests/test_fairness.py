@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -92,3 +93,37 @@ def test_penalty_lowers_demographic_parity_difference(tiny_models, data_dir, tmp
     plain = dpd(NoRegularizer())
     fair = dpd(GroupFairnessPenalty("demographic_parity", 5.0, "sex"))
     assert fair < plain - 0.02, (plain, fair)
+
+
+def test_phase_weights_override_the_shared_weight():
+    metric = Fairness()
+    shared = metric.regularizer(metric.options())
+    assert shared.for_training("weak", "head") is shared and shared.for_training("strong", "full") is shared
+    split = metric.regularizer(metric.options({"weak_weight": "2", "strong_weight": "0.25"}))
+    assert split.for_training("weak", "head").weight == 2.0
+    assert split.for_training("strong", "lora").weight == 0.25
+    assert split.for_training("strong", "lora").config()["weight"] == 0.25  # the trained model's cache key follows
+    only_weak = metric.regularizer(metric.options({"weak_weight": "0"}))
+    assert only_weak.for_training("weak", "head").weight == 0.0
+    assert only_weak.for_training("strong", "head").weight == 0.5
+    with pytest.raises(W2SBenchError, match="negative"):
+        metric.regularizer(metric.options({"weight": "-1"}))
+
+
+@pytest.mark.slow
+def test_run_trains_each_phase_with_its_weight(tiny_models, data_dir, tmp_path):
+    from tests.conftest import SMALL_FAIRNESS
+    from w2sbench.cli import main
+
+    out = tmp_path / "run"
+    pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
+    args = ["run", "--pair", pair, "--metrics", "fairness", "--strategies", "weak-wts-tft", "--finetune", "head",
+            "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS,
+            "--option", "fairness.weak_weight=3", "--option", "fairness.strong_weight=0.25"]
+    assert main(args) == 0
+    keys = [json.loads(p.read_text()) for p in (out / "cache" / "train").glob("*/key.json")]
+    weights: dict[str, list[float]] = {}
+    for key in keys:
+        weights.setdefault(key["mode"] + json.dumps(key["model"], sort_keys=True), []).append(key["regularizer"]["weight"])
+    # one model trains weak (plain, weak-reg), the other strong (ceiling, ceiling-reg, weak-wts-tft)
+    assert sorted(sorted(w) for w in weights.values()) == [[0.0, 0.25, 0.25], [0.0, 3.0]]

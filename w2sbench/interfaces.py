@@ -9,7 +9,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +30,7 @@ __all__ = [
     "MetricInfo",
     "PenaltyContext",
     "PrivacySpec",
+    "EmbeddingAdversary",
     "Regularizer",
     "NoRegularizer",
     "TrustMetric",
@@ -196,16 +197,41 @@ class PrivacySpec:
     max_grad_norm: float = 1.0
 
 
+@dataclass(frozen=True)
+class EmbeddingAdversary:
+    """Adversarial training in input space (Miyato et al. 2017; Madry et al. 2018): each batch also trains on
+    its worst-case perturbation, found by ``steps`` normalised gradient-ascent steps on the loss.
+
+    The perturbation acts on the input embeddings (``lora``, ``full``) or, for partial fine-tuning on
+    cached states, on the hidden states entering the trained top layers. Its L2 norm per token is at most
+    ``epsilon`` times that token's own vector norm, so one value fits every model's embedding scale.
+    """
+
+    epsilon: float
+    steps: int = 1
+    weight: float = 1.0  # the loss adds weight x cross-entropy on the perturbed inputs
+
+
 class Regularizer:
-    """A trust regularizer. Override ``penalty`` (a loss term), ``views`` (extra input views) or set ``privacy``."""
+    """A trust regularizer. Override ``penalty`` (a loss term), ``views`` (extra input views), or set
+    ``privacy`` (DP-SGD) or ``adversary`` (input-space adversarial training)."""
 
     name: str = "none"
     weight: float = 0.0
     privacy: PrivacySpec | None = None
+    adversary: EmbeddingAdversary | None = None
 
     def config(self) -> dict[str, Any]:
         """Everything that changes training; it becomes part of the trained model's cache key."""
-        return {"name": self.name, "weight": self.weight, "privacy": self.privacy and vars(self.privacy)}
+        out = {"name": self.name, "weight": self.weight, "privacy": self.privacy and vars(self.privacy)}
+        if self.adversary is not None:  # only when set, so keys of regularizers without one stay as they were
+            out["adversary"] = asdict(self.adversary)
+        return out
+
+    def for_training(self, role: str, mode: str) -> Regularizer:
+        """The regularizer to train ``role`` ("weak" or "strong") in fine-tune ``mode`` ("head", "lora",
+        "full") with; override to vary it by phase or mode (default: this one, unchanged)."""
+        return self
 
     def views(self, texts: Sequence[str], seed: int) -> list[list[str]]:
         """Extra versions of the training texts (e.g. perturbed copies) whose logits reach ``penalty``."""

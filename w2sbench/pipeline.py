@@ -166,6 +166,7 @@ class Pipeline:
         label: str,
     ) -> tuple[dict[str, Any], Path]:
         role = self.roles[role_name]
+        regularizer = regularizer.for_training(role_name, role.mode)
         key = {
             "stage": "train",
             "model": role.identity,

@@ -57,16 +57,27 @@ class Classifier(nn.Module):
             batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+    def pooled(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, *, inputs_embeds: torch.Tensor | None = None, **extra: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean of the last hidden states over real tokens; from token ids, or from ``inputs_embeds``
+        (the input embeddings, e.g. perturbed ones for adversarial training) when given."""
+        inputs = {"input_ids": input_ids} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
+        hidden = self.backbone(**inputs, attention_mask=attention_mask, **extra).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The backbone's input (word) embeddings of ``input_ids``, what ``inputs_embeds`` takes."""
+        return self.backbone.get_input_embeddings()(input_ids)
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(pooled.float()))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.pooled(input_ids, attention_mask, **extra))
+    def forward(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, *, inputs_embeds: torch.Tensor | None = None, **extra: torch.Tensor
+    ) -> torch.Tensor:
+        return self.classify(self.pooled(input_ids, attention_mask, inputs_embeds=inputs_embeds, **extra))
 
     def _autocast(self) -> Any:
         if self.device.type == "cuda" and torch.cuda.is_bf16_supported():

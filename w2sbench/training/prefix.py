@@ -138,7 +138,10 @@ class PrefixCache:
         return out
 
     def logits(self, top: TopLayers, texts: Sequence[str]) -> torch.Tensor:
-        batch = self.batch(texts)
+        return self.logits_of_batch(top, self.batch(texts))
+
+    def logits_of_batch(self, top: TopLayers, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits from a ``batch()`` whose ``states`` may have been changed (adversarial training perturbs them)."""
         hidden = top(**batch)
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

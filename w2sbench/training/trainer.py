@@ -12,6 +12,7 @@ sampler when the regularizer asks for privacy, in every mode.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -26,6 +27,7 @@ from torch import nn
 from w2sbench.errors import W2SBenchError
 from w2sbench.faults import fault_point
 from w2sbench.interfaces import PenaltyContext, Regularizer
+from w2sbench.training.adversarial import LogitsOf, adversarial_loss
 from w2sbench.training.classifier import Classifier
 
 __all__ = [
@@ -219,6 +221,19 @@ def train_classifier(
     y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     attrs = {k: torch.as_tensor(np.asarray(v)) for k, v in attributes.items()}
     views = regularizer.views(texts, seed)
+    adversary = regularizer.adversary
+    if adversary is not None and mode == "head":
+        raise W2SBenchError(
+            f'The regularizer "{regularizer.name}" perturbs input embeddings, but head mode trains only a linear head on frozen features.',
+            "Fine-tune the backbone (--finetune lora or full), or use a regularizer made for head mode (for adversarial: --option adversarial.method=auto).",
+        )
+    if adversary is not None and regularizer.privacy is not None:
+        raise W2SBenchError(
+            f'The regularizer "{regularizer.name}" asks for both DP-SGD and adversarial training, which this trainer cannot combine.',
+            "Use one of them per regularizer.",
+        )
+    # Per path: (input vectors, attention mask, logits as a function of those vectors), for the adversary.
+    adversarial_inputs: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, LogitsOf]] | None = None
 
     for p in classifier.parameters():
         p.requires_grad_(mode == "full")
@@ -253,6 +268,11 @@ def train_classifier(
             logits = prefix.logits(top, [texts[i] for i in rows])
             return logits, [prefix.logits(top, [v[i] for i in rows]) for v in views]
 
+        def adversarial_inputs(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LogitsOf]:
+            batch = prefix.batch([texts[i] for i in idx.tolist()])
+            states = batch.pop("states")
+            return states, batch["attention_mask"], lambda s: prefix.logits_of_batch(top, {**batch, "states": s})
+
     else:
         module = classifier
 
@@ -261,6 +281,11 @@ def train_classifier(
             logits = mod(**classifier.tokenize(batch))
             extra = [mod(**classifier.tokenize([v[i] for i in idx.tolist()])) for v in views]
             return logits, extra
+
+        def adversarial_inputs(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LogitsOf]:
+            batch = classifier.tokenize([texts[i] for i in idx.tolist()])
+            embeddings = classifier.embed(batch.pop("input_ids"))
+            return embeddings, batch["attention_mask"], lambda e: mod(input_ids=None, inputs_embeds=e, **batch)
 
     if regularizer.privacy is not None and mode != "head":
         _freeze_unused(module, forward, len(texts))
@@ -339,6 +364,10 @@ def train_classifier(
             )
             if penalty is not None:
                 loss = loss + penalty
+            if adversary is not None and adversarial_inputs is not None:
+                with autocast if autocast is not None else contextlib.nullcontext():
+                    inputs, mask, logits_of = adversarial_inputs(module, idx)
+                    loss = loss + adversarial_loss(logits_of, inputs, mask, batch_targets, adversary)
             with warnings.catch_warnings():
                 # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
