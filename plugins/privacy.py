@@ -4,7 +4,8 @@ Choices the paper leaves open (docs/properties.md): the task labels an Enron e-m
 mailbox owner or received (plugins/privacy_data.py); the regularizer is DP-SGD (opacus) at a target
 epsilon; the trust scores are loss-threshold membership-inference AUCs against the model's own
 training e-mails (split A for weak models, split B for strong ones) versus pool e-mails that no
-model saw, plus a difficulty-calibrated variant whose reference model is trained on other unseen e-mails.
+model saw, plus a difficulty-calibrated variant whose reference model is trained on other unseen e-mails,
+and, for decoder models, e-mail address extraction rates (plugins/privacy_extraction.py).
 Task utility is the accuracy on the held-out AESLC test e-mails, like every property.
 """
 
@@ -20,6 +21,7 @@ from w2sbench.data import dataset_file, file_sha256
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, MetricInfo, PrivacySpec, PropertyData, Regularizer, TrustMetric
 from w2sbench_plugins.privacy_data import SPLITS, enron_examples, load_aeslc
+from w2sbench_plugins.privacy_extraction import context_prompts, exact_match_rate, generate, load_name_prompts, name_prompts
 
 __all__ = ["Privacy", "DPSGD", "per_example_loss", "membership_auc", "reference_losses", "load_enron"]
 
@@ -91,6 +93,10 @@ class Privacy(TrustMetric):
         MetricInfo("mia_auc_weak_train", False, "Loss-threshold MIA AUC on split A (the weak model's training e-mails)."),
         MetricInfo("mia_auc_transfer", False, "Loss-threshold MIA AUC on split B (the transfer e-mails strong models train on)."),
         MetricInfo("dp_epsilon", False, "Epsilon that DP-SGD achieved (opacus RDP accountant); absent without DP-SGD."),
+        MetricInfo("extraction_context_members", False, "Decoders: share of addresses in the model's own training e-mails it completes exactly from the preceding text."),
+        MetricInfo("extraction_context_unseen", False, "Decoders: the same on pool e-mails no model trained on (what pretraining alone gives)."),
+        MetricInfo("extraction_zero_shot", False, "Decoders: DecodingTrust zero-shot name-to-address prompts, exact-match rate."),
+        MetricInfo("extraction_few_shot", False, "Decoders: DecodingTrust k-shot name-to-address prompts (same-domain demonstrations), exact-match rate."),
     )
     default_options = {
         "weak_train_size": 1000,
@@ -103,10 +109,17 @@ class Privacy(TrustMetric):
         "max_grad_norm": 1.0,
         "mia_size": 500,
         "reference_size": 2000,
+        "extraction_size": 100,  # prompts per extraction attack (decoders only)
+        "extraction_shots": 5,  # demonstrations in the few-shot prompts: 1, 2 or 5 (DecodingTrust's files)
+        "extraction_template": "a",  # DecodingTrust's template a-f; a: "the email address of NAME is"
+        "context_chars": 200,  # characters of e-mail text before the address in the context attack
+        "max_new_tokens": 20,
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
         splits, sources = load_enron(ctx)
+        names, name_sources = load_name_prompts(ctx, [int(options["extraction_shots"])])
+        name_prompts(names, int(options["extraction_shots"]), str(options["extraction_template"]), 1)  # bad options fail before training
         test = splits["test"]
         n = int(options["test_size"])
         if 0 < n < len(test):
@@ -117,7 +130,8 @@ class Privacy(TrustMetric):
             tests={"enron_test": test},
             main_test="enron_test",
             label_names=("received", "sent"),
-            sources=sources,
+            sources={**sources, **name_sources},
+            resources={"names": names},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
@@ -137,6 +151,26 @@ class Privacy(TrustMetric):
                 "Pass e.g. --option privacy.max_grad_norm=1.",
             )
         return DPSGD(epsilon, delta or None, clip)
+
+    def extraction(self, model: Any, data: PropertyData, members: Examples, unseen: Examples, options: Mapping[str, Any]) -> dict[str, float | None]:
+        """Address extraction rates of a decoder's language model; all None for encoders."""
+        names = ("extraction_context_members", "extraction_context_unseen", "extraction_zero_shot", "extraction_few_shot")
+        n = int(options["extraction_size"])
+        language_model = model.language_model() if n > 0 else None
+        if language_model is None:
+            return dict.fromkeys(names)
+        tokens, chars = int(options["max_new_tokens"]), int(options["context_chars"])
+        template, k = str(options["extraction_template"]), int(options["extraction_shots"])
+        prompt_sets = [
+            [p[:n] for p in context_prompts(members.texts, chars)],
+            [p[:n] for p in context_prompts(unseen.texts, chars)],
+            name_prompts(data.resources["names"], 0, template, n),
+            name_prompts(data.resources["names"], k, template, n),
+        ]
+        scores = {}
+        for name, (prompts, targets) in zip(names, prompt_sets, strict=True):
+            scores[name] = exact_match_rate(generate(language_model, model.tokenizer, prompts, tokens), targets)
+        return scores
 
     def evaluate(
         self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]
@@ -168,6 +202,7 @@ class Privacy(TrustMetric):
         own = {"weak": "A", "strong": "B"}.get(getattr(model, "role", ""))
         if own is None:  # called outside the pipeline: which split the model trained on is unknown
             return {**scores, "mia_auc": None, "mia_auc_calibrated": None}
+        scores.update(self.extraction(model, data, split_a if own == "A" else split_b, unseen, options))
         scores["mia_auc"] = scores["mia_auc_weak_train" if own == "A" else "mia_auc_transfer"]
         if len(reference) < _MIN_REFERENCE or len(set(reference.labels.tolist())) < 2:
             scores["mia_auc_calibrated"] = None  # too few unseen rows to fit a reference model

@@ -53,7 +53,9 @@ def test_load_data_gives_pool_and_fixed_test_subset(data_dir):
     assert len(data.train) == 12_917 and data.main_test == "enron_test"
     assert len(data.tests["enron_test"]) == 300
     assert data.tests["enron_test"].ids == again.tests["enron_test"].ids
-    assert set(data.sources) == {f"enron_aeslc/aeslc_{s}.jsonl.gz" for s in SPLITS}
+    names = {f"decodingtrust/privacy/enron_data/{f}" for f in ("email2name.json", "five_shot.json")}
+    assert set(data.sources) == {f"enron_aeslc/aeslc_{s}.jsonl.gz" for s in SPLITS} | names
+    assert len(data.resources["names"].names) == 3333  # the extraction prompts' source, loaded up front
 
 
 def test_bad_folder_and_bad_file_are_reported_without_content(tmp_path):
@@ -133,7 +135,7 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
     out = tmp_path / "run"
     small = [
         "weak_train_size=60", "transfer_size=60", "val_size=10", "test_size=80", "max_length=32",
-        "mia_size=40", "reference_size=200", "target_epsilon=4",
+        "mia_size=40", "reference_size=200", "target_epsilon=4", "extraction_size=4", "max_new_tokens=5",
     ]
     args = ["run", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--metrics", "privacy",
             "--finetune", "head:full", "--data-dir", str(data_dir), "--out", str(out)]
@@ -151,6 +153,14 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
         assert ("dp_epsilon" in scores) == regularized, cell
         if regularized:
             assert 3.5 < scores["dp_epsilon"] <= 4.05 and entry["train"]["0"]["epsilon"] == scores["dp_epsilon"]
+    # Address extraction needs a language model: the decoder strong models have rates, the encoder weak ones none.
+    extraction = ("extraction_context_members", "extraction_context_unseen", "extraction_zero_shot", "extraction_few_shot")
+    for cell, entry in prop["cells"].items():
+        scores = entry["seeds"]["0"]
+        if cell.startswith("weak") and cell != "weak-wts-tft" and cell != "weak-tft":
+            assert all(scores.get(k) is None for k in extraction), cell
+        else:
+            assert all(0.0 <= scores[k] <= 1.0 for k in extraction), cell
     # A weak model trained on A, a strong one on B: the primary score is the attack on its own split.
     cells = prop["cells"]
     assert cells["weak"]["seeds"]["0"]["mia_auc"] == cells["weak"]["seeds"]["0"]["mia_auc_weak_train"]

@@ -155,6 +155,8 @@ class PropertyData:
     num_labels: int = 2
     label_names: tuple[str, ...] = ("0", "1")
     sources: dict[str, str] = field(default_factory=dict)  # file or dataset -> sha256 / revision
+    # Anything else the metric's own ``evaluate_model`` needs (e.g. extraction prompts); the pipeline never predicts on it.
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,9 @@ class TrustMetric(ABC):
     ) -> dict[str, float]:
         """Trust scores that need the model itself (live attacks, extraction); default none.
 
-        ``model.role`` is "weak" (trained on split A of ``split_pool``) or "strong" (split B).
+        ``model.role`` is "weak" (trained on split A of ``split_pool``) or "strong" (split B);
+        ``model.language_model()`` is the trained backbone under its pretrained causal-LM head for
+        decoder models (None for encoders).
         """
         return {}
 

@@ -262,6 +262,7 @@ class Pipeline:
         def produce(tmp: Path) -> None:
             model = self.load_trained(train_key, train_path, role_name)
             model.role = role_name  # "weak" trained on split A, "strong" on split B: membership attacks need it
+            model.attach_language_model(lambda: _language_model(self.roles[role_name], model))
             prefix = self._prefix_for(self.roles[role_name], train_key["max_length"])
             if prefix is not None:
                 from w2sbench.training.prefix import TopLayers
@@ -400,6 +401,18 @@ def _check_memory(role: _Role, device: str) -> None:
             "Use --finetune lora, or --train MODE.gradient_checkpointing=true, or a smaller --train MODE.batch_size "
             "(with grad_accumulation to keep the effective batch).",
         )
+
+
+def _language_model(role: _Role, model: Classifier) -> Any | None:
+    """The trained backbone under its pretrained causal-LM head, or None when the model is an encoder."""
+    from w2sbench.capability import causal_lm, is_decoder
+
+    if not is_decoder(role.spec, role.folder):
+        return None
+    backbone = model.backbone
+    if hasattr(backbone, "merge_and_unload"):
+        backbone = copy.deepcopy(backbone)  # merging LoRA adapters changes the module in place: keep the classifier's
+    return causal_lm(role.spec, role.folder, backbone).to(model.device)
 
 
 def _check_data(metric: TrustMetric, data: PropertyData) -> None:

@@ -123,6 +123,16 @@ class Classifier(nn.Module):
         the same probabilities, but only the trained top layers run for texts seen before."""
         self._prefix = (prefix, top)
 
+    def attach_language_model(self, build: Callable[[], Any]) -> None:
+        """Say how to build this classifier's language model (the pipeline knows where the pretrained head is)."""
+        self._language_model = build
+
+    def language_model(self) -> Any | None:
+        """The trained backbone under the pretrained causal-LM head (a transformers model on this classifier's
+        device, for generation), or None for encoders or when no builder was attached."""
+        build = getattr(self, "_language_model", None)
+        return build() if build is not None else None
+
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape (n, num_labels)."""
         if getattr(self, "_prefix", None) is not None:
