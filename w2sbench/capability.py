@@ -17,7 +17,7 @@ from typing import Any
 
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.interfaces import ModelSpec
-from w2sbench.storage import StageCache, stable_hash
+from w2sbench.storage import StageCache, cache_location, stable_hash
 
 __all__ = ["run_capability", "causal_lm", "lm_eval_scores", "is_decoder"]
 
@@ -29,7 +29,7 @@ class _CachedOnly(StageCache):
         found = self.get(kind, key)
         if found is None and kind in {"train", "predict", "live"}:
             raise W2SBenchError(
-                f"A {kind} stage of this run is not in the cache at {self.root}.",
+                f"A {kind} stage of this run is not in the cache at {self.location}.",
                 "Finish the run first (`w2sbench run` with the same arguments), or pass the --cache-dir it used.",
             )
         return found if found is not None else super().compute(kind, key, produce)
@@ -131,7 +131,7 @@ def run_capability(
     num_fewshot: int | None = None,
     cells: Sequence[str] | None = None,
     include_path: Path | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: str | Path | None = None,
     device: str | None = None,
     batch_size: int = 8,
 ) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def run_capability(
     with RunLock(run_dir):
         pair = resolve_pair(settings.pair, plugins)  # the pair text as the user gave it (names or folders)
         weak, strong = pair.weak, pair.strong
-        cache = _CachedOnly(Path(cache_dir) if cache_dir else run_dir / "cache")
+        cache = _CachedOnly(cache_location(cache_dir) if cache_dir else run_dir / "cache")
         pipeline = Pipeline(settings, plugins, cache, Progress(), weak, strong)
         if pipeline.roles["strong"].identity != results["models"]["strong"]:
             raise W2SBenchError(

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
     run.add_argument("--out", help="run directory [runs/<weak>__<strong>-<settings hash>]")
-    run.add_argument("--cache-dir", help="stage cache shared between runs [<out>/cache]")
+    run.add_argument("--cache-dir", help="stage cache shared between runs: a folder, or an fsspec URL such as "
+                     "s3://bucket/prefix (docs/scale-out.md) [<out>/cache]")
     run.add_argument("--allow-weak-larger", action="store_true", help="run a pair whose weak model is the larger one")
     run.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directory's")
     run.add_argument("--quiet", action="store_true", help="no progress bars or tables")
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--num-fewshot", type=int, help="few-shot examples [each task's default]")
     cap.add_argument("--cells", help="comma-separated strong cells [ceiling, ceiling-reg and every strategy]")
     cap.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (e.g. from export-lm-eval)")
-    cap.add_argument("--cache-dir", help="the stage cache the run used [<run>/cache]")
+    cap.add_argument("--cache-dir", help="the stage cache (folder or URL) the run used [<run>/cache]")
     cap.add_argument("--device", help="cpu, cuda or cuda:N [cuda when available]")
     cap.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size [8]")
     cap.add_argument("--json", action="store_true", help="print the capability results as JSON")
@@ -142,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, args.ray_address, progress=progress)
     try:
         results = execute(settings, pair, run_dir, plugins, progress, reconfigure=args.reconfigure,
-                          cache_dir=Path(args.cache_dir) if args.cache_dir else None, executor=executor)
+                          cache_dir=args.cache_dir or None, executor=executor)
     finally:
         executor.close()
         progress.close()
@@ -254,7 +255,7 @@ def cmd_capability(args: argparse.Namespace) -> int:
         Path(args.run), _plugins(), parse_list(args.tasks, "lm-eval tasks"), limit=args.limit, num_fewshot=args.num_fewshot,
         cells=parse_list(args.cells, "cells") if args.cells else None,
         include_path=Path(args.include_path) if args.include_path else None,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None, device=args.device, batch_size=args.batch_size,
+        cache_dir=args.cache_dir or None, device=args.device, batch_size=args.batch_size,
     )
     if args.json:
         print(json.dumps(capability, indent=2))

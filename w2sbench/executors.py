@@ -1,8 +1,10 @@
 """Where a run's per-seed tasks execute: in this process (``local``, the default) or on a Ray cluster.
 
-A task is JSON-able (settings, model specs, metric, seed, cache folder), so a Ray worker on any machine
-can rebuild the plugin set and the ``Pipeline`` from it. Every stage goes through the shared
+A task is JSON-able (settings, model specs, metric, seed, cache folder or URL), so a Ray worker on any
+machine can rebuild the plugin set and the ``Pipeline`` from it. Every stage goes through the shared
 ``StageCache``: a task whose stages another task (or an earlier, killed driver) finished only reads them.
+With an fsspec URL as the cache, each worker keeps a local working copy on its own machine
+(``$W2SBENCH_LOCAL_CACHE``) and downloads and uploads whole stages (w2sbench/_remote_cache.py).
 Ray is imported lazily; the core install does not need it.
 """
 
@@ -14,14 +16,13 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import ModelSpec
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
-from w2sbench.storage import stable_hash
+from w2sbench.storage import cache_location, stable_hash
 
 __all__ = [
     "StageTask",
@@ -51,7 +52,7 @@ class StageTask:
     strong: dict[str, Any]
     metric: str
     seed: int
-    cache_dir: str  # absolute: workers may run in another working directory
+    cache_dir: str  # an absolute folder (workers may run in another working directory) or an fsspec URL
     after: tuple[int, ...] = ()  # indices of the tasks (in the same list) that must finish first
     env: dict[str, str] = field(default_factory=dict)
 
@@ -114,7 +115,7 @@ class Workspace:
                 fields["device"] = device
             settings = RunSettings(**fields)
             self._pipelines[key] = Pipeline(
-                settings, self.plugins, StageCache(Path(task.cache_dir)), self.progress, ModelSpec(**task.weak), ModelSpec(**task.strong)
+                settings, self.plugins, StageCache(cache_location(task.cache_dir)), self.progress, ModelSpec(**task.weak), ModelSpec(**task.strong)
             )
         return self._pipelines[key]
 

@@ -173,10 +173,13 @@ def execute(
     plugins: Plugins,
     progress: Progress,
     reconfigure: bool = False,
-    cache_dir: Path | None = None,
+    cache_dir: str | Path | None = None,
     executor: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every stage on ``executor`` (None: in this process) and write results.json; returns it."""
+    """Run (or resume) every stage on ``executor`` (None: in this process) and write results.json; returns it.
+
+    ``cache_dir`` is a folder or an fsspec URL (``s3://bucket/prefix``); the run directory is always local.
+    """
     # The same task machinery as `w2sbench sweep` (w2sbench/sweep.py), for one pair.
     from w2sbench.sweep import PairJob, execute_pairs
 

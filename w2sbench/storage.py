@@ -3,6 +3,7 @@
 A reader never sees a half-written file: everything is written to a temporary sibling, flushed,
 and moved into place with ``os.replace``. A cached stage counts as done only when its directory
 exists under its final name, which happens in one rename after all of its files are complete.
+A stage cache on an fsspec URL keeps a local working copy and mirrors it (w2sbench/_remote_cache.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_directory",
     "stable_hash",
+    "is_url",
+    "cache_location",
     "remove_stale_temporaries",
     "StageCache",
     "RunLock",
@@ -152,13 +155,44 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-class StageCache:
-    """Stage outputs keyed by a hash of everything that determines them: ``root/<kind>/<hash>/``."""
+def is_url(location: str | Path) -> bool:
+    """Whether a cache location is an fsspec URL (``s3://...``, ``file:///...``) rather than a folder."""
+    return isinstance(location, str) and "://" in location
 
-    def __init__(self, root: Path) -> None:
+
+def cache_location(location: str | Path) -> str | Path:
+    """A ``--cache-dir`` / ``cache_dir`` value as StageCache takes it: URLs stay strings, folders become Paths."""
+    return str(location) if is_url(location) else Path(location)
+
+
+class StageCache:
+    """Stage outputs keyed by a hash of everything that determines them: ``root/<kind>/<hash>/``.
+
+    ``root`` may be an fsspec URL (anything with ``://``, e.g. ``s3://bucket/prefix``). The stages then
+    live in a local working cache (``local``, else ``$W2SBENCH_LOCAL_CACHE``, else the machine's
+    ``~/.cache/w2sbench/stages``) that is mirrored to the URL: a local miss is downloaded from there when
+    the remote has the entry complete, and a stage computed here is uploaded. ``self.root`` is always the
+    local folder; ``self.remote`` the URL (None for a plain folder).
+    """
+
+    def __init__(self, root: str | Path, local: Path | None = None) -> None:
+        self.remote: str | None = None
+        self._mirror: Any = None
+        if is_url(root):
+            from w2sbench._remote_cache import RemoteMirror, default_local_root
+
+            self._mirror = RemoteMirror(str(root))
+            self.remote = self._mirror.url
+            root = Path(local) if local is not None else default_local_root()
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self.downloads = 0  # hits served by downloading from the remote
+
+    @property
+    def location(self) -> str:
+        """The URL of a mirrored cache, else the local folder."""
+        return self.remote or str(self.root)
 
     def path(self, kind: str, key: Any) -> Path:
         return self.root / kind / stable_hash(key)
@@ -166,7 +200,13 @@ class StageCache:
     def get(self, kind: str, key: Any) -> Path | None:
         path = self.path(kind, key)
         if (path / "key.json").is_file():
+            if self._mirror is not None:  # computed here by a run cut short before its upload finished
+                self._mirror.upload(kind, path.name, path)
             self.hits += 1
+            return path
+        if self._mirror is not None and self._mirror.download(kind, path.name, path):
+            self.hits += 1
+            self.downloads += 1
             return path
         return None
 
@@ -183,6 +223,8 @@ class StageCache:
             # written last: its presence inside the final directory marks the stage complete
             (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
         self._log(kind, path.name)
+        if self._mirror is not None:
+            self._mirror.upload(kind, path.name, path)
         return path
 
     def _log(self, kind: str, digest: str) -> None:

@@ -21,7 +21,7 @@ from w2sbench.executors import EXECUTORS, Executor, LocalExecutor, StageTask, Ta
 from w2sbench.models import ResolvedPair
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
-from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
+from w2sbench.storage import RunLock, StageCache, atomic_write_json, cache_location, is_url, stable_hash
 
 __all__ = [
     "SweepConfig",
@@ -47,7 +47,7 @@ _KEYS = {
     "data_dir": "dataset mirror [$W2SBENCH_DATA_DIR]",
     "device": "auto, cpu, cuda or cuda:N [auto]",
     "out": "root folder: one run directory per pair [runs/sweep-<config name>]",
-    "cache_dir": "stage cache shared by every task (shared storage for several machines) [<out>/cache]",
+    "cache_dir": "stage cache shared by every task: a folder on shared storage or an fsspec URL such as s3://bucket/prefix [<out>/cache]",
     "executor": "local or ray [local]",
     "ray_address": "Ray cluster address [a local cluster]",
     "resources": "{num_cpus: N, num_gpus: N} per Ray task [1 CPU, 0 GPUs]",
@@ -76,7 +76,7 @@ class SweepConfig:
     data_dir: str | None = None
     device: str = "auto"
     out: Path = Path("runs/sweep")
-    cache_dir: Path | None = None
+    cache_dir: str | Path | None = None  # a folder, or an fsspec URL (a string)
     executor: str = "local"
     ray_address: str | None = None
     resources: dict[str, float] = field(default_factory=dict)
@@ -84,7 +84,7 @@ class SweepConfig:
     allow_weak_larger: bool = False
 
     @property
-    def shared_cache(self) -> Path:
+    def shared_cache(self) -> str | Path:
         return self.cache_dir or self.out / "cache"
 
 
@@ -175,7 +175,7 @@ def parse_sweep(raw: Any, default_out: Path = Path("runs/sweep"), source: str = 
         data_dir=data_dir_arg(str(raw["data_dir"])) if raw.get("data_dir") else None,
         device=str(raw.get("device", "auto")),
         out=out,
-        cache_dir=Path(str(raw["cache_dir"])) if raw.get("cache_dir") else None,
+        cache_dir=cache_location(str(raw["cache_dir"])) if raw.get("cache_dir") else None,
         executor=executor,
         ray_address=str(raw["ray_address"]) if raw.get("ray_address") else None,
         resources=resources,
@@ -260,7 +260,7 @@ def _local_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[Path]) -> tuple[list[StageTask], list[int]]:
+def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[str | Path]) -> tuple[list[StageTask], list[int]]:
     """Tasks in dependency order, and the job each belongs to (phase-1 tasks: the first pair that needs them)."""
     tasks: list[StageTask] = []
     owners: list[int] = []
@@ -272,7 +272,7 @@ def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[Path]) -> tuple[lis
             for seed in s.seeds:
                 task = StageTask(
                     "run_seed", s.as_dict(), dataclasses.asdict(job.pair.weak), dataclasses.asdict(job.pair.strong),
-                    metric, seed, str(Path(cache).resolve()),
+                    metric, seed, str(cache) if is_url(cache) else str(Path(cache).resolve()),
                 )
                 phase2.append((j, task))
                 # Everything the weak stages of this seed depend on (the strong model is not part of it).
@@ -302,7 +302,7 @@ def execute_pairs(
     plugins: Plugins,
     progress: Progress,
     executor: Executor | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: str | Path | None = None,
     reconfigure: bool = False,
 ) -> SweepOutcome:
     """Run every pair's tasks on the executor, then write each pair's run directory (results.json)."""
@@ -313,12 +313,13 @@ def execute_pairs(
     executor = executor or LocalExecutor()
     start = time.perf_counter()
     outcome = SweepOutcome()
-    caches = [Path(cache_dir) if cache_dir else job.run_dir / "cache" for job in jobs]
+    # A folder, or an fsspec URL: then each machine works in a local copy that mirrors it (storage.StageCache).
+    caches = [cache_location(cache_dir) if cache_dir else job.run_dir / "cache" for job in jobs]
     with contextlib.ExitStack() as stack:
         for job in jobs:
             stack.enter_context(RunLock(job.run_dir))
             claim_run_dir(job.run_dir, job.settings, reconfigure)
-        for root in {c.resolve() for c in caches}:
+        for root in {c if is_url(c) else Path(c).resolve() for c in caches}:
             StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
         tasks, owners = plan_tasks(jobs, caches)
         workspace = Workspace(plugins, progress)
