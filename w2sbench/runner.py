@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import TrustMetric
 from w2sbench.models import ResolvedPair, resolve_pair
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
@@ -123,6 +124,8 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
     train = _train_configs(overrides)
     for mode in {weak_mode, strong_mode}:
         TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train[mode].items()})
+    for metric in metrics:  # a regularizer's options and its fit to each phase's fine-tune mode, before any training
+        _check_regularizer(metric, options[metric.name], {"weak": weak_mode, "strong": strong_mode})
     settings = RunSettings(
         pair=pair.pair_name or request.pair,
         weak=pair.weak.name,
@@ -138,6 +141,14 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
         device=device,
     )
     return settings, pair
+
+
+def _check_regularizer(metric: TrustMetric, options: Mapping[str, Any], modes: Mapping[str, str]) -> None:
+    from w2sbench.pipeline import _guarded
+
+    regularizer = _guarded(metric, "build its regularizer", lambda: metric.regularizer(options))
+    for role, mode in modes.items():
+        _guarded(metric, "build its regularizer", lambda role=role, mode=mode: regularizer.for_training(role, mode))
 
 
 def default_run_dir(settings: RunSettings) -> Path:
