@@ -137,7 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     settings, pair = prepare(request, plugins)
     run_dir = Path(args.out) if args.out else default_run_dir(settings)
-    progress = Progress() if (args.quiet or args.json) else RichProgress()
+    from w2sbench.training.distributed import launched_rank
+
+    follower = launched_rank() > 0  # another rank of `accelerate launch`: rank 0 reports
+    progress = Progress() if (args.quiet or args.json or follower) else RichProgress()
     from w2sbench.executors import make_executor
 
     executor = make_executor(args.executor, args.ray_address, progress=progress)
@@ -147,6 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         executor.close()
         progress.close()
+    if follower:
+        return 0
     if args.json:
         print(json.dumps(results, indent=2))
     elif not args.quiet:
@@ -282,7 +287,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plugins = _plugins()
     kind = args.executor or config.executor
     jobs = expand_sweep(config, plugins, kind)
-    progress = Progress() if args.quiet else RichProgress()
+    from w2sbench.training.distributed import launched_rank
+
+    follower = launched_rank() > 0  # another rank of `accelerate launch`: rank 0 writes and reports
+    progress = Progress() if (args.quiet or follower) else RichProgress()
     retries = config.max_retries if args.max_retries is None else args.max_retries
     executor = make_executor(kind, args.ray_address or config.ray_address, config.resources, retries, progress)
     try:
@@ -290,6 +298,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         executor.close()
         progress.close()
+    if follower:
+        return 1 if outcome.failures else 0
     summary = write_sweep_summary(config.out, jobs, outcome, kind)
     if not args.quiet:
         table = Table(title=f"sweep: {len(jobs)} pairs on the {kind} executor")

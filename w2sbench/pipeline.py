@@ -27,6 +27,7 @@ from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.settings import RunSettings
 from w2sbench.storage import StageCache, stable_hash
+from w2sbench.training import distributed
 from w2sbench.training.classifier import Classifier
 from w2sbench.training.features import FeatureStore
 from w2sbench.training.trainer import TrainConfig, apply_lora, train_classifier
@@ -89,16 +90,18 @@ class Pipeline:
             data_dir=Path(settings.data_dir) if settings.data_dir else None, cache_dir=cache.root / "downloads"
         )
         self.device = settings.device
+        # one process, or one rank of `accelerate launch` (training collective, everything else on rank 0)
+        self.dist = distributed.current()
         self.roles: dict[str, _Role] = {}
         for role, spec, mode in (
             ("weak", weak, settings.finetune_weak),
             ("strong", strong, settings.finetune_strong),
         ):
-            folder = fetch_model(spec)
+            folder = self.dist.main_first(lambda spec=spec: fetch_model(spec))
             self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, TrainConfig(**_tuple_fix(settings.train[mode])))
         if self.device.startswith("cuda"):
             for role in self.roles.values():
-                _check_memory(role, self.device)
+                _check_memory(role, self.device, self.dist.world if role.mode != "head" else 1, self.dist.state_shards)
         self._features: dict[tuple[str, int], FeatureStore] = {}
         self._prefixes: dict[tuple[str, int], Any] = {}
         self.stage_log: list[dict[str, Any]] = []
@@ -180,11 +183,17 @@ class Pipeline:
             "max_length": max_length,
         }
 
-        def produce(tmp: Path) -> None:
+        # Under `accelerate launch`, LoRA/full training is collective (every rank); head mode (a linear head on
+        # cached features) and DP-SGD (opacus' accounting assumes one process) train on rank 0 alone.
+        collective = self.dist.world > 1 and role.mode != "head" and regularizer.privacy is None
+        where = " (rank 0 only)" if self.dist.world > 1 and not collective else ""
+
+        def produce(tmp: Path | None) -> None:
             from safetensors.torch import save_file
 
+            session = self.dist.collective_training(seed) if collective else None
             classifier = self._fresh_classifier(role, num_labels, max_length, seed)
-            with self.progress.stage(f"train {label}") as bar:
+            with self.progress.stage(f"train {label}{where}") as bar:
                 report = train_classifier(
                     classifier,
                     role.mode,
@@ -196,12 +205,19 @@ class Pipeline:
                     seed,
                     features=self._features_for(role, max_length) if role.mode == "head" else None,
                     progress=bar.update,
-                    prefix=self._prefix_for(role, max_length),
+                    # the cached frozen layers bypass the DDP/FSDP wrapper: collective training runs the full model
+                    prefix=None if collective else self._prefix_for(role, max_length),
+                    distributed=session,
                 )
-            save_file(classifier.trainable_state(), str(tmp / "trainable.safetensors"))
+            state = session.trainable_state(classifier) if session is not None else classifier.trainable_state()
+            if tmp is None:
+                return  # another rank of a collective training: rank 0 writes the stage
+            save_file(state, str(tmp / "trainable.safetensors"))
             (tmp / "report.json").write_text(json.dumps(vars(report), default=float))
 
-        path = self.cache.compute("train", key, produce)
+        if collective:
+            return key, self.dist.compute_collective(self.cache, "train", key, produce)
+        path = self.dist.compute(self.cache, "train", key, produce)
         return key, path
 
     def load_trained(self, key: Mapping[str, Any], path: Path, role_name: str) -> Classifier:
@@ -248,7 +264,7 @@ class Pipeline:
                         probs = model.predict_proba(data.texts)
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
 
-        path = self.cache.compute("predict", key, produce)
+        path = self.dist.compute(self.cache, "predict", key, produce)
         return np.load(path / "probabilities.npy", allow_pickle=False)
 
     def live_stage(
@@ -272,7 +288,7 @@ class Pipeline:
                 scores = metric.evaluate_model(model, data, options, seed)
             (tmp / "scores.json").write_text(json.dumps(scores))
 
-        path = self.cache.compute("live", key, produce)
+        path = self.dist.compute(self.cache, "live", key, produce)
         return json.loads((path / "scores.json").read_text())
 
     # ----------------------------------------------------------------- one property
@@ -281,7 +297,8 @@ class Pipeline:
         """The trust metric's data, checked (names the plugin when it fails)."""
         options = self.settings.options[metric.name]
         with self.progress.stage(f"{metric.name}: load data"):
-            data = _guarded(metric, "load its data", lambda: metric.load_data(self.data_ctx, options))
+            # rank 0 first: only it downloads; the other ranks then read its files
+            data = self.dist.main_first(lambda: _guarded(metric, "load its data", lambda: metric.load_data(self.data_ctx, options)))
         _check_data(metric, data)
         return data
 
@@ -376,8 +393,11 @@ def _tuple_fix(config: Mapping[str, Any]) -> dict[str, Any]:
     return fixed
 
 
-def _check_memory(role: _Role, device: str) -> None:
-    """Refuse a training that cannot fit the GPU before loading anything (see estimate_training_memory)."""
+def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> None:
+    """Refuse a training that cannot fit the GPU before loading anything (see estimate_training_memory).
+
+    With ``ranks`` processes each GPU holds 1/ranks of the batch; with FSDP (``shards``) also 1/shards of the
+    weights, gradients and optimizer state."""
     import torch
 
     from w2sbench.training.trainer import estimate_training_memory
@@ -390,10 +410,12 @@ def _check_memory(role: _Role, device: str) -> None:
     if not isinstance(hidden, int) or not isinstance(layers, int):
         return
     need = estimate_training_memory(
-        role.spec.params, role.mode, role.config.batch_size * 128, hidden, layers, cuda=True
+        role.spec.params, role.mode, -(-role.config.batch_size // ranks) * 128, hidden, layers, cuda=True
     )
+    state = estimate_training_memory(role.spec.params, role.mode, 0, hidden, layers, cuda=True)
     if role.config.gradient_checkpointing:
-        need = estimate_training_memory(role.spec.params, role.mode, 0, hidden, layers, cuda=True) + (need // layers if layers else 0)
+        need = state + (need // layers if layers else 0)
+    need -= state - state // shards
     total = torch.cuda.get_device_properties(torch.device(device)).total_memory
     if need > 0.95 * total:
         raise W2SBenchError(

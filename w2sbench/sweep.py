@@ -309,18 +309,29 @@ def execute_pairs(
     from w2sbench.pipeline import merge_seeds
     from w2sbench.results import build_property_result, build_results, write_results
     from w2sbench.runner import claim_run_dir
+    from w2sbench.training import distributed
 
     executor = executor or LocalExecutor()
     start = time.perf_counter()
     outcome = SweepOutcome()
+    # Under `accelerate launch` every rank runs this; only rank 0 locks, cleans and writes (training/distributed.py).
+    dist = distributed.current(cpu=not any(job.settings.device.startswith("cuda") for job in jobs))
+    for job in jobs:
+        dist.check_device(job.settings.device)
+    if dist.world > 1 and not isinstance(executor, LocalExecutor):
+        raise W2SBenchError(
+            f"This process is one of {dist.world} launched by accelerate/torchrun; the {executor.name} executor cannot join them.",
+            "Drop --executor (the local executor trains each model on all the launched processes), or run without accelerate launch.",
+        )
     # A folder, or an fsspec URL: then each machine works in a local copy that mirrors it (storage.StageCache).
     caches = [cache_location(cache_dir) if cache_dir else job.run_dir / "cache" for job in jobs]
     with contextlib.ExitStack() as stack:
-        for job in jobs:
+        for job in jobs if dist.is_main else ():
             stack.enter_context(RunLock(job.run_dir))
             claim_run_dir(job.run_dir, job.settings, reconfigure)
         for root in {c if is_url(c) else Path(c).resolve() for c in caches}:
-            StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
+            if dist.is_main:
+                StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
         tasks, owners = plan_tasks(jobs, caches)
         workspace = Workspace(plugins, progress)
         # The driver's own pipelines only load data and name the models; a local executor reuses them.
@@ -354,7 +365,8 @@ def execute_pairs(
             }
             models = {role: r.identity for role, r in pipelines[j].roles.items()}
             results = build_results(job.settings.as_dict(), models, properties, timing)
-            write_results(job.run_dir, results, outcomes)
+            if dist.is_main:
+                write_results(job.run_dir, results, outcomes)
             outcome.results[job.run_dir] = results
     return outcome
 

@@ -29,6 +29,7 @@ from w2sbench.faults import fault_point
 from w2sbench.interfaces import PenaltyContext, Regularizer
 from w2sbench.training.adversarial import LogitsOf, adversarial_loss
 from w2sbench.training.classifier import Classifier
+from w2sbench.training.distributed import CollectiveTraining
 
 __all__ = [
     "FINETUNE_MODES",
@@ -208,8 +209,10 @@ def train_classifier(
     features: Callable[[Sequence[str]], np.ndarray] | None = None,
     progress: ProgressFn | None = None,
     prefix: Any = None,
+    distributed: CollectiveTraining | None = None,
 ) -> TrainReport:
-    """Train ``classifier`` in place. In ``head`` mode ``features`` maps texts to (cached) pooled features."""
+    """Train ``classifier`` in place. In ``head`` mode ``features`` maps texts to (cached) pooled features.
+    With ``distributed`` every rank of a multi-process launch trains this model on its share of each batch."""
     if mode not in FINETUNE_MODES:
         raise W2SBenchError(f'Unknown fine-tune mode "{mode}".', f"Use one of: {', '.join(FINETUNE_MODES)}.")
     if len(texts) == 0:
@@ -323,6 +326,8 @@ def train_classifier(
         if config.grad_accumulation != 1:
             raise W2SBenchError("DP-SGD cannot be combined with gradient accumulation here.", "Set grad accumulation to 1.")
 
+    if distributed is not None:  # DDP/FSDP through accelerate; each rank runs its slice of every batch
+        module, optimizer, forward = distributed.prepare(module, optimizer, forward, len(texts))
     if config.compile and engine is None:
         module = torch.compile(module)
     steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accumulation))
@@ -371,7 +376,10 @@ def train_classifier(
             with warnings.catch_warnings():
                 # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                (loss / config.grad_accumulation).backward()
+                if distributed is not None:
+                    distributed.backward(loss / config.grad_accumulation)
+                else:
+                    (loss / config.grad_accumulation).backward()
             if (micro + 1) % config.grad_accumulation == 0 or micro + 1 == len(loader):
                 optimizer.step()
                 if scheduler is not None:
