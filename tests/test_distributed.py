@@ -1,8 +1,9 @@
 """Multi-process training (``accelerate launch`` / ``torchrun``) on CPUs with gloo: one model, two ranks.
 
 The two-process run must train the same models as one process with the same global batch (the fairness
-penalty is a whole-batch statistic, so this also checks that batch statistics are gathered across ranks),
-write every stage once (rank 0 only), and a rerun must read everything from the cache.
+penalty is a whole-batch statistic, so this also checks that batch statistics are gathered across ranks;
+embedding-space adversarial training runs per rank on its slice), write every stage once (rank 0 only),
+and a rerun must read everything from the cache.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from w2sbench.results import iter_predictions, load_results
 from w2sbench.training.distributed import DistributedRun
 
 OPTIONS = ["weak_train_size=50", "transfer_size=50", "val_size=10", "test_size=60", "max_length=32"]
+EXTRA = {"fairness": [], "adversarial": ["method=embedding", "epsilon=0.2", "attacks="]}  # no live attacks: rank 0 only anyway
+# batch 7 of 50 rows: uneven slices (4 + 3) and a last batch of one row that leaves rank 1 without rows
+BATCH = {"fairness": 10, "adversarial": 7}
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +49,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run(launcher: list[str], pair: str, data_dir: Path, out: Path, tmp_path: Path) -> None:
-    args = ["run", "--pair", pair, "--metrics", "fairness", "--strategies", "vanilla", "--finetune", "full",
-            "--train", "full.batch_size=10", "--train", "full.epochs=1", "--data-dir", str(data_dir),
+def _run(launcher: list[str], pair: str, data_dir: Path, out: Path, tmp_path: Path, metric: str = "fairness") -> None:
+    args = ["run", "--pair", pair, "--metrics", metric, "--strategies", "vanilla", "--finetune", "full",
+            "--train", f"full.batch_size={BATCH[metric]}", "--train", "full.epochs=1", "--data-dir", str(data_dir),
             "--out", str(out), "--quiet"]
-    for option in OPTIONS:
-        args += ["--option", f"fairness.{option}"]
+    for option in OPTIONS + EXTRA[metric]:
+        args += ["--option", f"{metric}.{option}"]
     # HF_HOME: no accelerate default_config.yaml of this machine's user; the models are local folders.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf-home"),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -76,10 +80,11 @@ def _trained(out: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 @pytest.mark.slow
-def test_two_processes_train_what_one_does_and_write_each_stage_once(no_dropout_pair, data_dir, tmp_path):
+@pytest.mark.parametrize("metric", ["fairness", "adversarial"])
+def test_two_processes_train_what_one_does_and_write_each_stage_once(metric, no_dropout_pair, data_dir, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    _run([sys.executable], no_dropout_pair, data_dir, one, tmp_path)
-    _run(_accelerate_launch(2), no_dropout_pair, data_dir, two, tmp_path)
+    _run([sys.executable], no_dropout_pair, data_dir, one, tmp_path, metric)
+    _run(_accelerate_launch(2), no_dropout_pair, data_dir, two, tmp_path, metric)
 
     # The same models: the weak and ceiling stages share their cache keys (their targets are the labels).
     a, b = _trained(one), _trained(two)
@@ -92,12 +97,12 @@ def test_two_processes_train_what_one_does_and_write_each_stage_once(no_dropout_
             np.testing.assert_allclose(b[stage][name], tensor, atol=1e-5, err_msg=f"{stage} {name}")
     # ... and the same scores and test-set predictions for every cell, the strategy's included.
     first, second = load_results(one), load_results(two)
-    cells_a, cells_b = first["properties"]["fairness"]["cells"], second["properties"]["fairness"]["cells"]
+    cells_a, cells_b = first["properties"][metric]["cells"], second["properties"][metric]["cells"]
     assert cells_a.keys() == cells_b.keys()
     for cell, entry in cells_a.items():
-        for metric, value in entry["seeds"]["0"].items():
+        for score, value in entry["seeds"]["0"].items():
             if isinstance(value, float):
-                assert cells_b[cell]["seeds"]["0"][metric] == pytest.approx(value, abs=1e-6), (cell, metric)
+                assert cells_b[cell]["seeds"]["0"][score] == pytest.approx(value, abs=1e-6), (cell, score)
     preds_a = {(r["cell"], r["test_set"]): r["probabilities"] for r in iter_predictions(one)}
     preds_b = {(r["cell"], r["test_set"]): r["probabilities"] for r in iter_predictions(two)}
     assert preds_a.keys() == preds_b.keys()
@@ -110,7 +115,7 @@ def test_two_processes_train_what_one_does_and_write_each_stage_once(no_dropout_
     assert not list(two.rglob(".*.tmp"))
 
     # A rerun (here through torchrun) reads every stage from the cache.
-    _run(_torchrun(2), no_dropout_pair, data_dir, two, tmp_path)
+    _run(_torchrun(2), no_dropout_pair, data_dir, two, tmp_path, metric)
     assert (two / "cache" / "computed.log").read_text().split() == log
     third = load_results(two)
     assert third["timing"]["stages_computed"] == 0

@@ -256,6 +256,16 @@ class CollectiveTraining:
 
         return sharded
 
+    def local_rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """This rank's slice of a batch (as the sharded forward splits it) and the factor ``world * n_local / n``
+        that turns the mean loss over the slice into this rank's share of the batch mean once DDP/FSDP average
+        the ranks' gradients. A rank with no rows gets one row at factor 0, so every rank runs the same
+        number of forward passes (DDP synchronises buffers on each)."""
+        piece = torch.tensor_split(idx, self.run.world)[self.run.rank]
+        if len(piece) == 0:
+            return idx[:1], 0.0
+        return piece, self.run.world * len(piece) / len(idx)
+
     def backward(self, loss: torch.Tensor) -> None:
         self.run.accelerator().backward(loss)
 

@@ -370,9 +370,11 @@ def train_classifier(
             if penalty is not None:
                 loss = loss + penalty
             if adversary is not None and adversarial_inputs is not None:
+                # per-example perturbations: under a multi-process launch each rank handles its slice of the batch
+                rows, share = distributed.local_rows(idx) if distributed is not None else (idx, 1.0)
                 with autocast if autocast is not None else contextlib.nullcontext():
-                    inputs, mask, logits_of = adversarial_inputs(module, idx)
-                    loss = loss + adversarial_loss(logits_of, inputs, mask, batch_targets, adversary)
+                    inputs, mask, logits_of = adversarial_inputs(module, rows)
+                    loss = loss + share * adversarial_loss(logits_of, inputs, mask, y[rows].to(device), adversary)
             with warnings.catch_warnings():
                 # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
