@@ -88,3 +88,20 @@ def test_a_causal_lm_that_memorised_an_address_gives_it_back(tiny_models):
     assert exact_match_rate(outputs[1:], targets) == 1.0
     assert exact_match_rate(outputs[:1], targets) == 0.0
     assert tokenizer.padding_side == "right"  # restored
+
+
+def test_a_checkpoint_without_lm_head_gives_no_language_model(tiny_models, tmp_path):
+    from tests.tiny_models import make_tiny_neox
+    from w2sbench.capability import causal_lm
+    from w2sbench.interfaces import ModelSpec
+
+    bare = make_tiny_neox(tmp_path / "bare", lm_head=False)
+    spec = ModelSpec(name="bare-neox", source=str(bare), local=True, architecture="decoder")
+    with pytest.raises(W2SBenchError, match="no language-model head"):
+        causal_lm(spec, bare, require_head=True)
+    with_head = ModelSpec(name="tiny-neox", source=str(tiny_models["neox"]), local=True, architecture="decoder")
+    model = causal_lm(with_head, tiny_models["neox"], require_head=True)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tiny_models["neox"] / "model.safetensors"))
+    assert torch.equal(model.get_output_embeddings().weight, saved["embed_out.weight"])  # the pretrained head, not a fresh one

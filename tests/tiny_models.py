@@ -58,10 +58,11 @@ def make_tiny_bert(folder: Path, layers: int = 2, hidden: int = 32) -> Path:
     return folder
 
 
-def make_tiny_neox(folder: Path, layers: int = 2, hidden: int = 32) -> Path:
-    """A 2-layer GPT-NeoX (Pythia architecture) with a byte-level BPE tokenizer trained on ``corpus()``."""
+def make_tiny_neox(folder: Path, layers: int = 2, hidden: int = 32, lm_head: bool = True) -> Path:
+    """A 2-layer GPT-NeoX (Pythia architecture) with a byte-level BPE tokenizer trained on ``corpus()``;
+    saved with its causal-LM head like Pythia's hub checkpoints (``lm_head=False``: the bare transformer)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPTNeoXConfig, GPTNeoXModel, PreTrainedTokenizerFast
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, GPTNeoXModel, PreTrainedTokenizerFast
 
     folder = Path(folder)
     tok = Tokenizer(models.BPE())
@@ -83,7 +84,7 @@ def make_tiny_neox(folder: Path, layers: int = 2, hidden: int = 32) -> Path:
     import torch
 
     torch.manual_seed(0)
-    GPTNeoXModel(config).save_pretrained(folder, safe_serialization=True)
+    (GPTNeoXForCausalLM if lm_head else GPTNeoXModel)(config).save_pretrained(folder, safe_serialization=True)
     fast.save_pretrained(folder)
     return folder
 

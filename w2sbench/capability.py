@@ -46,8 +46,12 @@ def is_decoder(spec: ModelSpec, folder: Path) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
-def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None) -> Any:
-    """The base model's causal LM; with ``backbone``, its transformer weights replaced by the trained ones."""
+def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None, require_head: bool = False) -> Any:
+    """The base model's causal LM; with ``backbone``, its transformer weights replaced by the trained ones.
+
+    ``require_head``: refuse a checkpoint without a pretrained LM head (a bare transformer, untied), whose
+    head transformers would initialise at random.
+    """
     from transformers import AutoModelForCausalLM
 
     from w2sbench.models import _dequantized
@@ -59,7 +63,14 @@ def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None) -> Any
         )
     kwargs: dict[str, Any] = {"num_hidden_layers": spec.num_layers} if spec.num_layers is not None else {}
     source = _dequantized(spec, folder) if spec.gguf_file else folder
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model, info = AutoModelForCausalLM.from_pretrained(source, output_loading_info=True, **kwargs)
+    head = model.get_output_embeddings()
+    head_names = {n for n, p in model.named_parameters() if head is not None and p is head.weight}
+    if require_head and not model.config.tie_word_embeddings and head_names & set(info["missing_keys"]):
+        raise W2SBenchError(
+            f'The checkpoint of "{spec.name}" holds no language-model head (only the bare transformer).',
+            "Use a checkpoint saved with its causal-LM head (e.g. the hub's *ForCausalLM weights).",
+        )
     if backbone is not None:
         if hasattr(backbone, "merge_and_unload"):
             backbone = backbone.merge_and_unload()  # LoRA: fold the adapters into the base weights

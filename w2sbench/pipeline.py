@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,7 +427,7 @@ def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> 
 
 
 def _language_model(role: _Role, model: Classifier) -> Any | None:
-    """The trained backbone under its pretrained causal-LM head, or None when the model is an encoder."""
+    """The trained backbone under its pretrained causal-LM head; None for encoders and for checkpoints without a head."""
     from w2sbench.capability import causal_lm, is_decoder
 
     if not is_decoder(role.spec, role.folder):
@@ -434,7 +435,11 @@ def _language_model(role: _Role, model: Classifier) -> Any | None:
     backbone = model.backbone
     if hasattr(backbone, "merge_and_unload"):
         backbone = copy.deepcopy(backbone)  # merging LoRA adapters changes the module in place: keep the classifier's
-    return causal_lm(role.spec, role.folder, backbone).to(model.device)
+    try:
+        return causal_lm(role.spec, role.folder, backbone, require_head=True).to(model.device)
+    except W2SBenchError as exc:  # a bare transformer checkpoint: no pretrained head to generate with
+        warnings.warn(f"{exc.problem} Metrics that need its language model are left out.", stacklevel=1)
+        return None
 
 
 def _check_data(metric: TrustMetric, data: PropertyData) -> None:

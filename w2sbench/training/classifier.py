@@ -129,7 +129,8 @@ class Classifier(nn.Module):
 
     def language_model(self) -> Any | None:
         """The trained backbone under the pretrained causal-LM head (a transformers model on this classifier's
-        device, for generation), or None for encoders or when no builder was attached."""
+        device, for generation), or None for encoders, for checkpoints without an LM head, or when no builder
+        was attached."""
         build = getattr(self, "_language_model", None)
         return build() if build is not None else None
 
