@@ -130,7 +130,7 @@ def test_partial_fine_tuning_perturbs_the_cached_states_of_the_trained_layers(ti
             model = _classifier(tiny_models["bert-big"])
             prefix = PrefixCache(model, 1)
             train_classifier(model, "full", texts, np.eye(2)[labels], {}, reg, config, seed=seed, prefix=prefix)
-            top = TopLayers(model.backbone, 1)
+            top = TopLayers(model, 1)
             top.eval()
             batch = prefix.batch(test_texts)
             states = batch.pop("states")

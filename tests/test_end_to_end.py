@@ -94,3 +94,41 @@ def test_third_party_plugin_installed_with_pip_runs(tiny_models, data_dir, tmp_p
     cells = load_results(out)["properties"]["label-balance"]["cells"]
     assert {"vanilla", "hard-labels"} <= set(cells)
     assert "positive_rate_error" in cells["hard-labels"]["summary"]
+
+
+@pytest.mark.slow
+def test_partial_fine_tuning_predicts_with_the_saved_model(tiny_models, data_dir, tmp_path):
+    """Partial fine-tuning trains and predicts through cached frozen-layer states; the saved parameters alone
+    (top layers and the model's own head, run as a plain full forward) must give the same predictions, or a
+    resumed run (another process) would evaluate a different model than the one it trained."""
+    import numpy as np
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from w2sbench.interfaces import DataContext
+    from w2sbench.storage import stable_hash
+    from w2sbench.training.classifier import Classifier
+    from w2sbench_plugins.fairness import Fairness
+
+    out = tmp_path / "run"
+    assert _run(tiny_models, data_dir, out, "--finetune", "head:full", "--train", "full.trainable_layers=1",
+                "--strategies", "vanilla") == 0
+    options = dict(o.removeprefix("fairness.").split("=") for o in SMALL_FAIRNESS if o.startswith("fairness."))
+    metric = Fairness()
+    test = metric.load_data(DataContext(data_dir, tmp_path / "dl"), metric.options(options)).tests["adult_test"]
+    predicted = {}
+    for path in (out / "cache" / "predict").glob("*/key.json"):
+        key = json.loads(path.read_text())
+        if key["data"] == test.fingerprint():
+            predicted[key["model_stage"]] = np.load(path.parent / "probabilities.npy")
+    checked = 0
+    for path in (out / "cache" / "train").glob("*/key.json"):
+        key = json.loads(path.read_text())
+        if key["mode"] != "full":
+            continue
+        model = Classifier(AutoModel.from_pretrained(tiny_models["bert-big"]), AutoTokenizer.from_pretrained(tiny_models["bert-big"]),
+                           2, key["max_length"])
+        model.load_state_dict(load_file(str(path.parent / "trainable.safetensors")), strict=False)
+        np.testing.assert_allclose(model.predict_proba(test.texts), predicted[stable_hash(key)], atol=2e-3)
+        checked += 1
+    assert checked == 3  # ceiling, ceiling-reg, vanilla

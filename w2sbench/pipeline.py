@@ -183,6 +183,10 @@ class Pipeline:
             "num_labels": num_labels,
             "max_length": max_length,
         }
+        if role.mode == "full" and role.config.trainable_layers:
+            # Partial fine-tuning read out through the prefix cache's probe head before 2026-11-27 (a fixed random
+            # head, not the model's own): stages cached then must not be reused with the model's own head.
+            key["readout"] = "own-head"
 
         # Under `accelerate launch`, LoRA/full training is collective (every rank); head mode (a linear head on
         # cached features) and DP-SGD (opacus' accounting assumes one process) train on rank 0 alone.
@@ -260,7 +264,7 @@ class Pipeline:
                     if prefix is not None:
                         from w2sbench.training.prefix import TopLayers
 
-                        probs = prefix.predict_proba(TopLayers(model.backbone, role.config.trainable_layers), data.texts)
+                        probs = prefix.predict_proba(TopLayers(model, role.config.trainable_layers), data.texts)
                     else:
                         probs = model.predict_proba(data.texts)
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
@@ -284,7 +288,7 @@ class Pipeline:
             if prefix is not None:
                 from w2sbench.training.prefix import TopLayers
 
-                model.use_prefix(prefix, TopLayers(model.backbone, self.roles[role_name].config.trainable_layers))
+                model.use_prefix(prefix, TopLayers(model, self.roles[role_name].config.trainable_layers))
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
                 scores = metric.evaluate_model(model, data, options, seed)
             (tmp / "scores.json").write_text(json.dumps(scores))

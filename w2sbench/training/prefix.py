@@ -2,8 +2,10 @@
 computed once per text and reused by every training epoch, every model trained on the same texts
 (the ceilings and every strategy's strong model share split B) and every evaluation.
 
-``TopLayers`` is a view of a backbone that runs only its top k layers on such cached states; it
-shares its layer modules with the classifier, so training the view trains the classifier.
+``TopLayers`` is a view of a classifier that runs only its backbone's top k layers and its own head
+on such cached states; it shares those modules with the classifier, so training the view trains the
+classifier. The cache itself only holds the frozen bottom (any classifier on the same base weights
+can compute it): logits always come from the head of the classifier the view was made from.
 """
 
 from __future__ import annotations
@@ -52,10 +54,14 @@ class _CachedStates(nn.Module):
 
 
 class TopLayers(nn.Module):
-    """The backbone's top k layers (shared, not copied) applied to cached states of the layer below."""
+    """A classifier's top k backbone layers (shared, not copied) applied to cached states of the layer
+    below, and its head (``classify``)."""
 
-    def __init__(self, backbone: nn.Module, top: int) -> None:
+    def __init__(self, classifier: Classifier, top: int) -> None:
         super().__init__()
+        backbone = classifier.backbone
+        self.classify = classifier.classify  # this classifier's head, never the cache's probe
+        self.num_labels = classifier.head.out_features
         found = _layer_path(backbone)
         assert found is not None
         view = copy.copy(backbone)
@@ -145,13 +151,13 @@ class PrefixCache:
         hidden = top(**batch)
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.classifier.classify(pooled)
+        return top.classify(pooled)
 
     @torch.no_grad()
     def predict_proba(self, top: TopLayers, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         was_training = top.training
         top.eval()
-        out = np.zeros((len(texts), self.classifier.head.out_features))
+        out = np.zeros((len(texts), top.num_labels))
         try:
             for idx in length_sorted_batches(texts, batch_size):
                 out[idx] = torch.softmax(self.logits(top, [texts[i] for i in idx]).float(), -1).cpu().numpy()

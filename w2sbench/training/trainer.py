@@ -264,7 +264,7 @@ def train_classifier(
         from w2sbench.training.prefix import TopLayers
 
         module = classifier
-        top = TopLayers(classifier.backbone, config.trainable_layers)
+        top = TopLayers(classifier, config.trainable_layers)
 
         def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             rows = idx.tolist()
