@@ -243,6 +243,17 @@ class Pipeline:
         classifier.eval()
         return classifier
 
+    def _inference_model(self, key: Mapping[str, Any], path: Path, role_name: str) -> Classifier:
+        """A trained model for prediction; partial fine-tunes answer from the cached frozen-layer states."""
+        model = self.load_trained(key, path, role_name)
+        role = self.roles[role_name]
+        prefix = self._prefix_for(role, key["max_length"])
+        if prefix is not None:
+            from w2sbench.training.prefix import TopLayers
+
+            model.use_prefix(prefix, TopLayers(model, role.config.trainable_layers))
+        return model
+
     def predict_stage(self, train_key: Mapping[str, Any], train_path: Path, role_name: str, data: Examples) -> np.ndarray:
         key = {"stage": "predict", "model_stage": stable_hash(train_key), "data": data.fingerprint()}
 
@@ -258,15 +269,9 @@ class Pipeline:
                 logits = torch.nn.functional.layer_norm(x, x.shape[-1:]) @ state["head.weight"].T + state["head.bias"]
                 probs = torch.softmax(logits, -1).double().numpy()
             else:
-                model = self.load_trained(train_key, train_path, role_name)
-                prefix = self._prefix_for(role, train_key["max_length"])
+                model = self._inference_model(train_key, train_path, role_name)
                 with self.progress.stage(f"predict {len(data)} rows"):
-                    if prefix is not None:
-                        from w2sbench.training.prefix import TopLayers
-
-                        probs = prefix.predict_proba(TopLayers(model, role.config.trainable_layers), data.texts)
-                    else:
-                        probs = model.predict_proba(data.texts)
+                    probs = model.predict_proba(data.texts)
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
 
         path = self.dist.compute(self.cache, "predict", key, produce)
@@ -281,14 +286,9 @@ class Pipeline:
         key = {"stage": "live", "metric": metric.name, "options": dict(options), "model_stage": stable_hash(train_key), "seed": seed}
 
         def produce(tmp: Path) -> None:
-            model = self.load_trained(train_key, train_path, role_name)
+            model = self._inference_model(train_key, train_path, role_name)
             model.role = role_name  # "weak" trained on split A, "strong" on split B: membership attacks need it
             model.attach_language_model(lambda: _language_model(self.roles[role_name], model))
-            prefix = self._prefix_for(self.roles[role_name], train_key["max_length"])
-            if prefix is not None:
-                from w2sbench.training.prefix import TopLayers
-
-                model.use_prefix(prefix, TopLayers(model, self.roles[role_name].config.trainable_layers))
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
                 scores = metric.evaluate_model(model, data, options, seed)
             (tmp / "scores.json").write_text(json.dumps(scores))

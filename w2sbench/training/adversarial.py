@@ -14,15 +14,12 @@ from collections.abc import Callable
 import torch
 
 from w2sbench.interfaces import EmbeddingAdversary
+from w2sbench.training.losses import soft_cross_entropy
 
 __all__ = ["LogitsOf", "worst_case_perturbation", "adversarial_loss"]
 
 LogitsOf = Callable[[torch.Tensor], torch.Tensor]  # input vectors (batch, tokens, dim) -> logits (batch, labels)
 _TINY = 1e-12
-
-
-def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
 
 
 def _per_token_normalised(v: torch.Tensor) -> torch.Tensor:
@@ -44,7 +41,7 @@ def worst_case_perturbation(
     delta = torch.zeros_like(base)
     for _ in range(max(1, adversary.steps)):
         delta.requires_grad_(True)
-        loss = _soft_cross_entropy(logits_of(base + delta), targets)
+        loss = soft_cross_entropy(logits_of(base + delta), targets)
         (grad,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
             delta = delta + step * _per_token_normalised(grad.float()).to(base.dtype)
@@ -58,4 +55,4 @@ def adversarial_loss(
 ) -> torch.Tensor:
     """``weight`` x cross-entropy of the targets on the worst-case perturbed inputs (differentiable in the model)."""
     delta = worst_case_perturbation(logits_of, inputs, mask, targets, adversary)
-    return adversary.weight * _soft_cross_entropy(logits_of(inputs + delta), targets)
+    return adversary.weight * soft_cross_entropy(logits_of(inputs + delta), targets)

@@ -30,6 +30,7 @@ from w2sbench.interfaces import PenaltyContext, Regularizer
 from w2sbench.training.adversarial import LogitsOf, adversarial_loss
 from w2sbench.training.classifier import Classifier
 from w2sbench.training.distributed import CollectiveTraining
+from w2sbench.training.losses import soft_cross_entropy
 
 __all__ = [
     "FINETUNE_MODES",
@@ -193,10 +194,6 @@ def _freeze_unused(module: nn.Module, forward: Callable[..., Any], n: int) -> No
     module.zero_grad(set_to_none=True)
 
 
-def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
-
-
 def train_classifier(
     classifier: Classifier,
     mode: str,
@@ -358,7 +355,7 @@ def train_classifier(
             else:
                 logits, view_logits = forward(module, idx)
             batch_targets = y[idx].to(device)
-            loss = _soft_cross_entropy(logits, batch_targets)
+            loss = soft_cross_entropy(logits, batch_targets)
             penalty = regularizer.penalty(
                 PenaltyContext(
                     logits=logits.float(),
