@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import pytest
+
 from w2sbench import hookspecs
 
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("w2sbench_")]
@@ -21,7 +23,28 @@ def test_every_hook_has_a_one_line_docstring():
         assert len(doc.strip().splitlines()) == 1, f"hook {name}'s docstring is not one line"
 
 
-def test_every_hook_is_documented_in_contributing():
-    text = (Path(__file__).parents[1] / "CONTRIBUTING.md").read_text()
+def documented_signature(name: str) -> str:
+    """``name(params) -> return``, as the hook is declared (annotations are strings under PEP 563)."""
+    signature = inspect.signature(getattr(hookspecs, name))
+    params = ", ".join(str(p) for p in signature.parameters.values())
+    assert signature.return_annotation is not inspect.Signature.empty, f"hook {name} declares no return type"
+    return f"{name}({params}) -> {signature.return_annotation}"
+
+
+def test_every_hook_has_a_section_headed_by_its_signature():
+    """As datasette's test_plugin_hooks_are_documented: a CONTRIBUTING.md heading per hook, with its signature."""
+    headings = [line for line in (Path(__file__).parents[1] / "CONTRIBUTING.md").read_text().splitlines() if line.startswith("### ")]
     for name in HOOKS:
-        assert f"`{name}`" in text, f"hook {name} is not documented in CONTRIBUTING.md"
+        assert f"### `{documented_signature(name)}`" in headings, f"hook {name} has no section headed by its signature"
+
+
+def test_signature_check_fails_for_a_missing_return_type():
+    def w2sbench_register_widgets():  # a hook as someone might add it, without a return type
+        """Return widgets."""
+
+    hookspecs.w2sbench_register_widgets = w2sbench_register_widgets  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(AssertionError, match="declares no return type"):
+            documented_signature("w2sbench_register_widgets")
+    finally:
+        del hookspecs.w2sbench_register_widgets  # type: ignore[attr-defined]

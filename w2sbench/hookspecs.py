@@ -3,12 +3,17 @@
 Every hook returns a list of objects; the core collects them into registries. Built-in plugins
 (``w2sbench_plugins``) implement these hooks exactly like a third-party package does, through the
 ``w2sbench`` entry-point group. Each hook has a one-line docstring; ``tests/test_hookspecs.py``
-fails when a hook is added without one or without a section in CONTRIBUTING.md.
+fails when a hook is added without one or without a CONTRIBUTING.md section headed by its signature.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from w2sbench.interfaces import Exporter, ModelFamily, NamedPair, Strategy, TrustMetric
 
 __all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
 
@@ -18,25 +23,25 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def w2sbench_register_models():  # type: ignore[empty-body]
+def w2sbench_register_models() -> list[ModelFamily]:  # type: ignore[empty-body]
     """Return a list of ``ModelFamily`` objects that turn model names (e.g. ``pythia-1b``) into ``ModelSpec``s."""
 
 
 @hookspec
-def w2sbench_register_pairs():  # type: ignore[empty-body]
+def w2sbench_register_pairs() -> list[NamedPair]:  # type: ignore[empty-body]
     """Return a list of ``NamedPair`` objects: named weak/strong combinations such as the offline default."""
 
 
 @hookspec
-def w2sbench_register_strategies():  # type: ignore[empty-body]
+def w2sbench_register_strategies() -> list[Strategy]:  # type: ignore[empty-body]
     """Return a list of ``Strategy`` objects: which phases are regularized and the weak-to-strong transfer loss."""
 
 
 @hookspec
-def w2sbench_register_trust_metrics():  # type: ignore[empty-body]
+def w2sbench_register_trust_metrics() -> list[TrustMetric]:  # type: ignore[empty-body]
     """Return a list of ``TrustMetric`` objects: a trust property's data, regularizer and metrics."""
 
 
 @hookspec
-def w2sbench_register_exporters():  # type: ignore[empty-body]
+def w2sbench_register_exporters() -> list[Exporter]:  # type: ignore[empty-body]
     """Return a list of ``Exporter`` objects that write run results in some format (leaderboard submission, CSV, ...)."""

@@ -105,32 +105,42 @@ class Plugins:
                 self.info[name] = PluginInfo(name, "(registered in code)", "", getattr(plugin, "__name__", repr(plugin)))
 
     def _load_entry_points(self, disabled: set[str]) -> None:
+        """Load the entry-point group through pluggy's own loader, one name at a time.
+
+        pluggy skips blocked names (``set_blocked``) and names already registered; loading each name
+        on its own keeps a plugin that fails to import from stopping the others.
+        """
+        for name in disabled:
+            self.manager.set_blocked(name)
+        first_value: dict[str, tuple[str, str]] = {}  # entry-point name -> (value, package)
         for dist in importlib.metadata.distributions():
-            for ep in dist.entry_points:
-                if ep.group != ENTRY_POINT_GROUP or ep.name in disabled:
+            package = dist.metadata["name"] or "?"
+            for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP):
+                if ep.name in disabled:
                     continue
-                package = dist.metadata["name"] or "?"
-                if self.manager.get_plugin(ep.name) is not None or ep.name in self.info:
-                    if self.info.get(ep.name, PluginInfo("", package, "", ep.value)).module == ep.value:
-                        continue  # the same distribution seen twice on sys.path
+                if ep.name not in first_value:
+                    first_value[ep.name] = (ep.value, package)
+                elif first_value[ep.name][0] != ep.value:  # the same distribution seen twice on sys.path is fine
                     self.problems.append(
                         PluginProblem(ep.name, package, f'entry point name "{ep.name}" is already used by another package')
                     )
-                    continue
-                try:
-                    plugin = ep.load()
-                    self.manager.register(plugin, name=ep.name)
-                except Exception as exc:  # noqa: BLE001 - any import error is the plugin's fault
-                    self.problems.append(
-                        PluginProblem(
-                            ep.name,
-                            package,
-                            f"failed to load ({type(exc).__name__}: {exc}); disable it with {DISABLE_ENV}={ep.name}",
-                            traceback.format_exc(),
-                        )
+        for name, (value, package) in first_value.items():
+            try:
+                self.manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+            except Exception as exc:  # noqa: BLE001 - any import error is the plugin's fault
+                self.problems.append(
+                    PluginProblem(
+                        name,
+                        package,
+                        f"failed to load ({type(exc).__name__}: {exc}); disable it with {DISABLE_ENV}={name}",
+                        traceback.format_exc(),
                     )
-                    continue
-                self.info[ep.name] = PluginInfo(ep.name, package, dist.version, ep.value)
+                )
+                continue
+            plugin = self.manager.get_plugin(name)
+            dist_info = dict(self.manager.list_plugin_distinfo())
+            version = dist_info[plugin].version if plugin in dist_info else ""
+            self.info[name] = PluginInfo(name, package, version, value)
 
     # ----------------------------------------------------------------- registries
 
