@@ -179,10 +179,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
     elif args.what == "strategies":
-        for col in ("strategy", "regularize weak", "regularize strong", "transfer", "description", "plugin"):
+        from w2sbench.teachers import strategy_columns
+
+        for col in ("strategy", "regularize", "teachers", "loss", "default", "description", "plugin"):
             table.add_column(col)
         for name, s in plugins.strategies.items.items():
-            table.add_row(name, str(s.regularize_weak), str(s.regularize_strong), s.transfer, s.description, plugins.strategies.owners[name])
+            table.add_row(name, *strategy_columns(s), s.description, plugins.strategies.owners[name])
     elif args.what == "metrics":
         for col in ("trust metric", "primary", "metrics (↑ higher is better)", "description", "plugin"):
             table.add_column(col)
