@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -171,3 +172,78 @@ def test_a_non_finite_loss_is_stopped_naming_the_package():
     assert guarded.config == {"loss": f"{__name__}._NaNLoss"}
     with pytest.raises(W2SBenchError, match=r'Strategy "broken" \(plugin "someplugin", package tests\).*nan'):
         guarded(LOGITS, WEAK, ONES, 0.0)
+
+
+class _FakePipeline:
+    """Records the stages ``train_strategy`` asks for; every teacher predicts ``self.probs`` on split B."""
+
+    def __init__(self, probs: np.ndarray) -> None:
+        from types import SimpleNamespace
+
+        self.probs = probs
+        self.settings = SimpleNamespace(options={"toy": {"weak_train_size": 4, "transfer_size": 4, "val_size": 2, "max_length": 8}})
+        self.plugins = SimpleNamespace(strategies=SimpleNamespace(owners={}))
+        self.trained: list[tuple[str, list[str], np.ndarray, dict]] = []
+
+    def train_stage(self, role, data, targets, reg, seed, num_labels, max_length, label, **extra):
+        from pathlib import Path
+
+        self.trained.append((role, data.ids, np.asarray(targets), extra))
+        return {"role": role, "seed": seed}, Path(label)
+
+    def predict_stage(self, key, path, role, data):
+        return self.probs
+
+
+class _Toy:
+    name = "toy"
+
+    def regularizer(self, options):
+        from w2sbench.interfaces import NoRegularizer
+
+        return NoRegularizer()
+
+
+@dataclass(frozen=True)
+class _DownWeight(Strategy):
+    def curate(self, teacher_probabilities):
+        targets, _ = super().curate(teacher_probabilities)
+        return targets, np.array([1.0, 0.5, 0.0, 2.0])
+
+
+def _train(strategy: Strategy, probs: np.ndarray) -> tuple[_FakePipeline, tuple]:
+    from w2sbench.interfaces import Examples, NoRegularizer, PropertyData
+    from w2sbench.teachers import train_strategy
+
+    pool = Examples([f"r{i}" for i in range(10)], [f"t{i}" for i in range(10)], np.arange(10) % 2)
+    data = PropertyData(train=pool, tests={"t": pool}, main_test="t")
+    b = pool.subset([0, 1, 2, 3])
+    fake = _FakePipeline(probs)
+    train_strategy(fake, _Toy(), data, 0, strategy, b, NoRegularizer())
+    return fake, fake.trained[-1]
+
+
+def test_paper_strategies_train_on_the_weak_labels_with_the_plain_cross_entropy():
+    probs = np.array([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8], [0.6, 0.4]])
+    fake, (role, ids, targets, extra) = _train(VANILLA, probs)
+    assert role == "strong" and ids == ["r0", "r1", "r2", "r3"] and targets.tobytes() == probs.tobytes()
+    assert extra == {"transfer_loss": None, "weights": None}
+    assert [t[0] for t in fake.trained] == ["weak", "strong"]
+
+
+def test_rows_of_weight_zero_are_left_out_and_other_weights_reach_a_weighted_loss():
+    probs = np.array([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8], [0.6, 0.4]])
+    _, (_, ids, targets, extra) = _train(ConfidenceFilter("cf", "", False, False), probs)
+    assert ids == ["r0", "r2"] and targets.tolist() == [[0.9, 0.1], [0.2, 0.8]]
+    assert extra == {"transfer_loss": None, "weights": None}
+    _, (_, ids, _, extra) = _train(_DownWeight("dw", "", False, False), probs)
+    assert ids == ["r0", "r1", "r3"] and extra["weights"].tolist() == [1.0, 0.5, 2.0]
+    assert extra["transfer_loss"].config == {"loss": "w2sbench.training.losses.CrossEntropyLoss"}
+
+
+def test_ensemble_teachers_train_on_their_part_of_split_a_with_their_seed():
+    fake, _ = _train(ensemble(), np.full((4, 2), 0.5))
+    weak = [(t[1], t[3]) for t in fake.trained if t[0] == "weak"]
+    assert len(weak) == 3
+    (a_all, _), (a_first, _), (a_second, _) = weak
+    assert len(a_all) == 4 and a_first == a_all[:2] and a_second == a_all[2:]

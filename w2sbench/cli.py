@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) a benchmark")
     run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
     run.add_argument("--metrics", help="comma-separated trust metrics [all registered]")
-    run.add_argument("--strategies", help="comma-separated strategies [all registered]")
+    run.add_argument("--strategies", help="comma-separated strategies [the default ones in `w2sbench list strategies`]")
     run.add_argument("--seeds", default="0", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4 [0]")
     run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
     run.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE", help="trust-metric option")

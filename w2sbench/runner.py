@@ -30,7 +30,7 @@ class RunRequest:
 
     pair: str = DEFAULT_PAIR
     metrics: str | None = None  # None: every registered trust metric
-    strategies: str | None = None  # None: every registered strategy
+    strategies: str | None = None  # None: every registered strategy with in_default_run
     seeds: Sequence[int] = (0,)
     finetune: str | None = None  # None: full on GPU, the pair's CPU choice (or head) on CPU
     options: Mapping[str, Mapping[str, str]] | None = None

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import Examples, NoRegularizer, PropertyData, Regularizer, Strategy, Teacher, TrustMetric
+from w2sbench.interfaces import Examples, NoRegularizer, PropertyData, Regularizer, Strategy, Teacher, TransferLoss, TrustMetric
+from w2sbench.training.losses import CrossEntropyLoss
 
 __all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns"]
 
@@ -68,9 +69,11 @@ def train_strategy(
     uniform = bool(np.all(weights == 1.0))
     options = pipeline.settings.options[metric.name]
     owner = pipeline.plugins.strategies.owners.get(strategy.name, "?")
+    # row weights other than 1 need a loss that reads them: the row-weighted cross-entropy by default
+    loss = strategy.loss if strategy.loss is not None or uniform else CrossEntropyLoss()
     stage = pipeline.train_stage(
         "strong", b, targets, regularizer, seed, data.num_labels, int(options["max_length"]), f"{metric.name} s{seed} {strategy.name}",
-        transfer_loss=None if strategy.loss is None else GuardedLoss(strategy, owner),
+        transfer_loss=None if loss is None else GuardedLoss(strategy, owner, loss),
         weights=None if uniform else weights,
     )
     return stage, teachers
@@ -98,10 +101,10 @@ class GuardedLoss:
     """A strategy's loss, stopped with a message naming the strategy and its package when it fails or returns
     anything but a finite scalar (nothing non-finite is trained on or cached). ``config`` enters the cache key."""
 
-    def __init__(self, strategy: Strategy, owner: str) -> None:
-        assert strategy.loss is not None
-        self.loss = strategy.loss
-        self.config = strategy.loss.config()
+    def __init__(self, strategy: Strategy, owner: str, loss: TransferLoss | None = None) -> None:
+        self.loss = loss or strategy.loss
+        assert self.loss is not None
+        self.config = self.loss.config()
         package = type(self.loss).__module__.split(".")[0]
         self.where = f'Strategy "{strategy.name}" (plugin "{owner}", package {package})'
 
