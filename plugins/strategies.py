@@ -8,6 +8,7 @@ vanilla / weak-tft / weak-wts-tft. The new methods run only when named with --st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -53,7 +54,7 @@ class ConfidenceFilter(Strategy):
 
     keep: float = 0.5
 
-    def curate(self, teacher_probabilities):  # type: ignore[no-untyped-def]
+    def curate(self, teacher_probabilities: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         targets, _ = super().curate(teacher_probabilities)
         confidence = self.combine(teacher_probabilities).max(axis=1)
         kept = max(1, int(np.ceil(self.keep * len(confidence))))

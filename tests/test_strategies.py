@@ -247,3 +247,17 @@ def test_ensemble_teachers_train_on_their_part_of_split_a_with_their_seed():
     assert len(weak) == 3
     (a_all, _), (a_first, _), (a_second, _) = weak
     assert len(a_all) == 4 and a_first == a_all[:2] and a_second == a_all[2:]
+
+
+def test_listing_groups_each_method_with_its_regularized_compositions():
+    from types import SimpleNamespace
+
+    from w2sbench.teachers import strategy_rows
+
+    items = {s.name: s for s in w2sbench_register_strategies()}
+    rows = strategy_rows(SimpleNamespace(items=items, owners=dict.fromkeys(items, "strategies")))
+    assert [r[0].split("\n")[0] for r in rows] == [
+        "vanilla", "weak-tft", "weak-wts-tft", "aux-conf", "product", "log-conf", "ensemble", "confidence-filter"
+    ]
+    aux = rows[3]
+    assert aux[:5] == ("aux-conf\n +weak-tft\n +weak-wts-tft", "none\nweak\nboth", "1", "soft aux-conf", "no")

@@ -179,12 +179,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
     elif args.what == "strategies":
-        from w2sbench.teachers import strategy_columns
+        from w2sbench.teachers import strategy_rows
 
         for col in ("strategy", "regularize", "teachers", "loss", "default", "description", "plugin"):
-            table.add_column(col)
-        for name, s in plugins.strategies.items.items():
-            table.add_row(name, *strategy_columns(s), s.description, plugins.strategies.owners[name])
+            table.add_column(col, no_wrap=col == "strategy")  # names are typed back: never cut them
+        for row in strategy_rows(plugins.strategies):
+            table.add_row(*row)
+        table.caption = "M +weak-tft: strategy M+weak-tft, M with the paper's regularization (docs/strategies.md)"
     elif args.what == "metrics":
         for col in ("trust metric", "primary", "metrics (↑ higher is better)", "description", "plugin"):
             table.add_column(col)
