@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) a benchmark")
     run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
     run.add_argument("--metrics", help="comma-separated trust metrics [all registered]")
-    run.add_argument("--strategies", help="comma-separated strategies [all registered]")
+    run.add_argument("--strategies", help="comma-separated strategies [the default ones in `w2sbench list strategies`]")
     run.add_argument("--seeds", default="0", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4 [0]")
     run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
     run.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE", help="trust-metric option")
@@ -179,10 +179,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
     elif args.what == "strategies":
-        for col in ("strategy", "regularize weak", "regularize strong", "transfer", "description", "plugin"):
-            table.add_column(col)
-        for name, s in plugins.strategies.items.items():
-            table.add_row(name, str(s.regularize_weak), str(s.regularize_strong), s.transfer, s.description, plugins.strategies.owners[name])
+        from w2sbench.teachers import strategy_rows
+
+        for col in ("strategy", "regularize", "teachers", "loss", "default", "description", "plugin"):
+            table.add_column(col, no_wrap=col == "strategy")  # names are typed back: never cut them
+        for row in strategy_rows(plugins.strategies):
+            table.add_row(*row)
+        table.caption = "M +weak-tft: strategy M+weak-tft, M with the paper's regularization (docs/strategies.md)"
     elif args.what == "metrics":
         for col in ("trust metric", "primary", "metrics (↑ higher is better)", "description", "plugin"):
             table.add_column(col)

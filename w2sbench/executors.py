@@ -164,6 +164,24 @@ def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
         for test in data.tests.values():
             pipeline.predict_stage(key, path, role, test)
         pipeline.live_stage(metric, options, data, key, path, role, seed, f"s{seed} {cell}")
+    _extra_teacher_stages(pipeline, metric, data, seed, strategies, b)
+
+
+def _extra_teacher_stages(pipeline: Any, metric: Any, data: Any, seed: int, strategies: list[Any], b: Any) -> None:
+    """The other weak supervisors of multi-teacher strategies (w2sbench/teachers.py): trained, labels on B and
+    test predictions, once per teacher however many strategies share it."""
+    from w2sbench.teachers import strategy_teachers
+
+    done: set[str] = set()
+    for strategy in strategies:
+        if len(strategy.teacher_list()) == 1 and strategy.teacher_list()[0].is_default():
+            continue
+        for key, path in strategy_teachers(pipeline, metric, data, seed, strategy):
+            if path.name in done:
+                continue
+            done.add(path.name)
+            for rows in (b, *data.tests.values()):
+                pipeline.predict_stage(key, path, "weak", rows)
 
 
 class Executor(Protocol):

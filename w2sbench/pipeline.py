@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric
+from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric, reference_cells
 from w2sbench.models import fetch_model, load_backbone, model_identity
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.settings import RunSettings
 from w2sbench.storage import StageCache, stable_hash
+from w2sbench.teachers import teacher_reference, train_strategy
 from w2sbench.training import distributed
 from w2sbench.training.classifier import Classifier
 from w2sbench.training.features import FeatureStore
@@ -168,6 +169,8 @@ class Pipeline:
         num_labels: int,
         max_length: int,
         label: str,
+        transfer_loss: Any = None,
+        weights: np.ndarray | None = None,
     ) -> tuple[dict[str, Any], Path]:
         role = self.roles[role_name]
         regularizer = regularizer.for_training(role_name, role.mode)
@@ -187,6 +190,10 @@ class Pipeline:
             # Partial fine-tuning read out through the prefix cache's probe head before 2026-11-27 (a fixed random
             # head, not the model's own): stages cached then must not be reused with the model's own head.
             key["readout"] = "own-head"
+        if transfer_loss is not None:  # a strategy's own loss (w2sbench/teachers.py); absent for cross-entropy
+            key["transfer_loss"] = transfer_loss.config
+        if weights is not None:
+            key["row_weights"] = stable_hash(np.round(np.asarray(weights, dtype=np.float64), 8).tolist())
 
         # Under `accelerate launch`, LoRA/full training is collective (every rank); head mode (a linear head on
         # cached features) and DP-SGD (opacus' accounting assumes one process) train on rank 0 alone.
@@ -213,6 +220,8 @@ class Pipeline:
                     # the cached frozen layers bypass the DDP/FSDP wrapper: collective training runs the full model
                     prefix=None if collective else self._prefix_for(role, max_length),
                     distributed=session,
+                    transfer_loss=transfer_loss,
+                    weights=weights,
                 )
             state = session.trainable_state(classifier) if session is not None else classifier.trainable_state()
             if tmp is None:
@@ -330,18 +339,18 @@ class Pipeline:
         for cell, reg in (("ceiling", plain), ("ceiling-reg", regularizer)):
             k, p = self.train_stage("strong", b, onehot_b, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
             trained[cell] = (k, p, "strong")
+        references: dict[str, Any] = {}
         for strategy in (self.plugins.strategies.get(n) for n in self.settings.strategies):
-            teacher = trained["weak-reg" if strategy.regularize_weak else "weak"]
-            weak_probs = self.predict_stage(teacher[0], teacher[1], "weak", b)
-            targets = strategy.transfer_targets(weak_probs)
             reg = regularizer if strategy.regularize_strong else plain
-            k, p = self.train_stage(
-                "strong", b, targets, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {strategy.name}"
-            )
+            (k, p), teachers = train_strategy(self, metric, data, seed, strategy, b, reg)
             trained[strategy.name] = (k, p, "strong")
+            if reference_cells(strategy)[0] not in BASELINE_CELLS:
+                references[reference_cells(strategy)[0]] = (strategy, teachers)
         scores: dict[str, dict[str, float | None]] = {}
         predictions: dict[str, dict[str, np.ndarray]] = {}
         reports: dict[str, dict[str, Any]] = {}
+        for cell, (strategy, teachers) in references.items():
+            scores[cell], predictions[cell], reports[cell] = teacher_reference(self, metric, data, strategy, teachers, options)
         for cell, (k, p, role_name) in trained.items():
             probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))

@@ -21,7 +21,7 @@ import numpy as np
 
 from w2sbench import __version__
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import MetricInfo, Strategy, TrustMetric
+from w2sbench.interfaces import MetricInfo, Strategy, TrustMetric, reference_cells
 from w2sbench.pipeline import BASELINE_CELLS
 from w2sbench.stats import gap_recovered, summarize
 from w2sbench.storage import atomic_write_bytes, atomic_write_json
@@ -55,7 +55,12 @@ def schema() -> dict[str, Any]:
 
 def _reference_cells(strategy: Strategy) -> tuple[str, str]:
     """The weak model that supervised the strategy, and the ceiling trained like its strong model."""
-    return ("weak-reg" if strategy.regularize_weak else "weak", "ceiling-reg" if strategy.regularize_strong else "ceiling")
+    return reference_cells(strategy)
+
+
+def _teacher_cells(strategies: list[Strategy]) -> list[str]:
+    """Reference cells ``<strategy>:teachers`` of strategies not taught by the run's weak model alone."""
+    return [c for c in dict.fromkeys(reference_cells(s)[0] for s in strategies) if c not in BASELINE_CELLS]
 
 
 def build_property_result(
@@ -68,11 +73,11 @@ def build_property_result(
     infos = [m for m in TASK_METRICS if not (m.name == "auroc" and data.num_labels != 2)] + list(metric.metrics)
     seeds = sorted(scores)
     cells: dict[str, Any] = {}
-    for cell in list(BASELINE_CELLS) + [s.name for s in strategies]:
+    for cell in list(BASELINE_CELLS) + _teacher_cells(strategies) + [s.name for s in strategies]:
         per_seed = {str(s): scores[s][cell] for s in seeds}
         names = sorted({k for v in per_seed.values() for k in v})
         entry: dict[str, Any] = {
-            "role": "baseline" if cell in BASELINE_CELLS else "strategy",
+            "role": "baseline" if cell in BASELINE_CELLS else "teachers" if cell.endswith(":teachers") else "strategy",
             "seeds": per_seed,
             "summary": {n: summarize([per_seed[str(s)].get(n) for s in seeds]) for n in names},
             "train": {str(s): outcome["reports"][s][cell] for s in seeds},

@@ -16,6 +16,7 @@ from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.settings import RunSettings, parse_finetune, parse_list, settings_diff
 from w2sbench.storage import atomic_write_json, remove_stale_temporaries, stable_hash
+from w2sbench.teachers import default_strategies
 from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
 
 __all__ = ["RunRequest", "prepare", "execute", "claim_run_dir", "default_run_dir", "DEFAULT_PAIR"]
@@ -29,7 +30,7 @@ class RunRequest:
 
     pair: str = DEFAULT_PAIR
     metrics: str | None = None  # None: every registered trust metric
-    strategies: str | None = None  # None: every registered strategy
+    strategies: str | None = None  # None: every registered strategy with in_default_run
     seeds: Sequence[int] = (0,)
     finetune: str | None = None  # None: full on GPU, the pair's CPU choice (or head) on CPU
     options: Mapping[str, Mapping[str, str]] | None = None
@@ -92,7 +93,7 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
         raise W2SBenchError("No trust metric is registered.", "Reinstall w2sbench; its built-in plugins register them.")
     metrics = [plugins.trust_metrics.get(n) for n in metric_names]
     strategy_names = (
-        parse_list(request.strategies, "strategies") if request.strategies else tuple(plugins.strategies.names())
+        parse_list(request.strategies, "strategies") if request.strategies else default_strategies(plugins)
     )
     for name in strategy_names:
         plugins.strategies.get(name)

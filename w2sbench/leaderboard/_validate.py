@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import DataContext, PropertyData, TrustMetric
+from w2sbench.interfaces import DataContext, PropertyData, TrustMetric, reference_cells
 from w2sbench.leaderboard._format import (
     SUBMISSION_FORMAT,
     SUBMISSION_SCHEMA_VERSION,
@@ -230,7 +230,9 @@ class Validator:
         for name in entry["strategies"]:
             if name not in self.plugins.strategies:
                 problems.append(f'unknown strategy "{_short(name)}"; install the plugin that provides it')
-        expected_cells = list(BASELINE_CELLS) + list(entry["strategies"])
+        known_strategies = [self.plugins.strategies.get(n) for n in entry["strategies"] if n in self.plugins.strategies]
+        teacher_cells = [c for c in dict.fromkeys(reference_cells(s)[0] for s in known_strategies) if c not in BASELINE_CELLS]
+        expected_cells = list(BASELINE_CELLS) + teacher_cells + list(entry["strategies"])
         for cell in expected_cells:
             if cell not in entry["cells"]:
                 problems.append(f'cell "{_short(cell)}" is missing')
@@ -351,10 +353,10 @@ class Validator:
             for name in set(body["summary"]) | {n for s in seeds for n in table[s][cell]}:
                 for issue in _summary_problems(body["summary"].get(name), [table[s][cell].get(name) for s in seeds]):
                     problems.append(f'cell "{_short(cell)}": summary of {_short(name)} {issue}')
-            if cell in BASELINE_CELLS:
+            if cell in BASELINE_CELLS or cell not in entry["strategies"]:  # baselines and teachers: no gap recovered
                 continue
             strategy = self.plugins.strategies.get(cell)
-            refs = ("weak-reg" if strategy.regularize_weak else "weak", "ceiling-reg" if strategy.regularize_strong else "ceiling")
+            refs = reference_cells(strategy)
             if body.get("references") != {"weak": refs[0], "ceiling": refs[1]}:
                 problems.append(f'cell "{cell}": references should be weak={refs[0]}, ceiling={refs[1]}')
             gaps = body.get("gap_recovered") or {}

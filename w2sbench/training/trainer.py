@@ -45,6 +45,7 @@ __all__ = [
 
 FINETUNE_MODES = ("head", "lora", "full")
 ProgressFn = Callable[[int, int], None]  # (done steps, total steps)
+TransferLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,13 @@ def train_classifier(
     progress: ProgressFn | None = None,
     prefix: Any = None,
     distributed: CollectiveTraining | None = None,
+    transfer_loss: TransferLossFn | None = None,
+    weights: np.ndarray | None = None,
 ) -> TrainReport:
     """Train ``classifier`` in place. In ``head`` mode ``features`` maps texts to (cached) pooled features.
-    With ``distributed`` every rank of a multi-process launch trains this model on its share of each batch."""
+    With ``distributed`` every rank of a multi-process launch trains this model on its share of each batch.
+    ``transfer_loss(logits, targets, weights, progress)`` replaces the cross-entropy (a strategy's loss; ``weights``
+    (n,) are its row weights, default 1; progress is the fraction of optimizer steps done)."""
     if mode not in FINETUNE_MODES:
         raise W2SBenchError(f'Unknown fine-tune mode "{mode}".', f"Use one of: {', '.join(FINETUNE_MODES)}.")
     if len(texts) == 0:
@@ -219,6 +224,7 @@ def train_classifier(
     start = time.perf_counter()
     device = classifier.device
     y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    row_weights = torch.as_tensor(np.ones(len(y)) if weights is None else np.asarray(weights), dtype=torch.float32)
     attrs = {k: torch.as_tensor(np.asarray(v)) for k, v in attributes.items()}
     views = regularizer.views(texts, seed)
     adversary = regularizer.adversary
@@ -355,7 +361,10 @@ def train_classifier(
             else:
                 logits, view_logits = forward(module, idx)
             batch_targets = y[idx].to(device)
-            loss = soft_cross_entropy(logits, batch_targets)
+            if transfer_loss is None:
+                loss = soft_cross_entropy(logits, batch_targets)
+            else:
+                loss = transfer_loss(logits.float(), batch_targets, row_weights[idx].to(device), step / total)
             penalty = regularizer.penalty(
                 PenaltyContext(
                     logits=logits.float(),

@@ -1,0 +1,174 @@
+"""A strategy's stages: its weak supervisors (teachers), the strong model trained on their curated labels,
+and the reference cell of a strategy taught by anything but the run's weak model alone (docs/strategies.md).
+
+Every teacher is an ordinary weak training stage, so a teacher identical to the run's weak model (``Teacher()``)
+is that very stage, and a teacher shared by several strategies or runs is trained once (cache keys).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import Examples, NoRegularizer, PropertyData, Regularizer, Strategy, Teacher, TransferLoss, TrustMetric
+from w2sbench.training.losses import CrossEntropyLoss
+
+__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns", "strategy_rows"]
+
+Stage = tuple[dict[str, Any], Path]
+
+
+def teacher_label(teacher: Teacher) -> str:
+    """``weak`` / ``weak-reg`` for the run's weak model, else e.g. ``weak-reg seed+1 A 2/2``."""
+    base = "weak-reg" if teacher.regularized else "weak"
+    if teacher.is_default():
+        return base
+    part, parts = teacher.part
+    return f"{base} seed+{teacher.seed_offset}" + (f" A {part + 1}/{parts}" if parts > 1 else "")
+
+
+def train_teacher(pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, teacher: Teacher) -> Stage:
+    """Train (or read from cache) one weak supervisor on its part of split A; ``teacher.regularized`` resolved."""
+    from w2sbench.pipeline import _sizes, split_pool
+
+    options = pipeline.settings.options[metric.name]
+    a, _b, _val = split_pool(data.train, seed, _sizes(options))
+    part, parts = teacher.part
+    if not 0 <= part < parts:
+        raise W2SBenchError(f"A teacher asks for part {part} of {parts} of split A.", "Use 0 <= part < parts.")
+    if parts > 1:
+        a = a.subset(np.array_split(np.arange(len(a)), parts)[part])
+    reg: Regularizer = metric.regularizer(options) if teacher.regularized else NoRegularizer()
+    onehot = np.eye(data.num_labels)[a.labels]
+    label = f"{metric.name} s{seed} {teacher_label(teacher)}"
+    return pipeline.train_stage("weak", a, onehot, reg, seed + teacher.seed_offset, data.num_labels, int(options["max_length"]), label)
+
+
+def strategy_teachers(pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, strategy: Strategy) -> list[Stage]:
+    """The trained teachers of ``strategy``, in ``teacher_list`` order."""
+    return [train_teacher(pipeline, metric, data, seed, t) for t in strategy.teacher_list()]
+
+
+def train_strategy(
+    pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, strategy: Strategy, b: Examples, regularizer: Regularizer
+) -> tuple[Stage, list[Stage]]:
+    """The strong model of one strategy and its teachers: teachers' labels on split B, curated into targets and
+    row weights (rows of weight 0 left out), trained with the strategy's loss (or cross-entropy)."""
+    teachers = strategy_teachers(pipeline, metric, data, seed, strategy)
+    probs = [pipeline.predict_stage(k, p, "weak", b) for k, p in teachers]
+    targets, weights = strategy.curate(probs)
+    _check_curation(strategy, targets, weights, len(b), data.num_labels)
+    kept = np.flatnonzero(weights > 0)
+    if len(kept) < len(b):
+        b, targets, weights = b.subset(kept), targets[kept], weights[kept]
+    uniform = bool(np.all(weights == 1.0))
+    options = pipeline.settings.options[metric.name]
+    owner = pipeline.plugins.strategies.owners.get(strategy.name, "?")
+    # row weights other than 1 need a loss that reads them: the row-weighted cross-entropy by default
+    loss = strategy.loss if strategy.loss is not None or uniform else CrossEntropyLoss()
+    stage = pipeline.train_stage(
+        "strong", b, targets, regularizer, seed, data.num_labels, int(options["max_length"]), f"{metric.name} s{seed} {strategy.name}",
+        transfer_loss=None if loss is None else GuardedLoss(strategy, owner, loss),
+        weights=None if uniform else weights,
+    )
+    return stage, teachers
+
+
+def teacher_reference(
+    pipeline: Any, metric: TrustMetric, data: PropertyData, strategy: Strategy, teachers: Sequence[Stage], options: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+    """Scores, test-set probabilities and training reports of ``<strategy>:teachers``: the teachers' ``combine``d
+    prediction. Metrics that need a live model (``evaluate_model``) are not defined for it."""
+    from w2sbench.pipeline import _guarded, task_scores
+
+    probs = {
+        name: strategy.combine([pipeline.predict_stage(k, p, "weak", test) for k, p in teachers])
+        for name, test in data.tests.items()
+    }
+    scores: dict[str, Any] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
+    scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
+    reports = [json.loads((p / "report.json").read_text()) for _k, p in teachers]
+    report = {"teachers": reports, "seconds": sum(r["seconds"] for r in reports), "steps": sum(r["steps"] for r in reports)}
+    return scores, probs, report
+
+
+class GuardedLoss:
+    """A strategy's loss, stopped with a message naming the strategy and its package when it fails or returns
+    anything but a finite scalar (nothing non-finite is trained on or cached). ``config`` enters the cache key."""
+
+    def __init__(self, strategy: Strategy, owner: str, loss: TransferLoss | None = None) -> None:
+        self.loss = loss or strategy.loss
+        assert self.loss is not None
+        self.config = self.loss.config()
+        package = type(self.loss).__module__.split(".")[0]
+        self.where = f'Strategy "{strategy.name}" (plugin "{owner}", package {package})'
+
+    def __call__(self, logits: Any, targets: Any, weights: Any, progress: float) -> Any:
+        import torch
+
+        fix = "Report it to the strategy's authors (rerun with --debug for the traceback), or run another strategy."
+        try:
+            value = self.loss(logits, targets, weights, progress)
+        except W2SBenchError:
+            raise
+        except Exception as exc:  # a plugin's bug: name the plugin
+            raise W2SBenchError(f"{self.where}: its transfer loss failed: {type(exc).__name__}: {exc}", fix) from exc
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise W2SBenchError(f"{self.where}: its transfer loss returned {type(value).__name__}, not a scalar tensor.", fix)
+        if not bool(torch.isfinite(value.detach()).all()):
+            raise W2SBenchError(f"{self.where}: its transfer loss returned {float(value.detach())} at {progress:.0%} of training.", fix)
+        return value.reshape(())
+
+
+def _check_curation(strategy: Strategy, targets: np.ndarray, weights: np.ndarray, n: int, num_labels: int) -> None:
+    targets, weights = np.asarray(targets), np.asarray(weights)
+    problem = None
+    if targets.shape != (n, num_labels):
+        problem = f"targets of shape {targets.shape}, expected ({n}, {num_labels})"
+    elif weights.shape != (n,):
+        problem = f"weights of shape {weights.shape}, expected ({n},)"
+    elif not (np.isfinite(targets).all() and np.isfinite(weights).all()):
+        problem = "non-finite targets or weights"
+    elif (weights < 0).any() or not (weights > 0).any():
+        problem = "negative row weights, or none above 0"
+    if problem:
+        raise W2SBenchError(
+            f'Strategy "{strategy.name}" ({type(strategy).__module__}) curated {problem}.',
+            "Fix the strategy's curate (see docs/strategies.md).",
+        )
+
+
+def default_strategies(plugins: Any) -> tuple[str, ...]:
+    """The strategies a run without --strategies runs: every registered one with ``in_default_run``."""
+    return tuple(name for name, s in plugins.strategies.items.items() if s.in_default_run)
+
+
+def strategy_columns(strategy: Strategy) -> tuple[str, str, str, str]:
+    """``w2sbench list strategies`` columns: regularized phases (none, weak, both, strong), number of teachers,
+    targets and loss (with the curating class when ``curate`` is overridden), and whether it runs by default."""
+    weak, strong = strategy.regularize_weak, strategy.regularize_strong
+    phases = "both" if weak and strong else "weak" if weak else "strong" if strong else "none"
+    curation = "" if type(strategy).curate is Strategy.curate else f", {type(strategy).__name__}"
+    loss = strategy.loss.name if strategy.loss is not None else "xent"
+    return phases, str(len(strategy.teacher_list())), f"{strategy.transfer} {loss}{curation}", "yes" if strategy.in_default_run else "no"
+
+
+def strategy_rows(registry: Any) -> list[tuple[str, ...]]:
+    """Rows of ``w2sbench list strategies``; a strategy's ``+weak-tft`` / ``+weak-wts-tft`` compositions share
+    its row, shown as `` +weak-tft`` under the name, so the table stays readable in 80 columns."""
+    variants: dict[str, list[str]] = {}
+    for name in registry.items:
+        base = name.rsplit("+", 1)[0]
+        variants.setdefault(base if "+" in name and base in registry.items else name, []).append(name)
+    rows = []
+    for base, names in variants.items():
+        columns = [strategy_columns(registry.items[n]) for n in names]
+        merged = ["\n".join(dict.fromkeys(c[i] for c in columns)) if i else "\n".join(c[i] for c in columns) for i in range(4)]
+        shown = [base] + [" " + n[len(base):] for n in names[1:]]  # "aux-conf", " +weak-tft": aux-conf+weak-tft
+        rows.append(("\n".join(shown), *merged, registry.items[base].description, registry.owners[base]))
+    return rows
