@@ -55,30 +55,32 @@ _REG_CEILING = "ceiling-reg"
 def comparison_pairs(strategies: Sequence[str], regularize_strong: Mapping[str, bool], cells: Sequence[str]) -> list[tuple[str, str]]:
     """(strategy, baseline) pairs: each strategy against vanilla and the paper's strategies present
     (the paper's own pairs one way only), and each strategy that regularizes the strong model against
-    ``ceiling-reg``; a strategy with no other comparison is compared with its ceiling."""
+    ``ceiling-reg``; a strategy in no pair at all is compared with its ceiling."""
     present = [s for s in PAPER_STRATEGIES if s in strategies]
     pairs: list[tuple[str, str]] = []
     for s in strategies:
-        mine: list[tuple[str, str]] = []
         for ref in present:
             if ref == s or (s in PAPER_STRATEGIES and PAPER_STRATEGIES.index(ref) > PAPER_STRATEGIES.index(s)):
                 continue
-            mine.append((s, ref))
+            pairs.append((s, ref))
         if regularize_strong.get(s) and _REG_CEILING in cells:
-            mine.append((s, _REG_CEILING))
-        if not mine:
-            ceiling = _REG_CEILING if regularize_strong.get(s) else "ceiling"
-            if ceiling in cells:
-                mine.append((s, ceiling))
-        pairs += mine
+            pairs.append((s, _REG_CEILING))
+    for s in strategies:
+        ceiling = _REG_CEILING if regularize_strong.get(s) else "ceiling"
+        if not any(s in pair for pair in pairs) and ceiling in cells:
+            pairs.append((s, ceiling))
     return pairs
 
 
-def _scores_on(metric: Any, data: Any, options: Mapping[str, Any], probs: Mapping[str, np.ndarray], index: Mapping[str, np.ndarray] | None) -> dict[str, float | None]:
+def _subset(data: Any, index: Mapping[str, np.ndarray] | None) -> Any:
+    return data if index is None else replace(data, tests={n: t.subset(index[n]) for n, t in data.tests.items()})
+
+
+def _scores_on(metric: Any, sub: Any, options: Mapping[str, Any], probs: Mapping[str, np.ndarray], index: Mapping[str, np.ndarray] | None) -> dict[str, float | None]:
+    """Task and trust scores of one cell on the (resampled) test sets ``sub``; {} when undefined."""
     from w2sbench.pipeline import task_scores
 
-    sub = data if index is None else replace(data, tests={n: t.subset(index[n]) for n, t in data.tests.items()})
-    p = dict(probs) if index is None else {n: probs[n][index[n]] for n in data.tests}
+    p = dict(probs) if index is None else {n: probs[n][index[n]] for n in sub.tests}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a resample without a group warns each time; the full-data score warned once
@@ -120,11 +122,12 @@ def resample_scores(
         if len(seeds) > 1:
             weights[b] = rng.multinomial(len(seeds), np.full(len(seeds), 1 / len(seeds)))
         index = {n: rng.integers(0, k, k) for n, k in sizes.items()}
+        sub = _subset(data, index)
         for i, s in enumerate(seeds):
             for j, c in enumerate(cells):
                 if c not in probabilities.get(s, {}):
                     continue
-                scores = _scores_on(metric, data, options, probabilities[s][c], index)
+                scores = _scores_on(metric, sub, options, probabilities[s][c], index)
                 for k, m in enumerate(names):
                     if example_level[k]:
                         samples[b, i, j, k] = _num(scores.get(m))
