@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
     run.add_argument("--metrics", help="comma-separated trust metrics [all registered]")
     run.add_argument("--strategies", help="comma-separated strategies [all registered]")
-    run.add_argument("--seeds", default="0", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4 [0]")
+    run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; three or more "
+                     "give intervals over seeds [0-2]")
     run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
     run.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE", help="trust-metric option")
     run.add_argument("--train", action="append", default=[], metavar="MODE.KEY=VALUE", help="training setting, e.g. full.epochs=3")
@@ -118,7 +119,6 @@ def _plugins():  # noqa: ANN202
 def cmd_run(args: argparse.Namespace) -> int:
     from w2sbench.data import default_data_dir
     from w2sbench.progress import Progress, RichProgress
-    from w2sbench.report import render_tables
     from w2sbench.runner import RunRequest, default_run_dir, execute, prepare
     from w2sbench.settings import data_dir_arg, parse_options, parse_seeds
 
@@ -155,22 +155,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     elif not args.quiet:
-        console = _console()
-        render_tables(results, console)
-        console.print(f"[dim]results: {run_dir / 'results.json'}[/]")
+        _end_screen(results, run_dir)
     return 0
+
+
+def _end_screen(results: dict, run_dir: Path) -> None:
+    """The end of `w2sbench run`: the findings table and where the full tables are (one screen)."""
+    from rich.markup import escape
+
+    from w2sbench.findings_table import render_findings
+    from w2sbench.report import render_tables
+
+    console = _console()
+    if not render_findings(results, console):
+        render_tables(results, console)  # a run without findings (bootstrap off): the per-cell tables
+    timing = results.get("timing", {})
+    console.print(
+        f"[dim]{timing.get('seconds', 0):.1f} s; stages computed {timing.get('stages_computed', 0)}, served from cache "
+        f"{timing.get('stages_cached', 0)}[/]\n[dim]results: {escape(str(run_dir / 'results.json'))}; every score per "
+        f"cell with intervals: w2sbench report {escape(str(run_dir))}[/]"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     plugins = _plugins()
+    from rich.markup import escape
+
     table = Table()
+    table.add_column = _list_column(table)  # type: ignore[method-assign]
+    add_row = table.add_row  # names such as hf:<org>/<name>[@revision] are text, not rich markup
+    table.add_row = lambda *cells: add_row(*(escape(str(c)) for c in cells))  # type: ignore[method-assign]
     if args.what == "pairs":
-        for col in ("pair", "weak", "strong", "CPU fine-tune", "description", "plugin"):
+        for col in ("pair", "weak -> strong", "CPU fine-tune", "description"):
             table.add_column(col)
         for name, p in plugins.pairs.items.items():
-            table.add_row(name, p.weak, p.strong, p.cpu_finetune or "head", p.description, plugins.pairs.owners[name])
+            description = f"{p.description} (plugin {plugins.pairs.owners[name]})"
+            table.add_row(name, f"{p.weak} -> {p.strong}", p.cpu_finetune or "head", description)
         table.caption = "Any WEAK:STRONG of model names also works; see `w2sbench list models`."
     elif args.what == "models":
         for col in ("family", "name", "size / notes", "plugin"):
@@ -179,16 +201,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
     elif args.what == "strategies":
-        for col in ("strategy", "regularize weak", "regularize strong", "transfer", "description", "plugin"):
+        for col in ("strategy", "regularizes", "transfer", "description", "plugin"):
             table.add_column(col)
         for name, s in plugins.strategies.items.items():
-            table.add_row(name, str(s.regularize_weak), str(s.regularize_strong), s.transfer, s.description, plugins.strategies.owners[name])
+            phases = "+".join(p for p, on in (("weak", s.regularize_weak), ("strong", s.regularize_strong)) if on) or "none"
+            table.add_row(name, phases, s.transfer, s.description, plugins.strategies.owners[name])
     elif args.what == "metrics":
-        for col in ("trust metric", "primary", "metrics (↑ higher is better)", "description", "plugin"):
-            table.add_column(col)
-        for name, m in plugins.trust_metrics.items.items():
-            listed = ", ".join(f"{x.name}{'↑' if x.higher_is_better else '↓'}" for x in m.metrics)
-            table.add_row(name, m.primary, listed, m.description, plugins.trust_metrics.owners[name])
+        _list_metrics(plugins)
+        return 0
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)
@@ -196,6 +216,40 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(name, e.description, plugins.exporters.owners[name])
     _console().print(table)
     return 0
+
+
+def _list_metrics(plugins: object) -> None:
+    """One table per trust metric (its metrics as rows), so no metric name is ever cut at 80 columns."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    for name, m in plugins.trust_metrics.items.items():  # type: ignore[attr-defined]
+        owner = plugins.trust_metrics.owners[name]  # type: ignore[attr-defined]
+        table = Table(title=escape(f"{name}: {m.description} (plugin {owner})"), title_justify="left")
+        table.add_column = _list_column(table)  # type: ignore[method-assign]
+        for col in ("metric", "better", "description"):
+            table.add_column(col)
+        for x in m.metrics:
+            primary = " (primary trust score)" if x.name == m.primary else ""
+            table.add_row(x.name, "higher" if x.higher_is_better else "lower", escape(x.description) + primary)
+        console.print(table)
+
+
+_IDENTIFIER_COLUMNS = {"metric", "better", "pair", "weak", "strong", "family", "name", "strategy", "trust metric", "primary", "exporter", "plugin"}
+
+
+def _list_column(table: object):  # noqa: ANN202
+    """Columns for `w2sbench list`: identifiers (names a user types) never wrap or truncate; others wrap."""
+    add = table.add_column  # type: ignore[attr-defined]
+
+    def column(header: str, **kwargs: object) -> None:
+        if header in _IDENTIFIER_COLUMNS:
+            add(header, no_wrap=True, **kwargs)
+        else:
+            add(header, overflow="fold", ratio=1 if header == "description" else None, **kwargs)
+
+    return column
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
