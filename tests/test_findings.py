@@ -179,3 +179,19 @@ def test_findings_table_fits_and_keeps_identifiers_whole(paper_run, width):
     assert "…" not in text
     flat = " ".join(text.split())
     assert "toy: accuracy gap ceiling - weak +0.3" in flat and "resolved, gap recovered is defined" in flat
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_report_tables_fit_with_scores_as_rows(paper_run, width):
+    from rich.console import Console
+
+    from w2sbench.report import render_tables
+
+    results = {**paper_run, "settings": {**paper_run["settings"], "finetune_weak": "head", "finetune_strong": "full", "device": "cpu"}}
+    console = Console(width=width, record=True)
+    render_tables(results, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for name in ("weak-reg", "ceiling-reg", "weak-wts-tft", "shifted_accuracy ↑ (primary)", "live_leak ↓", "gap recovered: accuracy"):
+        assert name in text, name
+    assert "…" not in text
