@@ -121,8 +121,8 @@ def group_metrics(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray)
     missing = [f"{name} of group {g}" for name, pair in rates.items() for g, r in zip((1, 0), pair, strict=True) if r is None]
     if missing:
         warnings.warn(
-            f"fairness: undefined group rates ({', '.join(missing)}; {int(g1.sum())} rows in group 1, {int(g0.sum())} in group 0); "
-            "the gaps that need them are reported as undefined.",
+            f"fairness: undefined group rates ({', '.join(missing)}: the group is absent or lacks the rows the rate "
+            "needs); the gaps that need them are reported as undefined.",
             stacklevel=2,
         )
     tpr, fpr = _gap(*rates["true_positive_rate"]), _gap(*rates["false_positive_rate"])

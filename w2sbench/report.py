@@ -8,6 +8,7 @@ trust metric's own ``evaluate`` (``bootstrap_intervals``) and cached in the run 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -206,8 +207,10 @@ def _bootstrap_property(
         for cell in cells:
             p = {n: probs[cell][n][index[n]] for n in data.tests}
             try:
-                scores: dict[str, float | None] = dict(task_scores(sub.tests[sub.main_test].labels, p[sub.main_test]))
-                scores.update(metric.evaluate(sub, p, options))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # undefined group rates in a resample: counted as undefined
+                    scores: dict[str, float | None] = dict(task_scores(sub.tests[sub.main_test].labels, p[sub.main_test]))
+                    scores.update(metric.evaluate(sub, p, options))
             except (ValueError, ZeroDivisionError, FloatingPointError):
                 scores = {}  # a degenerate resample (e.g. one group absent): counted as undefined
             out[cell] = scores
