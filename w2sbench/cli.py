@@ -259,7 +259,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     plugins = _plugins()
     table = Table()
     for col in ("plugin", "package", "version", "module"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # never an ellipsis: these are names a user types
     for info in plugins.info.values():
         table.add_row(info.name, info.package, info.version, info.module)
     console = _console()
@@ -358,7 +358,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         table = Table(title=f"sweep: {len(jobs)} pairs on the {kind} executor")
         for col in ("pair", "status", "run directory"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for job in jobs:
             table.add_row(job.settings.pair, "done" if job.run_dir in outcome.results else "[red]failed[/]", str(job.run_dir))
         console = _console()
