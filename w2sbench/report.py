@@ -380,7 +380,7 @@ def _score_rows(prop: Mapping[str, Any], boot: Mapping[str, Any]) -> list[tuple[
     vanilla = prop["cells"].get("vanilla", {}).get("summary", {})
     rows = []
     for m in prop["metrics"]:
-        label = m["name"] + (" ↑" if m["higher_is_better"] else " ↓") + (" (primary)" if m["name"] == primary else "")
+        label = m["name"] + (" ↑" if m["higher_is_better"] else " ↓") + ("\n(primary trust score)" if m["name"] == primary else "")
         texts = {}
         for cell, entry in prop["cells"].items():
             value = score_interval(prop, cell, m["name"], boot)
@@ -396,7 +396,7 @@ def _score_rows(prop: Mapping[str, Any], boot: Mapping[str, Any]) -> list[tuple[
             cell: format_interval(ratio_interval(prop, cell, metric, boot)).replace(" [", "\n[", 1)
             for cell, entry in prop["cells"].items() if metric in entry.get("gap_recovered", {})
         }
-        rows.append((f"gap recovered: {metric}", texts))
+        rows.append((f"gap recovered:\n{metric}", texts))
     return rows
 
 
@@ -407,9 +407,9 @@ def _score_tables(name: str, prop: Mapping[str, Any], boot: Mapping[str, Any], c
 
     rows = _score_rows(prop, boot)
     cells = list(prop["cells"])
-    label_width = max(len(label) for label, _ in rows)
+    label_width = max(len(line) for label, _ in rows for line in label.splitlines())
     cell_width = max([len(c) for c in cells] + [len(line) for _, t in rows for v in t.values() for line in _plain(v).splitlines()])
-    per_table = max(1, (console.width - label_width - 2) // (cell_width + 2))
+    per_table = max(1, (console.width - label_width - 1) // (cell_width + 3))  # 2 spaces of padding + 1 divider
     chunks = [cells[i : i + per_table] for i in range(0, len(cells), per_table)]
     for k, chunk in enumerate(chunks):
         part = f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""
@@ -419,7 +419,7 @@ def _score_tables(name: str, prop: Mapping[str, Any], boot: Mapping[str, Any], c
         table.add_column("score", no_wrap=True)
         for cell in chunk:
             header = cell if prop["cells"][cell]["role"] == "strategy" else f"[dim]{cell}[/]"
-            table.add_column(header, justify="right", no_wrap=True)
+            table.add_column(header, justify="right", overflow="fold")
         for label, texts in rows:
             table.add_row(escape(label), *[texts.get(c, "") for c in chunk])
         console.print(table)
