@@ -86,8 +86,8 @@ def _scores_on(metric: Any, sub: Any, options: Mapping[str, Any], probs: Mapping
             warnings.simplefilter("ignore")  # a resample without a group warns each time; the full-data score warned once
             scores: dict[str, float | None] = dict(task_scores(sub.tests[sub.main_test].labels, p[sub.main_test]))
             scores.update(metric.evaluate(sub, p, options))
-    except (ValueError, ZeroDivisionError, FloatingPointError):
-        return {}  # a degenerate resample (e.g. one class only): undefined
+    except (ValueError, ZeroDivisionError, FloatingPointError, KeyError, IndexError, TypeError):
+        return {}  # a degenerate resample (e.g. one class only): undefined; never lose a finished run to it
     return scores
 
 
