@@ -195,3 +195,16 @@ def test_report_tables_fit_with_scores_as_rows(paper_run, width):
     for name in ("weak-reg", "ceiling-reg", "weak-wts-tft", "shifted_accuracy ↑", "(primary trust score)", "live_leak ↓", "gap recovered:"):
         assert name in text, name
     assert "…" not in text
+
+
+def test_end_of_run_screen_is_the_findings_table(paper_run, tmp_path):
+    from rich.console import Console
+
+    from w2sbench.cli_tables import end_screen
+
+    console = Console(width=80, record=True)
+    end_screen(console, {**paper_run, "timing": {"seconds": 1.0}}, tmp_path / "run")
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "p (Holm)" in text and "w2sbench report" in text and "score  " not in text.splitlines()[0]
+    assert "gap recovered:" not in text  # the per-cell tables stay in `w2sbench report`

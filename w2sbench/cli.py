@@ -155,26 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     elif not args.quiet:
-        _end_screen(results, run_dir)
+        from w2sbench.cli_tables import end_screen
+
+        end_screen(_console(), results, run_dir)
     return 0
-
-
-def _end_screen(results: dict, run_dir: Path) -> None:
-    """The end of `w2sbench run`: the findings table and where the full tables are (one screen)."""
-    from rich.markup import escape
-
-    from w2sbench.findings_table import render_findings
-    from w2sbench.report import render_tables
-
-    console = _console()
-    if not render_findings(results, console):
-        render_tables(results, console)  # a run without findings (bootstrap off): the per-cell tables
-    timing = results.get("timing", {})
-    console.print(
-        f"[dim]{timing.get('seconds', 0):.1f} s; stages computed {timing.get('stages_computed', 0)}, served from cache "
-        f"{timing.get('stages_cached', 0)}[/]\n[dim]results: {escape(str(run_dir / 'results.json'))}; every score per "
-        f"cell with intervals: w2sbench report {escape(str(run_dir))}[/]"
-    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -183,8 +167,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     plugins = _plugins()
     from rich.markup import escape
 
+    from w2sbench.cli_tables import list_column, list_metrics
+
     table = Table()
-    table.add_column = _list_column(table)  # type: ignore[method-assign]
+    table.add_column = list_column(table)  # type: ignore[method-assign]
     add_row = table.add_row  # names such as hf:<org>/<name>[@revision] are text, not rich markup
     table.add_row = lambda *cells: add_row(*(escape(str(c)) for c in cells))  # type: ignore[method-assign]
     if args.what == "pairs":
@@ -207,7 +193,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             phases = "+".join(p for p, on in (("weak", s.regularize_weak), ("strong", s.regularize_strong)) if on) or "none"
             table.add_row(name, phases, s.transfer, s.description, plugins.strategies.owners[name])
     elif args.what == "metrics":
-        _list_metrics(plugins)
+        list_metrics(_console(), plugins)
         return 0
     else:
         for col in ("exporter", "description", "plugin"):
@@ -216,40 +202,6 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(name, e.description, plugins.exporters.owners[name])
     _console().print(table)
     return 0
-
-
-def _list_metrics(plugins: object) -> None:
-    """One table per trust metric (its metrics as rows), so no metric name is ever cut at 80 columns."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = _console()
-    for name, m in plugins.trust_metrics.items.items():  # type: ignore[attr-defined]
-        owner = plugins.trust_metrics.owners[name]  # type: ignore[attr-defined]
-        table = Table(title=escape(f"{name}: {m.description} (plugin {owner})"), title_justify="left")
-        table.add_column = _list_column(table)  # type: ignore[method-assign]
-        for col in ("metric", "better", "description"):
-            table.add_column(col)
-        for x in m.metrics:
-            primary = " (primary trust score)" if x.name == m.primary else ""
-            table.add_row(x.name, "higher" if x.higher_is_better else "lower", escape(x.description) + primary)
-        console.print(table)
-
-
-_IDENTIFIER_COLUMNS = {"metric", "better", "pair", "weak", "strong", "family", "name", "strategy", "trust metric", "primary", "exporter", "plugin"}
-
-
-def _list_column(table: object):  # noqa: ANN202
-    """Columns for `w2sbench list`: identifiers (names a user types) never wrap or truncate; others wrap."""
-    add = table.add_column  # type: ignore[attr-defined]
-
-    def column(header: str, **kwargs: object) -> None:
-        if header in _IDENTIFIER_COLUMNS:
-            add(header, no_wrap=True, **kwargs)
-        else:
-            add(header, overflow="fold", ratio=1 if header == "description" else None, **kwargs)
-
-    return column
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
