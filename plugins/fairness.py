@@ -10,6 +10,7 @@ the test set is a fixed random subset of adult.test, the same for every seed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import warnings
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from w2sbench.data import dataset_file, file_sha256
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, MetricInfo, PenaltyContext, PropertyData, Regularizer, TrustMetric
 
-__all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics"]
+__all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics", "clean_overlap"]
 
 UPSTREAM = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
 COLUMNS = (
@@ -90,27 +91,70 @@ def _examples(rows: list[dict[str, str]], style: str = "compact") -> Examples:
     )
 
 
-def _rate(mask: np.ndarray, values: np.ndarray) -> float:
-    return float(values[mask].mean()) if mask.any() else float("nan")
+def _rate(mask: np.ndarray, values: np.ndarray) -> float | None:
+    return float(values[mask].mean()) if mask.any() else None
 
 
-def group_metrics(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """fairlearn's demographic parity and equalized odds differences, plus equal opportunity (TPR gap)
-    and predictive parity (precision gap) between the two groups."""
-    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+def _gap(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else abs(a - b)
 
+
+def group_metrics(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray) -> dict[str, float | None]:
+    """Group-fairness gaps between groups 1 and 0 (0/1 arrays of equal length).
+
+    demographic parity difference: gap in positive-prediction rate; equalized odds difference: the larger
+    of the true- and false-positive-rate gaps (both as fairlearn.metrics defines them for two groups, and
+    equal to fairlearn's values whenever every rate is defined; computed with numpy because fairlearn's
+    MetricFrame costs ~60 ms a call, too slow for the findings' bootstrap); equal opportunity difference:
+    the TPR gap; predictive parity difference: the precision gap. A gap whose rates are undefined (a group
+    absent, or without the positives, negatives or positive predictions the rate needs) is None with a
+    warning, never 0 (fairlearn reports 0.0, "perfectly fair", when only one group is present).
+    """
     g1, g0 = groups == 1, groups == 0
-    pos = labels == 1
-    tpr_gap = abs(_rate(g1 & pos, predicted) - _rate(g0 & pos, predicted))
-    ppv_gap = abs(_rate(g1 & (predicted == 1), labels) - _rate(g0 & (predicted == 1), labels))
-    return {
-        "demographic_parity_difference": float(demographic_parity_difference(labels, predicted, sensitive_features=groups)),
-        "equalized_odds_difference": float(equalized_odds_difference(labels, predicted, sensitive_features=groups)),
-        "equal_opportunity_difference": tpr_gap,
-        "predictive_parity_difference": ppv_gap,
-        "positive_rate_group1": _rate(g1, predicted),
-        "positive_rate_group0": _rate(g0, predicted),
+    pos, neg, said = labels == 1, labels == 0, predicted == 1
+    rates = {
+        "positive_rate": (_rate(g1, predicted), _rate(g0, predicted)),
+        "true_positive_rate": (_rate(g1 & pos, predicted), _rate(g0 & pos, predicted)),
+        "false_positive_rate": (_rate(g1 & neg, predicted), _rate(g0 & neg, predicted)),
+        "precision": (_rate(g1 & said, labels), _rate(g0 & said, labels)),
     }
+    missing = [f"{name} of group {g}" for name, pair in rates.items() for g, r in zip((1, 0), pair, strict=True) if r is None]
+    if missing:
+        warnings.warn(
+            f"fairness: undefined group rates ({', '.join(missing)}: the group is absent or lacks the rows the rate "
+            "needs); the gaps that need them are reported as undefined.",
+            stacklevel=2,
+        )
+    tpr, fpr = _gap(*rates["true_positive_rate"]), _gap(*rates["false_positive_rate"])
+    return {
+        "demographic_parity_difference": _gap(*rates["positive_rate"]),
+        "equalized_odds_difference": None if tpr is None or fpr is None else max(tpr, fpr),
+        "equal_opportunity_difference": tpr,
+        "predictive_parity_difference": _gap(*rates["precision"]),
+        "positive_rate_group1": rates["positive_rate"][0],
+        "positive_rate_group0": rates["positive_rate"][1],
+    }
+
+
+def clean_overlap(train: Examples, tests: Mapping[str, Examples]) -> tuple[Examples, dict[str, int]]:
+    """Drop from the training pool every text that occurs with both labels, then every text that occurs in
+    a test set (exact string match); returns the cleaned pool and the counts (recorded as data hygiene)."""
+    labels: dict[str, set[int]] = {}
+    for text, label in zip(train.texts, train.labels.tolist(), strict=True):
+        labels.setdefault(text, set()).add(int(label))
+    conflicting = {t for t, seen in labels.items() if len(seen) > 1}
+    test_texts = {t for test in tests.values() for t in test.texts}
+    keep = [i for i, t in enumerate(train.texts) if t not in conflicting and t not in test_texts]
+    in_conflict = sum(t in conflicting for t in train.texts)
+    counts = {
+        "train_rows_read": len(train),
+        "conflicting_label_texts": len(conflicting),
+        "conflicting_label_rows_dropped": in_conflict,
+        "test_rows_duplicated_in_train": sum(t in labels for test in tests.values() for t in test.texts),
+        "train_rows_dropped_as_test_duplicates": sum(t in test_texts and t not in conflicting for t in train.texts),
+        "train_rows_kept": len(keep),
+    }
+    return train.subset(keep), counts
 
 
 class GroupFairnessPenalty(Regularizer):
@@ -196,12 +240,15 @@ class Fairness(TrustMetric):
         if 0 < n < len(test):
             # A fixed subset, the same for every seed, so seeds differ only in training.
             test = test.subset(np.sort(np.random.default_rng(12345).choice(len(test), n, replace=False)))
+        # The serialization leaves out fnlwgt and education-num, so distinct census rows can share a text.
+        train, hygiene = clean_overlap(train, {"adult_test": test})
         return PropertyData(
             train=train,
             tests={"adult_test": test},
             main_test="adult_test",
             label_names=("<=50K", ">50K"),
             sources={"adult/adult.data": file_sha256(train_path), "adult/adult.test": file_sha256(test_path)},
+            resources={"hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
@@ -219,7 +266,7 @@ class Fairness(TrustMetric):
 
     def evaluate(
         self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]
-    ) -> dict[str, float]:
+    ) -> dict[str, float | None]:
         test = data.tests["adult_test"]
         predicted = probabilities["adult_test"].argmax(1)
         scores = group_metrics(test.labels, predicted, test.attributes[options["sensitive_attribute"]])

@@ -57,7 +57,7 @@ def _old_results(tmp: Path, data: Path) -> None:
     (tmp / "oldrun" / "results.json").write_text('{"schema_version": "0.1"}')
 
 
-RUN = ["run", "--quiet", "--data-dir", "{data}"]
+RUN = ["run", "--seeds", "0", "--quiet", "--data-dir", "{data}"]
 PAIR = ["--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "fairness"]
 CASES = [
     BadInput("unknown model name", [*RUN, "--pair", "pythia-160:pythia-1b"], 'Unknown model "pythia-160"'),
@@ -74,14 +74,14 @@ CASES = [
     BadInput("backwards seed range", [*RUN, *PAIR, "--seeds", "5-2"], 'Bad seeds list "5-2"'),
     BadInput("unknown fine-tune mode", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "partial"], 'Bad fine-tune mode "partial"'),
     BadInput("three fine-tune modes", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head:full:lora"], "Bad fine-tune mode"),
-    BadInput("missing data directory", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/nowhere"], "does not exist"),
-    BadInput("dataset file missing from the mirror", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+    BadInput("missing data directory", ["run", "--seeds", "0", "--quiet", *PAIR, "--data-dir", "{tmp}/nowhere"], "does not exist"),
+    BadInput("dataset file missing from the mirror", ["run", "--seeds", "0", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
              "is missing from the data directory", _mirror_with("adult.data", None)),
-    BadInput("corrupted (binary) dataset file", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+    BadInput("corrupted (binary) dataset file", ["run", "--seeds", "0", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
              "failed to load its data: UnicodeDecodeError", _mirror_with("adult.data", bytes(range(256)) * 8)),
-    BadInput("dataset with wrong columns", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+    BadInput("dataset with wrong columns", ["run", "--seeds", "0", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
              "columns; UCI Adult has 15", _mirror_with("adult.data", b"39, State-gov, 77516\n")),
-    BadInput("empty dataset", ["run", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
+    BadInput("empty dataset", ["run", "--seeds", "0", "--quiet", *PAIR, "--data-dir", "{tmp}/mirror"],
              'The training data of "fairness" is empty', _mirror_with("adult.data", b"")),
     BadInput("model folder without weights", [*RUN, "--pair", "{tmp}/noweights:{strong}", "--finetune", "head"],
              "holds no weights", _weightless_folder),

@@ -17,7 +17,9 @@ from w2sbench_plugins.fairness import Fairness, GroupFairnessPenalty, group_metr
 def test_loader_reads_the_mirror(data_dir, tmp_path):
     metric = Fairness()
     data = metric.load_data(DataContext(data_dir, tmp_path), metric.options({"test_size": "0"}))
-    assert len(data.train) == 32561 and len(data.tests["adult_test"]) == 16281
+    # Every test row is held out: training rows duplicating one of the 16,281 test texts are dropped too.
+    assert data.resources["hygiene"]["train_rows_read"] == 32561 and len(data.tests["adult_test"]) == 16281
+    assert len(data.train) == data.resources["hygiene"]["train_rows_kept"]
     assert 0.2 < data.train.labels.mean() < 0.3  # ~24% earn >50K
     assert data.train.texts[0] == (
         "39 years old, State gov, Bachelors, Never married, Adm clerical, Not in family, White, Male, "
@@ -26,6 +28,58 @@ def test_loader_reads_the_mirror(data_dir, tmp_path):
     verbose = metric.load_data(DataContext(data_dir, tmp_path), metric.options({"serialization": "verbose"}))
     assert "sex: Male" in verbose.train.texts[0] and "77516" not in verbose.train.texts[0]  # no fnlwgt
     assert set(np.unique(data.train.attributes["sex"])) == {0, 1}
+
+
+def test_adult_duplicates_are_removed_and_counted(data_dir, tmp_path):
+    # Issue 14: with the compact serialization 390 of the 2,000 default test texts occur in the training pool,
+    # and 604 training texts (2,123 rows) occur with both labels.
+    metric = Fairness()
+    data = metric.load_data(DataContext(data_dir, tmp_path), metric.options())
+    assert data.resources["hygiene"] == {
+        "train_rows_read": 32561,
+        "conflicting_label_texts": 604,
+        "conflicting_label_rows_dropped": 2123,
+        "test_rows_duplicated_in_train": 390,
+        "train_rows_dropped_as_test_duplicates": 546,
+        "train_rows_kept": 29892,
+    }
+    assert len(data.train) == 29892 and not set(data.train.texts) & set(data.tests["adult_test"].texts)
+    seen: dict[str, int] = {}
+    for text, label in zip(data.train.texts, data.train.labels.tolist(), strict=True):
+        assert seen.setdefault(text, label) == label  # no text left with both labels
+
+
+def test_group_metrics_equal_fairlearn_when_every_rate_is_defined():
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    rng = np.random.default_rng(3)
+    labels, predicted, groups = rng.integers(0, 2, 500), rng.integers(0, 2, 500), rng.integers(0, 2, 500)
+    m = group_metrics(labels, predicted, groups)
+    assert math.isclose(m["demographic_parity_difference"], demographic_parity_difference(labels, predicted, sensitive_features=groups))
+    assert math.isclose(m["equalized_odds_difference"], equalized_odds_difference(labels, predicted, sensitive_features=groups))
+
+
+def test_group_metrics_with_one_group_absent_are_undefined_not_zero():
+    # Issue 14: with one group present fairlearn reports 0.0 ("perfectly fair"); these are undefined.
+    labels = np.array([1, 0, 1, 0])
+    with pytest.warns(UserWarning, match="undefined group rates"):
+        m = group_metrics(labels, np.array([1, 0, 0, 0]), np.array([0, 0, 0, 0]))
+    assert m["demographic_parity_difference"] is None and m["equalized_odds_difference"] is None
+    assert m["equal_opportunity_difference"] is None and m["predictive_parity_difference"] is None
+    assert m["positive_rate_group1"] is None and m["positive_rate_group0"] == 0.25
+
+
+def test_group_without_positives_leaves_tpr_gaps_undefined():
+    # group 1 has no positive labels: its TPR is undefined, so equal opportunity and equalized odds are too;
+    # demographic parity is defined (3/4 vs 1/4 positive predictions).
+    labels = np.array([0, 0, 0, 0, 1, 1, 0, 0])
+    groups = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    predicted = np.array([1, 1, 1, 0, 1, 0, 0, 0])
+    with pytest.warns(UserWarning, match="true_positive_rate of group 1"):
+        m = group_metrics(labels, predicted, groups)
+    assert m["demographic_parity_difference"] == 0.5
+    assert m["equal_opportunity_difference"] is None and m["equalized_odds_difference"] is None
+    assert m["predictive_parity_difference"] == 1.0  # precision 0/3 vs 1/1
 
 
 def test_malformed_file_is_reported(tmp_path):
@@ -117,7 +171,7 @@ def test_run_trains_each_phase_with_its_weight(tiny_models, data_dir, tmp_path):
 
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    args = ["run", "--pair", pair, "--metrics", "fairness", "--strategies", "weak-wts-tft", "--finetune", "head",
+    args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--strategies", "weak-wts-tft", "--finetune", "head",
             "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS,
             "--option", "fairness.weak_weight=3", "--option", "fairness.strong_weight=0.25"]
     assert main(args) == 0

@@ -70,7 +70,7 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
     run = tmp_path / "run"
     small = ["--option", "fairness.weak_train_size=60", "--option", "fairness.transfer_size=60",
              "--option", "fairness.val_size=10", "--option", "fairness.test_size=40", "--option", "fairness.max_length=32"]
-    assert main(["run", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--metrics", "fairness",
+    assert main(["run", "--seeds", "0", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--metrics", "fairness",
                  "--strategies", "vanilla", "--finetune", "head:full", "--train", "full.epochs=1",
                  "--data-dir", str(data_dir), "--out", str(run), "--quiet", *small]) == 0
     capsys.readouterr()

@@ -19,7 +19,7 @@ TINY = [
 @pytest.mark.parametrize("finetune", ["head", "head:lora", "head:full"])
 def test_default_pair_runs_in_every_mode(finetune, data_dir, tmp_path):
     out = tmp_path / "run"
-    assert main(["run", "--pair", "default", "--finetune", finetune, "--data-dir", str(data_dir), "--out", str(out), *TINY]) == 0
+    assert main(["run", "--seeds", "0", "--pair", "default", "--finetune", finetune, "--data-dir", str(data_dir), "--out", str(out), *TINY]) == 0
     results = load_results(out)
     assert results["models"]["weak"]["name"] == "minilm-l0" and results["models"]["strong"]["name"] == "minilm-l6"
     assert len(results["models"]["strong"]["sha256"]) == 64
@@ -30,7 +30,7 @@ def test_default_pair_runs_in_every_mode(finetune, data_dir, tmp_path):
 @pytest.mark.slow
 def test_default_cpu_settings_use_partial_fine_tuning(data_dir, tmp_path):
     out = tmp_path / "run"
-    assert main(["run", "--data-dir", str(data_dir), "--out", str(out), *TINY[:-6]]) == 0
+    assert main(["run", "--seeds", "0", "--data-dir", str(data_dir), "--out", str(out), *TINY[:-6]]) == 0
     settings = load_results(out)["settings"]
     assert (settings["finetune_weak"], settings["finetune_strong"]) == ("head", "full")
     assert settings["train"]["full"]["trainable_layers"] == 2
@@ -40,7 +40,7 @@ def test_default_cpu_settings_use_partial_fine_tuning(data_dir, tmp_path):
 def test_encoder_weak_decoder_strong_from_gguf(data_dir, tmp_path):
     """SmolLM2-135M ships as a Q4_1 GGUF: dequantized once, then used like any decoder."""
     out = tmp_path / "run"
-    assert main(["run", "--pair", "minilm-l0:smollm2-135m", "--finetune", "head", "--data-dir", str(data_dir),
+    assert main(["run", "--seeds", "0", "--pair", "minilm-l0:smollm2-135m", "--finetune", "head", "--data-dir", str(data_dir),
                  "--out", str(out), "--strategies", "vanilla", *TINY]) == 0
     results = load_results(out)
     assert results["models"]["strong"]["gguf_file"].endswith(".gguf")

@@ -28,7 +28,7 @@ def runs(tiny_models, data_dir, tmp_path_factory) -> dict[str, Path]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         for name, seeds in (("two", "0,1"), ("one", "0")):
             out[name] = root / name
-            args = ["run", "--pair", pair, "--metrics", "fairness", "--finetune", "head", "--seeds", seeds,
+            args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--finetune", "head", "--seeds", seeds,
                     "--data-dir", str(data_dir), "--out", str(out[name]), "--cache-dir", str(root / "cache"), "--quiet"]
             assert main([*args, *SMALL_FAIRNESS]) == 0
     return out
@@ -63,13 +63,15 @@ def test_one_seed_gets_bootstrap_intervals_over_test_examples(runs, capsys):
     assert again["report"] == doc["report"] and cache.stat().st_mtime_ns == stamp  # served from the cache
 
 
-def test_several_seeds_use_t_intervals_and_a_paired_test(runs, capsys):
+def test_several_seeds_use_the_run_bootstrap_and_a_paired_test(runs, capsys):
     doc = _report_json(capsys, str(runs["two"]))
     assert not (runs["two"] / INTERVALS_FILE).exists()
     prop = doc["report"]["properties"]["fairness"]
-    summary = doc["properties"]["fairness"]["cells"]["vanilla"]["summary"]["accuracy"]
+    stored = doc["properties"]["fairness"]["cells"]["vanilla"]["intervals"]["accuracy"]
     value = prop["cells"]["vanilla"]["scores"]["accuracy"]
-    assert value["method"] == "t-interval over 2 seeds" and [value["lo"], value["hi"]] == summary["ci95"]
+    # the crossed bootstrap over seeds x test examples written with the findings (not a t-interval over 2 seeds)
+    assert value["method"] == "bootstrap over 2 seeds x test examples" and [value["lo"], value["hi"]] == stored
+    assert prop["findings"]["comparisons"] and all(r["verdict"] for r in prop["findings"]["comparisons"])
     for row in prop["comparisons"]:
         assert row["n_seeds"] == 2 and row["method"] == "paired t-test over 2 seeds"
         # improvement is oriented: demographic parity difference is lower-is-better
@@ -89,9 +91,10 @@ def test_undefined_gap_ratio_is_shown_as_undefined(runs, capsys):
     console = Console(record=True, width=200)
     render_tables(results, console)
     text = console.export_text()
-    vanilla_row = next(line for line in text.splitlines() if line.startswith("│ vanilla"))
-    assert "undefined" in vanilla_row
-    assert "does weak-wts-tft beat the alternatives" in text and "verdict" in text
+    # scores as rows, cells as columns: the gap-recovered row holds vanilla's "undefined"
+    gap_row = next(line for line in text.splitlines() if line.startswith("gap recovered:"))  # accuracy's comes first
+    assert "undefined" in gap_row
+    assert "weak-wts-tft vs vanilla" in text and "p (Holm)" in text and "verdict" in text
 
 
 def test_comparison_orientation_for_higher_is_better():

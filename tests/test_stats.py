@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from w2sbench.stats import gap_recovered, paired_test, summarize
+from w2sbench.stats import gap_recovered, gap_recovered_summary, holm, paired_test, summarize, wald_test
 
 
 def test_summary_of_three_values():
@@ -31,3 +31,38 @@ def test_gap_recovered_directions():
 def test_paired_test():
     r = paired_test([0.5, 0.6, 0.7], [0.4, 0.4, 0.6])
     assert math.isclose(r["diff"], 0.1333333, rel_tol=1e-5) and 0 < r["p_value"] < 1
+
+
+def test_gap_recovered_is_undefined_over_an_unresolved_gap():
+    # Issue 14: a 0.0015 gap gave 40.0; a gap below MIN_GAP (0.01) or whose interval includes 0 is no gap.
+    assert gap_recovered(0.76, 0.70, 0.7015, True) is None
+    assert gap_recovered(0.76, 0.70, 0.80, True, gap_interval=[-0.01, 0.21]) is None
+    assert math.isclose(gap_recovered(0.76, 0.70, 0.80, True, gap_interval=[0.05, 0.15]), 0.6)
+
+
+def test_gap_recovered_summary_is_bounded_with_one_near_zero_gap():
+    # Seed 1's gap is 0.0015 (its own ratio would be 40); the ratio of mean gaps stays bounded:
+    # mean(strategy - weak) = (0.05 + 0.06 + 0.04) / 3 = 0.05, mean(ceiling - weak) = (0.1 + 0.0015 + 0.08) / 3.
+    strategy, weak, ceiling = [0.75, 0.76, 0.74], [0.70, 0.70, 0.70], [0.80, 0.7015, 0.78]
+    assert gap_recovered(strategy[1], weak[1], ceiling[1], True) is None
+    s = gap_recovered_summary(strategy, weak, ceiling, True)
+    assert math.isclose(s["mean"], 0.15 / 0.1815) and s["resolved"] and s["n"] == 3
+    assert math.isclose(s["gap"], 0.1815 / 3)
+    assert gap_recovered_summary(strategy, weak, ceiling, True, gap_interval=[-0.01, 0.13])["mean"] is None
+
+
+def test_holm_equals_statsmodels_and_skips_undefined():
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.01, 0.04, 0.03, 0.005]
+    # by hand: sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1 -> max(0.04, 0.06)=0.06
+    assert holm(p) == [0.03, 0.06, 0.06, 0.02]
+    assert holm(p) == [float(x) for x in multipletests(p, method="holm")[1]]
+    assert holm([None, 0.01, 0.02]) == [None, 0.02, 0.02]
+
+
+def test_wald_test_from_a_bootstrap_standard_error():
+    r = wald_test(0.0196, 0.01)  # z = 1.96
+    assert math.isclose(r["p_value"], 0.04999579029644097, rel_tol=1e-9)
+    assert math.isclose(r["ci95"][0], 0.0196 - 1.959963984540054 * 0.01)
+    assert wald_test(None, 0.01)["p_value"] is None and wald_test(0.0, 0.0)["p_value"] == 1.0

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
     run.add_argument("--metrics", help="comma-separated trust metrics [all registered]")
     run.add_argument("--strategies", help="comma-separated strategies [the default ones in `w2sbench list strategies`]")
-    run.add_argument("--seeds", default="0", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4 [0]")
+    run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; three or more "
+                     "give intervals over seeds [0-2]")
     run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
     run.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE", help="trust-metric option")
     run.add_argument("--train", action="append", default=[], metavar="MODE.KEY=VALUE", help="training setting, e.g. full.epochs=3")
@@ -118,7 +119,6 @@ def _plugins():  # noqa: ANN202
 def cmd_run(args: argparse.Namespace) -> int:
     from w2sbench.data import default_data_dir
     from w2sbench.progress import Progress, RichProgress
-    from w2sbench.report import render_tables
     from w2sbench.runner import RunRequest, default_run_dir, execute, prepare
     from w2sbench.settings import data_dir_arg, parse_options, parse_seeds
 
@@ -155,9 +155,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     elif not args.quiet:
-        console = _console()
-        render_tables(results, console)
-        console.print(f"[dim]results: {run_dir / 'results.json'}[/]")
+        from w2sbench.cli_tables import end_screen
+
+        end_screen(_console(), results, run_dir)
     return 0
 
 
@@ -165,12 +165,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     plugins = _plugins()
+    from rich.markup import escape
+
+    from w2sbench.cli_tables import list_column, list_metrics
+
     table = Table()
+    table.add_column = list_column(table)  # type: ignore[method-assign]
+    add_row = table.add_row  # names such as hf:<org>/<name>[@revision] are text, not rich markup
+    table.add_row = lambda *cells: add_row(*(escape(str(c)) for c in cells))  # type: ignore[method-assign]
     if args.what == "pairs":
-        for col in ("pair", "weak", "strong", "CPU fine-tune", "description", "plugin"):
+        for col in ("pair", "weak -> strong", "CPU fine-tune", "description"):
             table.add_column(col)
         for name, p in plugins.pairs.items.items():
-            table.add_row(name, p.weak, p.strong, p.cpu_finetune or "head", p.description, plugins.pairs.owners[name])
+            description = f"{p.description} (plugin {plugins.pairs.owners[name]})"
+            table.add_row(name, f"{p.weak} -> {p.strong}", p.cpu_finetune or "head", description)
         table.caption = "Any WEAK:STRONG of model names also works; see `w2sbench list models`."
     elif args.what == "models":
         for col in ("family", "name", "size / notes", "plugin"):
@@ -187,11 +195,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(*row)
         table.caption = "M +weak-tft: strategy M+weak-tft, M with the paper's regularization (docs/strategies.md)"
     elif args.what == "metrics":
-        for col in ("trust metric", "primary", "metrics (↑ higher is better)", "description", "plugin"):
-            table.add_column(col)
-        for name, m in plugins.trust_metrics.items.items():
-            listed = ", ".join(f"{x.name}{'↑' if x.higher_is_better else '↓'}" for x in m.metrics)
-            table.add_row(name, m.primary, listed, m.description, plugins.trust_metrics.owners[name])
+        list_metrics(_console(), plugins)
+        return 0
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)
@@ -208,7 +213,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     plugins = _plugins()
     table = Table()
     for col in ("plugin", "package", "version", "module"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # never an ellipsis: these are names a user types
     for info in plugins.info.values():
         table.add_row(info.name, info.package, info.version, info.module)
     console = _console()
@@ -307,7 +312,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         table = Table(title=f"sweep: {len(jobs)} pairs on the {kind} executor")
         for col in ("pair", "status", "run directory"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for job in jobs:
             table.add_row(job.settings.pair, "done" if job.run_dir in outcome.results else "[red]failed[/]", str(job.run_dir))
         console = _console()

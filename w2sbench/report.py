@@ -8,6 +8,7 @@ trust metric's own ``evaluate`` (``bootstrap_intervals``) and cached in the run 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -87,6 +88,11 @@ def _interval_from(summary: Mapping[str, Any] | None, boot: Any, source_boot: st
 def score_interval(prop: Mapping[str, Any], cell: str, metric: str, boot: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Mean and 95% interval of one cell's score: over seeds, else the bootstrap over test examples."""
     summary = prop["cells"][cell]["summary"].get(metric)
+    stored = (prop["cells"][cell].get("intervals") or {}).get(metric)
+    if stored is not None and summary and summary.get("mean") is not None:
+        n = summary.get("n") or 1
+        method = "bootstrap over test examples" if n == 1 else f"bootstrap over {n} seeds x test examples"
+        return {"mean": summary["mean"], "lo": stored[0], "hi": stored[1], "method": method}
     b = ((boot or {}).get("cells") or {}).get(cell, {}).get(metric)
     return _interval_from(summary, b, "bootstrap over test examples")
 
@@ -95,6 +101,9 @@ def ratio_interval(prop: Mapping[str, Any], strategy: str, metric: str, boot: Ma
     """Mean and 95% interval of a strategy's gap-recovered ratio; mean None (undefined) when the ceiling
     does not beat the weak model."""
     summary = prop["cells"][strategy].get("gap_recovered", {}).get(metric, {}).get("summary")
+    if summary and summary.get("method") == "ratio of mean gaps":  # written with the findings: resolved gaps only
+        ci = summary.get("ci95") or [None, None]
+        return {"mean": summary.get("mean"), "lo": ci[0], "hi": ci[1], "method": "ratio of mean gaps; bootstrap interval"}
     b = ((boot or {}).get("gap_recovered") or {}).get(strategy, {}).get(metric)
     return _interval_from(summary, b, "bootstrap over test examples")
 
@@ -198,8 +207,10 @@ def _bootstrap_property(
         for cell in cells:
             p = {n: probs[cell][n][index[n]] for n in data.tests}
             try:
-                scores: dict[str, float | None] = dict(task_scores(sub.tests[sub.main_test].labels, p[sub.main_test]))
-                scores.update(metric.evaluate(sub, p, options))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # undefined group rates in a resample: counted as undefined
+                    scores: dict[str, float | None] = dict(task_scores(sub.tests[sub.main_test].labels, p[sub.main_test]))
+                    scores.update(metric.evaluate(sub, p, options))
             except (ValueError, ZeroDivisionError, FloatingPointError):
                 scores = {}  # a degenerate resample (e.g. one group absent): counted as undefined
             out[cell] = scores
@@ -316,6 +327,7 @@ def report_document(results: Mapping[str, Any], intervals: Mapping[str, Any] | N
             "cells": cells,
             "comparisons": comparisons(prop, boot),
             "verdict": verdict(prop, boot),
+            "findings": prop.get("findings"),
             "bootstrap_note": boot.get("unavailable"),
         }
     return {"properties": doc}
@@ -323,6 +335,9 @@ def report_document(results: Mapping[str, Any], intervals: Mapping[str, Any] | N
 
 def _caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:
     n = len(_seeds(prop))
+    if prop.get("findings"):
+        return (f"[lo, hi]: 95% bootstrap interval over {n} seed(s) x test examples (live scores: t over seeds); "
+                "gap recovered: ratio of mean gaps, undefined unless ceiling - weak is resolved")
     if n >= 2:
         return f"[lo, hi]: 95% t-interval over {n} seeds"
     if boot and "resamples" in boot:
@@ -333,63 +348,26 @@ def _caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:
 
 
 def render_tables(results: Mapping[str, Any], console: Any, intervals: Mapping[str, Any] | None = None) -> None:
+    """Per property: every score of every cell (scores as rows, cells as columns, split to fit the console),
+    then the findings table (or, for results without findings, the older comparison table and verdict)."""
     from rich.markup import escape
-    from rich.table import Table
 
     settings = results["settings"]
-    console.print(
-        f"[bold]w2sbench[/] {settings['weak']} -> {settings['strong']}  "
-        f"(fine-tune {settings['finetune_weak']}:{settings['finetune_strong']}, seeds {settings['seeds']}, "
-        f"device {settings['device']})"
-    )
+    console.print(escape(
+        f"w2sbench {settings['weak']} -> {settings['strong']} (fine-tune {settings['finetune_weak']}:"
+        f"{settings['finetune_strong']}, seeds {settings['seeds']}, device {settings['device']})"
+    ))
+    from w2sbench.report_tables import old_comparisons, score_tables
+
     for name, prop in results["properties"].items():
         boot = (intervals or {}).get(name) or {}
-        metrics = prop["metrics"]
-        primary = prop["primary_trust_metric"]
-        table = Table(title=f"{name}: {prop.get('description', '')}", title_justify="left", caption=escape(_caption(prop, boot)))
-        table.add_column("cell", no_wrap=True)
-        for m in metrics:
-            arrow = "↑" if m["higher_is_better"] else "↓"
-            style = "bold" if m["name"] == primary else None
-            # Multi-line headers keep wide metric names readable in an 80-column terminal.
-            table.add_column(m["name"].replace("_", " ") + f" {arrow}", justify="right", style=style, overflow="fold")
-        table.add_column("PGR (accuracy)", justify="right", overflow="fold")
-        table.add_column(f"trust gap recovered ({primary.replace('_', ' ')})", justify="right", overflow="fold")
-        vanilla = prop["cells"].get("vanilla", {}).get("summary", {})
-        for cell, entry in prop["cells"].items():
-            row = [cell if entry["role"] == "strategy" else f"[dim]{cell}[/]"]
-            for m in metrics:
-                value = score_interval(prop, cell, m["name"], boot)
-                text = format_interval(value, percent=_percent(m))
-                if entry["role"] == "strategy" and cell != "vanilla" and value["mean"] is not None:
-                    ref = vanilla.get(m["name"], {}).get("mean")
-                    if ref is not None and abs(value["mean"] - ref) > 1e-9:
-                        good = (value["mean"] > ref) == m["higher_is_better"]
-                        text = f"[{'green' if good else 'red'}]{text}[/]"
-                row.append(text)
-            gaps = entry.get("gap_recovered", {})
-            row.append(format_interval(ratio_interval(prop, cell, "accuracy", boot)) if gaps else "")
-            row.append(format_interval(ratio_interval(prop, cell, primary, boot)) if gaps else "")
-            table.add_row(*row)
-        console.print(table)
-        rows = comparisons(prop, boot)
-        if rows:
-            comp = Table(title=f"{name}: does weak-wts-tft beat the alternatives on {primary.replace('_', ' ')}?", title_justify="left")
-            for col in ("comparison", "means", "improvement [95% CI]", "p-value", "test", "outcome"):
-                comp.add_column(col, justify="left" if col in {"comparison", "test", "outcome"} else "right", overflow="fold")
-            for r in rows:
-                mean_a, mean_b = r["strategy_mean"], r["baseline_mean"]
-                means = f"{mean_a:.3f} vs {mean_b:.3f}" if mean_a is not None and mean_b is not None else "undefined"
-                iv = r["interval"]
-                gain = "undefined" if r["improvement"] is None else f"{r['improvement']:+.3f}" + (f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "")
-                color = {"better": "green", "worse": "red"}.get(r["outcome"])
-                outcome = f"[{color}]{r['outcome']}[/]" if color else r["outcome"]
-                p = "" if r["p_value"] is None else f"{r['p_value']:.3g}"
-                comp.add_row(f"{r['strategy']} vs {r['baseline']}", means, gain, p, r["method"] or "none (1 seed)", outcome)
-            console.print(comp)
-        line = verdict(prop, boot)
-        if line:
-            console.print(f"  [bold]verdict[/] {escape(line)}")
+        score_tables(name, prop, boot, console)
+        if prop.get("findings"):
+            from w2sbench.findings_table import render_findings
+
+            render_findings({**results, "properties": {name: prop}}, console)
+        else:
+            old_comparisons(name, prop, boot, console)
     _render_capability(results, console)
     timing = results.get("timing", {})
     console.print(

@@ -23,7 +23,7 @@ from w2sbench import __version__
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import MetricInfo, Strategy, TrustMetric, reference_cells
 from w2sbench.pipeline import BASELINE_CELLS
-from w2sbench.stats import gap_recovered, summarize
+from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
 from w2sbench.storage import atomic_write_bytes, atomic_write_json
 
 __all__ = [
@@ -67,7 +67,14 @@ def build_property_result(
     metric: TrustMetric,
     strategies: list[Strategy],
     outcome: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+    resamples: int | None = None,
 ) -> dict[str, Any]:
+    """One property's entry of results.json: per-cell scores and summaries, gap recovered, and (with the
+    outcome's predictions) the findings, per-cell intervals and standard errors of w2sbench.findings.
+
+    ``options``: the trust metric's resolved options (default: its defaults); ``resamples``: bootstrap
+    resamples (default ``findings.DEFAULT_RESAMPLES``; 0 leaves the findings out)."""
     data = outcome["data"]
     scores: dict[int, dict[str, dict[str, float | None]]] = outcome["scores"]
     infos = [m for m in TASK_METRICS if not (m.name == "auroc" and data.num_labels != 2)] + list(metric.metrics)
@@ -88,15 +95,46 @@ def build_property_result(
         weak_cell, ceiling_cell = _reference_cells(strategy)
         ratios: dict[str, Any] = {}
         for name, higher in directions.items():
-            values = {
-                str(s): gap_recovered(
-                    scores[s][strategy.name].get(name), scores[s][weak_cell].get(name), scores[s][ceiling_cell].get(name), higher
-                )
-                for s in seeds
-            }
-            ratios[name] = {"seeds": values, "summary": summarize(list(values.values()))}
+            per = [(scores[s][strategy.name].get(name), scores[s][weak_cell].get(name), scores[s][ceiling_cell].get(name)) for s in seeds]
+            values = {str(s): gap_recovered(*v, higher) for s, v in zip(seeds, per, strict=True)}
+            summary = gap_recovered_summary(*zip(*per, strict=True), higher) if per else summarize([])
+            ratios[name] = {"seeds": values, "summary": summary}
         cells[strategy.name]["gap_recovered"] = ratios
         cells[strategy.name]["references"] = {"weak": weak_cell, "ceiling": ceiling_cell}
+    prop = _property_entry(metric, infos, data, cells)
+    if "predictions" in outcome and resamples != 0:
+        _add_findings(prop, metric, strategies, outcome, options if options is not None else metric.options(), resamples)
+    return prop
+
+
+def _add_findings(
+    prop: dict[str, Any], metric: TrustMetric, strategies: list[Strategy], outcome: Mapping[str, Any],
+    options: Mapping[str, Any], resamples: int | None,
+) -> None:
+    """Bootstrap the property's scores and add findings, standard errors and resolved gap recovered."""
+    from w2sbench.findings import DEFAULT_RESAMPLES, gap_recovered_interval, property_findings, resample_scores, stderr_by_seed
+
+    cells = list(prop["cells"])
+    names = [m["name"] for m in prop["metrics"]]
+    boot = resample_scores(
+        metric, outcome["data"], options, outcome["predictions"], outcome["scores"], names, cells,
+        resamples or DEFAULT_RESAMPLES, seed=0,
+    )
+    strong = {s.name: s.regularize_strong for s in strategies}
+    findings = property_findings(prop, boot, names, cells, strong)
+    prop["findings"] = {k: v for k, v in findings.items() if k != "intervals"}
+    for cell, se in stderr_by_seed(boot, names, cells).items():
+        prop["cells"][cell]["stderr"] = se
+        prop["cells"][cell]["intervals"] = findings["intervals"][cell]
+    row = {c: j for j, c in enumerate(cells)}
+    for s in strategies:
+        refs = prop["cells"][s.name]["references"]
+        for k, m in enumerate(prop["metrics"]):
+            summary = gap_recovered_interval(boot, row[s.name], row[refs["weak"]], row[refs["ceiling"]], k, m["higher_is_better"])
+            prop["cells"][s.name]["gap_recovered"][m["name"]]["summary"] = summary
+
+
+def _property_entry(metric: TrustMetric, infos: list[MetricInfo], data: Any, cells: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": metric.description,
         "primary_trust_metric": metric.primary,
@@ -109,6 +147,7 @@ def build_property_result(
             "train_rows": len(data.train),
             "main_test": data.main_test,
             "tests": {n: {"rows": len(t), "fingerprint": t.fingerprint()} for n, t in data.tests.items()},
+            "hygiene": dict(data.resources.get("hygiene", {})),
         },
         "cells": cells,
     }
@@ -130,6 +169,10 @@ def build_results(
     properties: Mapping[str, Any],
     timing: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """The results document; Holm-corrects the findings of all ``properties`` together (in place)."""
+    from w2sbench.findings import correct_run
+
+    correct_run(properties)
     return {
         "schema_version": SCHEMA_VERSION,
         "w2sbench_version": __version__,

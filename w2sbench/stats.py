@@ -17,10 +17,17 @@ __all__ = [
     "paired_test",
     "improvement",
     "MIN_GAP",
+    "gap_resolved",
+    "gap_recovered_summary",
+    "holm",
+    "wald_test",
 ]
 
 # Below this absolute gap between ceiling and weak, a gap-recovered ratio is noise: report it undefined.
-MIN_GAP = 1e-3
+# One hundredth on a [0, 1] score: at the benchmark's test sizes (a few hundred to a few thousand
+# examples) the standard error of a difference between two accuracies is itself about 0.01 or more, so a
+# smaller gap cannot be resolved whatever its interval. The interval rule (``gap_interval``) comes on top.
+MIN_GAP = 1e-2
 
 
 def summarize(values: Sequence[float | None]) -> dict[str, Any]:
@@ -41,14 +48,111 @@ def summarize(values: Sequence[float | None]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "stderr": stderr, "ci95": [mean - half, mean + half], "n": n}
 
 
-def gap_recovered(strategy: float | None, weak: float | None, ceiling: float | None, higher_is_better: bool) -> float | None:
-    """(strategy - weak) / (ceiling - weak); None when the ceiling does not beat the weak model."""
-    if strategy is None or weak is None or ceiling is None:
-        return None
+def gap_resolved(
+    weak: float | None, ceiling: float | None, higher_is_better: bool, gap_interval: Sequence[float] | None = None
+) -> bool:
+    """Whether ceiling - weak is a gap a ratio can be taken over.
+
+    The ceiling must beat the weak model by at least ``MIN_GAP`` in the metric's better direction and,
+    when ``gap_interval`` (a 95% interval of ceiling - weak, in the metric's units) is given, that
+    interval must exclude 0.
+    """
+    if weak is None or ceiling is None:
+        return False
     gap = ceiling - weak
-    if (gap <= MIN_GAP) if higher_is_better else (gap >= -MIN_GAP):
+    if (gap < MIN_GAP) if higher_is_better else (gap > -MIN_GAP):
+        return False
+    if gap_interval is not None:
+        lo, hi = gap_interval
+        return bool(lo > 0 or hi < 0)
+    return True
+
+
+def gap_recovered(
+    strategy: float | None,
+    weak: float | None,
+    ceiling: float | None,
+    higher_is_better: bool,
+    gap_interval: Sequence[float] | None = None,
+) -> float | None:
+    """Gap recovered (Burns et al. 2023's performance gap recovered, PGR, on any score):
+    ``(strategy - weak) / (ceiling - weak)``.
+
+    None (undefined) unless the gap is resolved (``gap_resolved``): e.g. ``gap_recovered(0.76, 0.70,
+    0.7015, True)`` is None, since a 0.0015 gap is below ``MIN_GAP``.
+    """
+    if strategy is None or not gap_resolved(weak, ceiling, higher_is_better, gap_interval):
         return None
-    return float((strategy - weak) / gap)
+    return float((strategy - weak) / (ceiling - weak))  # type: ignore[operator]
+
+
+def _mean_defined(values: Sequence[float | None]) -> float | None:
+    clean = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(clean)) if clean else None
+
+
+def gap_recovered_summary(
+    strategy: Sequence[float | None],
+    weak: Sequence[float | None],
+    ceiling: Sequence[float | None],
+    higher_is_better: bool,
+    gap_interval: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Gap recovered across seeds as the ratio of mean gaps, ``mean(strategy - weak) / mean(ceiling - weak)``.
+
+    Inputs are per-seed scores (the same seeds in each sequence; seeds where any is None are left out).
+    The ratio of means is bounded whenever the mean gap is resolved: one seed with a near-zero gap moves
+    it a little, where a mean of per-seed ratios would be dominated by that seed's huge ratio.
+    Returns ``{"mean", "std", "stderr", "ci95", "n"}`` (the results schema's summary; ``mean`` is the
+    ratio, None when the mean gap is unresolved, std/stderr/ci95 None: intervals come from the bootstrap
+    in w2sbench.findings) plus ``gap`` (mean ceiling - weak) and ``resolved``.
+    """
+    rows = [
+        (s, w, c)
+        for s, w, c in zip(strategy, weak, ceiling, strict=True)
+        if s is not None and w is not None and c is not None
+    ]
+    out: dict[str, Any] = {"mean": None, "std": None, "stderr": None, "ci95": None, "n": len(rows), "gap": None, "resolved": False}
+    if not rows:
+        return out
+    mean_w = _mean_defined([w for _, w, _ in rows])
+    mean_c = _mean_defined([c for _, _, c in rows])
+    mean_s = _mean_defined([s for s, _, _ in rows])
+    out["gap"] = float(mean_c - mean_w)  # type: ignore[operator]
+    out["resolved"] = gap_resolved(mean_w, mean_c, higher_is_better, gap_interval)
+    out["mean"] = gap_recovered(mean_s, mean_w, mean_c, higher_is_better, gap_interval)
+    return out
+
+
+def wald_test(effect: float | None, stderr: float | None) -> dict[str, Any]:
+    """Two-sided Wald test of effect = 0 with a (bootstrap) standard error: p-value and 95% normal interval.
+
+    Uses scipy.stats.norm. None p-value and interval when the standard error is missing; with a zero
+    standard error, p is 1 for a zero effect and 0 otherwise.
+    """
+    if effect is None or stderr is None or not math.isfinite(stderr):
+        return {"p_value": None, "ci95": None}
+    from scipy import stats as st
+
+    if stderr == 0.0:
+        return {"p_value": 1.0 if effect == 0 else 0.0, "ci95": [effect, effect]}
+    half = float(st.norm.ppf(0.975)) * stderr
+    return {"p_value": float(2.0 * st.norm.sf(abs(effect) / stderr)), "ci95": [effect - half, effect + half]}
+
+
+def holm(p_values: Sequence[float | None], alpha: float = 0.05) -> list[float | None]:
+    """Holm-corrected p-values (statsmodels.stats.multitest.multipletests, method "holm") of the defined
+    p-values, in the input order; None stays None and does not count towards the correction."""
+    index = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    if not index:
+        return out
+    from statsmodels.stats.multitest import multipletests
+
+    corrected = multipletests([float(p_values[i]) for i in index], alpha=alpha, method="holm")[1]  # type: ignore[arg-type]
+    for i, p in zip(index, corrected, strict=True):
+        out[i] = float(p)
+    return out
 
 
 def bootstrap_interval(

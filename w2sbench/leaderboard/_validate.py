@@ -29,7 +29,7 @@ from w2sbench.leaderboard._format import (
 from w2sbench.leaderboard._safejson import UnsafeInput, read_json_file
 from w2sbench.pipeline import BASELINE_CELLS, task_scores
 from w2sbench.results import TASK_METRICS
-from w2sbench.stats import gap_recovered, summarize
+from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
 from w2sbench.storage import stable_hash
 
 __all__ = ["ValidationReport", "EntryResult", "Validator", "validate_files", "SCORE_TOLERANCE"]
@@ -94,6 +94,21 @@ def _summary_problems(reported: Any, values: Sequence[float | None], rel: float 
         lo_hi_e is not None and not all(_close(a, b, rel) for a, b in zip(lo_hi_r, lo_hi_e, strict=False))
     ):
         out.append(f"ci95 is {lo_hi_r} but the per-seed scores give {lo_hi_e}")
+    return out
+
+
+def _gap_summary_problems(reported: Any, values: Sequence[float | None], per: Sequence[Sequence[float | None]], higher: bool) -> list[str]:
+    """A gap-recovered summary is the ratio of mean gaps (stats.gap_recovered_summary); its interval and the
+    resolution of the gap come from the run's bootstrap, so a reported undefined (None) ratio is accepted.
+    Submissions from before that rule carry a summary of the per-seed ratios, checked as before."""
+    if not isinstance(reported, Mapping) or reported.get("method") != "ratio of mean gaps":
+        return _summary_problems(reported, values, RATIO_REL_TOLERANCE)
+    expected = gap_recovered_summary(per[0], per[1], per[2], higher)
+    out = []
+    if reported.get("mean") is not None and not _close(reported.get("mean"), expected["mean"], RATIO_REL_TOLERANCE):
+        out.append(f"is {_fmt(reported.get('mean'))} but the per-seed scores give a ratio of mean gaps of {_fmt(expected['mean'])}")
+    if reported.get("n") != expected["n"]:
+        out.append(f"n is {_fmt(reported.get('n'))} but {expected['n']} seeds have all three scores")
     return out
 
 
@@ -375,7 +390,8 @@ class Validator:
                             f'cell "{cell}" seed {s}: gap recovered of {name} is reported as {_fmt(gaps[name]["seeds"].get(s))} '
                             f"but the scores give {_fmt(values[s])}"
                         )
-                for issue in _summary_problems(gaps[name]["summary"], [values[s] for s in seeds], RATIO_REL_TOLERANCE):
+                per = [[table[s][c].get(name) for s in seeds] for c in (cell, *refs)]
+                for issue in _gap_summary_problems(gaps[name]["summary"], [values[s] for s in seeds], per, higher):
                     problems.append(f'cell "{cell}": summary of gap recovered of {name} {issue}')
         result.verified = sorted(verified)
         result.not_verifiable = sorted(unverifiable)

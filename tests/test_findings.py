@@ -1,0 +1,210 @@
+"""Findings on a synthetic run with known effects: pairs, verdicts, Holm, gap recovered, layout."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from w2sbench.findings import comparison_pairs
+from w2sbench.findings_table import render_findings
+from w2sbench.interfaces import Examples, MetricInfo, PropertyData, Strategy, TrustMetric
+from w2sbench.pipeline import task_scores
+from w2sbench.results import build_property_result, build_results
+from w2sbench.stats import holm
+
+VANILLA = Strategy("vanilla", "plain", False, False)
+WEAK_TFT = Strategy("weak-tft", "weak regularized", True, False)
+WTS = Strategy("weak-wts-tft", "both regularized", True, True)
+AUX = Strategy("aux-conf", "a new strategy", False, False)
+# accuracy each cell reaches on every test set (the same in every seed but for its own example noise)
+LEVELS = {"weak": 0.6, "weak-reg": 0.6, "ceiling": 0.9, "ceiling-reg": 0.95, "vanilla": 0.75, "weak-tft": 0.75, "weak-wts-tft": 0.85, "aux-conf": 0.7}
+
+
+class Toy(TrustMetric):
+    name = "toy"
+    description = "synthetic"
+    primary = "shifted_accuracy"
+    metrics = (
+        MetricInfo("shifted_accuracy", True, "Accuracy on the shifted test set."),
+        MetricInfo("live_leak", False, "A live score with no per-example record."),
+    )
+    default_options = {"weak_train_size": 1, "transfer_size": 1, "val_size": 1, "max_length": 8}
+
+    def load_data(self, ctx: Any, options: Mapping[str, Any]) -> PropertyData:
+        raise NotImplementedError
+
+    def regularizer(self, options: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def evaluate(self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]) -> dict[str, float]:
+        shifted = data.tests["shifted"]
+        return {"shifted_accuracy": float((probabilities["shifted"].argmax(1) == shifted.labels).mean())}
+
+
+def _examples(n: int, seed: int) -> Examples:
+    labels = np.random.default_rng(seed).integers(0, 2, n)
+    return Examples(ids=[str(i) for i in range(n)], texts=[f"t{i}" for i in range(n)], labels=labels)
+
+
+def _probs(labels: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    correct = rng.random(len(labels)) < level
+    predicted = np.where(correct, labels, 1 - labels)
+    return np.eye(2)[predicted] * 0.8 + 0.1
+
+
+def _outcome(strategies: list[Strategy], levels: Mapping[str, float], seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
+    data = PropertyData(train=_examples(10, 0), tests={"main": _examples(400, 1), "shifted": _examples(300, 2)}, main_test="main")
+    metric = Toy()
+    cells = ["weak", "weak-reg", "ceiling", "ceiling-reg", *[s.name for s in strategies]]
+    scores: dict[int, dict[str, Any]] = {}
+    predictions: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        rng = np.random.default_rng(100 + seed)
+        predictions[seed], scores[seed] = {}, {}
+        for cell in cells:
+            source = "vanilla" if cell == "weak-tft" else cell  # weak-tft predicts exactly like vanilla
+            probs = predictions[seed].get(source) or {n: _probs(t.labels, levels[cell], rng) for n, t in data.tests.items()}
+            predictions[seed][cell] = probs
+            s: dict[str, Any] = dict(task_scores(data.tests["main"].labels, probs["main"]))
+            s.update(metric.evaluate(data, probs, {}))
+            s["live_leak"] = 0.5 + 0.01 * seed + (0.05 if cell == "weak-wts-tft" else 0.0)
+            scores[seed][cell] = s
+    reports = {seed: {c: {} for c in cells} for seed in seeds}
+    return {"data": data, "scores": scores, "predictions": predictions, "reports": reports}
+
+
+class ToyLive(Toy):
+    primary = "live_leak"
+
+
+def _run(
+    strategies: list[Strategy], levels: Mapping[str, float] = LEVELS, seeds: tuple[int, ...] = (0, 1, 2), metric: TrustMetric | None = None
+) -> dict[str, Any]:
+    prop = build_property_result(metric or Toy(), strategies, _outcome(strategies, levels, seeds), resamples=100)
+    settings = {"seeds": list(seeds), "weak": "w", "strong": "s"}
+    return build_results(settings, {}, {"toy": prop}, {})
+
+
+def _rows(results: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["strategy"], r["baseline"], r["kind"]): r for r in results["properties"]["toy"]["findings"]["comparisons"]}
+
+
+@pytest.fixture(scope="module")
+def paper_run() -> dict[str, Any]:
+    return _run([VANILLA, WEAK_TFT, WTS])
+
+
+def test_paper_pairs_verdicts_and_holm(paper_run):
+    rows = _rows(paper_run)
+    pairs = {("weak-tft", "vanilla"), ("weak-wts-tft", "vanilla"), ("weak-wts-tft", "weak-tft"), ("weak-wts-tft", "ceiling-reg")}
+    assert set(rows) == {(a, b, k) for a, b in pairs for k in ("trust", "task")}
+    # identical predictions: effect exactly 0 in every resample
+    same = rows[("weak-tft", "vanilla", "task")]
+    assert same["effect"] == 0.0 and same["p_value"] == 1.0 and same["verdict"] == "no significant difference"
+    better = rows[("weak-wts-tft", "vanilla", "task")]
+    assert 0.05 < better["effect"] < 0.15 and better["verdict"] == "better" and better["ci95"][0] > 0
+    worse = rows[("weak-wts-tft", "ceiling-reg", "trust")]
+    assert worse["effect"] < 0 and worse["verdict"] == "worse"
+    ordered = list(rows.values())
+    assert [r["p_holm"] for r in ordered] == holm([r["p_value"] for r in ordered])
+
+
+def test_a_live_primary_score_gets_a_paired_t_test_over_seeds():
+    from scipy import stats as st
+
+    rows = _rows(_run([VANILLA, WTS], metric=ToyLive()))
+    live = rows[("weak-wts-tft", "vanilla", "trust")]
+    # live_leak (lower is better) is 0.05 higher for weak-wts-tft in every seed: effect -0.05, zero variance
+    assert math.isclose(live["effect"], -0.05) and live["p_value"] == 0.0 and live["method"] == "paired t-test over 3 seeds (live score)"
+    one = _rows(_run([VANILLA, WTS], seeds=(0,), metric=ToyLive()))[("weak-wts-tft", "vanilla", "trust")]
+    assert one["p_value"] is None and one["verdict"] == "undefined" and one["method"].startswith("none: live score with 1 seed")
+    assert st.ttest_1samp([0.1, 0.2], 0.0).pvalue < 1  # scipy is what the paired test uses
+
+
+def test_every_score_has_a_standard_error_over_test_examples(paper_run):
+    cell = paper_run["properties"]["toy"]["cells"]["weak"]
+    se = cell["stderr"]["0"]["accuracy"]
+    # binomial standard error of a 0.6 accuracy on 400 examples is 0.0245
+    assert 0.017 < se < 0.032
+    assert cell["stderr"]["0"]["live_leak"] is None  # live: no per-example record
+    lo, hi = cell["intervals"]["accuracy"]
+    assert lo < cell["summary"]["accuracy"]["mean"] < hi
+
+
+def test_gap_recovered_is_the_ratio_of_mean_gaps_when_resolved(paper_run):
+    prop = paper_run["properties"]["toy"]
+    summary = prop["cells"]["vanilla"]["gap_recovered"]["accuracy"]["summary"]
+    mean = {c: prop["cells"][c]["summary"]["accuracy"]["mean"] for c in ("vanilla", "weak", "ceiling")}
+    assert summary["resolved"] and math.isclose(summary["mean"], (mean["vanilla"] - mean["weak"]) / (mean["ceiling"] - mean["weak"]))
+    assert summary["ci95"][0] < summary["mean"] < summary["ci95"][1]
+    assert prop["findings"]["accuracy_gap"]["resolved"]
+
+
+def test_unresolved_gap_is_undefined_with_the_measured_gap():
+    levels = {**LEVELS, "ceiling": 0.6, "ceiling-reg": 0.6}
+    prop = _run([VANILLA], levels)["properties"]["toy"]
+    summary = prop["cells"]["vanilla"]["gap_recovered"]["accuracy"]["summary"]
+    assert summary["mean"] is None and not summary["resolved"] and summary["gap_ci95"][0] < 0 < summary["gap_ci95"][1]
+    assert abs(summary["gap"]) < 0.05 and "reason" in summary
+    assert not prop["findings"]["accuracy_gap"]["resolved"]
+
+
+def test_pairs_without_the_paper_strategies_and_with_new_ones():
+    strong = {"weak-wts-tft": True}
+    cells = ["weak", "ceiling", "ceiling-reg"]
+    assert comparison_pairs(["vanilla", "weak-tft"], strong, cells) == [("weak-tft", "vanilla")]
+    assert comparison_pairs(["vanilla", "weak-tft", "weak-wts-tft", "aux-conf"], strong, cells)[-3:] == [
+        ("aux-conf", "vanilla"), ("aux-conf", "weak-tft"), ("aux-conf", "weak-wts-tft"),
+    ]
+    assert comparison_pairs(["aux-conf"], {}, cells) == [("aux-conf", "ceiling")]  # never silently no finding
+    rows = _rows(_run([VANILLA, AUX], seeds=(0,)))
+    assert set(rows) == {("aux-conf", "vanilla", "trust"), ("aux-conf", "vanilla", "task")}
+    assert rows[("aux-conf", "vanilla", "task")]["method"] == "bootstrap over 1 seed x test examples"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_findings_table_fits_and_keeps_identifiers_whole(paper_run, width):
+    from rich.console import Console
+
+    console = Console(width=width, record=True)
+    assert render_findings(paper_run, console) == 1
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for name in ("weak-tft vs", "weak-wts-tft", "ceiling-reg", "vanilla", "shifted_accuracy", "no significant", "better", "worse"):
+        assert name in text, name
+    assert "…" not in text
+    flat = " ".join(text.split())
+    assert "toy: accuracy gap ceiling - weak +0.3" in flat and "resolved, gap recovered is defined" in flat
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_report_tables_fit_with_scores_as_rows(paper_run, width):
+    from rich.console import Console
+
+    from w2sbench.report import render_tables
+
+    results = {**paper_run, "settings": {**paper_run["settings"], "finetune_weak": "head", "finetune_strong": "full", "device": "cpu"}}
+    console = Console(width=width, record=True)
+    render_tables(results, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for name in ("weak-reg", "ceiling-reg", "weak-wts-tft", "shifted_accuracy ↑", "(primary trust score)", "live_leak ↓", "gap recovered:"):
+        assert name in text, name
+    assert "…" not in text
+
+
+def test_end_of_run_screen_is_the_findings_table(paper_run, tmp_path):
+    from rich.console import Console
+
+    from w2sbench.cli_tables import end_screen
+
+    console = Console(width=80, record=True)
+    end_screen(console, {**paper_run, "timing": {"seconds": 1.0}}, tmp_path / "run")
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "p (Holm)" in text and "w2sbench report" in text and "score  " not in text.splitlines()[0]
+    assert "gap recovered:" not in text  # the per-cell tables stay in `w2sbench report`
