@@ -105,7 +105,7 @@ class Privacy(TrustMetric):
         "test_size": 1000,
         "max_length": 128,
         "target_epsilon": 8.0,
-        "delta": 0.0,  # 0 means 1/N, N the number of training e-mails
+        "delta": 0.0,  # 0 means 1/(100 N), N the number of training e-mails (trainer.dp_delta)
         "max_grad_norm": 1.0,
         "mia_size": 500,
         "reference_size": 2000,
@@ -141,9 +141,12 @@ class Privacy(TrustMetric):
                 f"privacy.target_epsilon is {epsilon}; DP-SGD needs a positive, finite budget.",
                 "Pass e.g. --option privacy.target_epsilon=8.",
             )
-        if not 0 <= delta < 1:
+        n = max(int(options["weak_train_size"]), int(options["transfer_size"]))  # the larger DP-SGD training set
+        if not (0 <= delta < 1.0 / n):
             raise W2SBenchError(
-                f"privacy.delta is {delta}; it must be in [0, 1) (0 means 1/N).", "Pass e.g. --option privacy.delta=1e-5."
+                f"privacy.delta is {delta:g}; it must be below 1/N = {1.0 / n:g} (N = {n}, the largest DP-SGD "
+                "training split), or 0 for the default 1/(100 N).",
+                f"Pass e.g. --option privacy.delta={1.0 / (100 * n):.1e}, or 0.",
             )
         if clip <= 0:
             raise W2SBenchError(

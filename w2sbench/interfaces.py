@@ -192,11 +192,14 @@ class PenaltyContext:
 
 @dataclass(frozen=True)
 class PrivacySpec:
-    """Train with DP-SGD (opacus) to this privacy budget; delta None means 1/N."""
+    """Train with DP-SGD (opacus) to this privacy budget; delta None means 1/(100 N) (trainer.dp_delta)."""
 
     target_epsilon: float
     delta: float | None = None
     max_grad_norm: float = 1.0
+    # Part of the trained model's cache key: stages trained before empty Poisson batches counted as steps
+    # (and before the 1/(100 N) default delta) report a lower epsilon than their mechanism's, so never reuse them.
+    accounting: str = "every-poisson-batch"
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ resumed run recomputes nothing that finished.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.finite import NonFiniteTraining, json_safe, require_finite_probabilities
 from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric
 from w2sbench.models import fetch_model, load_backbone, model_identity
 from w2sbench.plugin_manager import Plugins
@@ -53,6 +55,7 @@ def split_pool(pool: Examples, seed: int, sizes: tuple[int, int, int]) -> tuple[
 
 def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """Accuracy, and AUROC for binary tasks (None when a test set holds one class only)."""
+    probabilities = require_finite_probabilities(probabilities, "the main test set")
     scores = {"accuracy": float((probabilities.argmax(1) == labels).mean())}
     if probabilities.shape[1] == 2:
         from sklearn.metrics import roc_auc_score
@@ -198,7 +201,7 @@ class Pipeline:
 
             session = self.dist.collective_training(seed) if collective else None
             classifier = self._fresh_classifier(role, num_labels, max_length, seed)
-            with self.progress.stage(f"train {label}{where}") as bar:
+            with self.progress.stage(f"train {label}{where}") as bar, _naming_cell(label):
                 report = train_classifier(
                     classifier,
                     role.mode,
@@ -272,6 +275,7 @@ class Pipeline:
                 model = self._inference_model(train_key, train_path, role_name)
                 with self.progress.stage(f"predict {len(data)} rows"):
                     probs = model.predict_proba(data.texts)
+            require_finite_probabilities(probs, f"the {role_name} model on {len(data)} rows")
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
 
         path = self.dist.compute(self.cache, "predict", key, produce)
@@ -291,7 +295,7 @@ class Pipeline:
             model.attach_language_model(lambda: _language_model(self.roles[role_name], model))
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
                 scores = metric.evaluate_model(model, data, options, seed)
-            (tmp / "scores.json").write_text(json.dumps(scores))
+            (tmp / "scores.json").write_text(json.dumps(json_safe(scores), allow_nan=False))
 
         path = self.dist.compute(self.cache, "live", key, produce)
         return json.loads((path / "scores.json").read_text())
@@ -374,6 +378,15 @@ def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -
 
 def _sizes(options: Mapping[str, Any]) -> tuple[int, int, int]:
     return int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"])
+
+
+@contextlib.contextmanager
+def _naming_cell(label: str) -> Iterator[None]:
+    """A diverged training names its cell (the trainer does not know it)."""
+    try:
+        yield
+    except NonFiniteTraining as exc:
+        raise exc.in_cell(label) from None
 
 
 def _guarded(metric: TrustMetric, what: str, call: Any) -> Any:
