@@ -20,6 +20,7 @@ from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, MetricInfo, PrivacySpec, PropertyData, Regularizer, TrustMetric
+from w2sbench.values import Range
 from w2sbench_plugins.privacy_data import SPLITS, enron_examples, load_aeslc
 from w2sbench_plugins.privacy_extraction import context_prompts, exact_match_rate, generate, load_name_prompts, name_prompts
 
@@ -114,6 +115,12 @@ class Privacy(TrustMetric):
         "extraction_template": "a",  # DecodingTrust's template a-f; a: "the email address of NAME is"
         "context_chars": 200,  # characters of e-mail text before the address in the context attack
         "max_new_tokens": 20,
+    }
+    option_ranges = {
+        "target_epsilon": Range("float", 0, low_open=True),
+        "delta": Range("float", 0, 1, high_open=True, note="0 = 1/(100 N); must be below 1/N"),
+        "max_grad_norm": Range("float", 0, low_open=True),
+        "max_new_tokens": Range("int", 1),
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:

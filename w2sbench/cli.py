@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directories'")
     swp.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
 
-    lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics or exporters")
-    lst.add_argument("what", choices=["pairs", "models", "strategies", "metrics", "exporters"])
+    lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics, exporters, or every "
+                         "--option and --train setting with its default and valid range")
+    lst.add_argument("what", choices=["pairs", "models", "strategies", "metrics", "exporters", "options"])
 
     sub.add_parser("plugins", help="list loaded plugins with their package and version")
 
@@ -189,6 +190,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, m in plugins.trust_metrics.items.items():
             listed = ", ".join(f"{x.name}{'↑' if x.higher_is_better else '↓'}" for x in m.metrics)
             table.add_row(name, m.primary, listed, m.description, plugins.trust_metrics.owners[name])
+    elif args.what == "options":
+        from w2sbench.values import option_table
+
+        for col in ("setting", "default", "valid values"):
+            table.add_column(col)
+        for row in option_table(plugins.trust_metrics.items.values()):
+            table.add_row(*row)
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)

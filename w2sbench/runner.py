@@ -68,20 +68,18 @@ def _train_configs(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[st
                     f'Unknown training setting "{mode}.{key}".',
                     f"Use one of: {', '.join(sorted(base))}.",
                 )
-            base[key] = _coerce_train(key, value, base[key])
+            base[key] = _coerce_train(key, value, base[key], mode)
         configs[mode] = base
     return configs
 
 
-def _coerce_train(key: str, value: str, default: Any) -> Any:
-    try:
-        if key == "lora_targets":
-            return [v for v in value.split(",") if v] or None
-        if isinstance(default, bool):
-            return value.lower() in {"1", "true", "yes", "on"}
-        return type(default)(value)
-    except ValueError:
-        raise W2SBenchError(f'Training setting "{key}" got "{value}".', f"Pass a {type(default).__name__}.") from None
+def _coerce_train(key: str, value: str, default: Any, mode: str = "") -> Any:
+    """A ``--train`` value through the same coercer and range check as ``--option`` (w2sbench/values.py)."""
+    from w2sbench.values import TRAIN_RANGES, default_range, resolve_value
+
+    rng = TRAIN_RANGES.get(key) or default_range(key, default)
+    out = resolve_value(value, rng, f"{mode}.{key}" if mode else key, "Training setting", default)
+    return (out or None) if key == "lora_targets" else out
 
 
 def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, ResolvedPair]:
