@@ -57,6 +57,16 @@ def _old_results(tmp: Path, data: Path) -> None:
     (tmp / "oldrun" / "results.json").write_text('{"schema_version": "0.1"}')
 
 
+def _nan_results(tmp: Path, data: Path) -> None:
+    (tmp / "nanrun").mkdir(exist_ok=True)
+    (tmp / "nanrun" / "results.json").write_text('{"schema_version": "1.0", "properties": {"fairness": {"score": NaN}}}')
+
+
+def _duplicate_key_results(tmp: Path, data: Path) -> None:
+    (tmp / "duprun").mkdir(exist_ok=True)
+    (tmp / "duprun" / "results.json").write_text('{"schema_version": "0.1", "schema_version": "1.0"}')
+
+
 def _foreign_out(tmp: Path, data: Path) -> None:
     (tmp / "theirs").mkdir(exist_ok=True)
     (tmp / "theirs" / "results.json").write_text('{"mine": true}')
@@ -148,5 +158,8 @@ CASES = [
     BadInput("report of a directory without results", ["report", "{tmp}/nothing"], "No results file"),
     BadInput("report of a corrupted results file", ["report", "{tmp}/badrun"], "is not valid JSON", _corrupt_results),
     BadInput("report of results from another schema version", ["report", "{tmp}/oldrun"], "has schema version '0.1'", _old_results),
+    BadInput("report of results holding NaN", ["report", "{tmp}/nanrun"], "is not valid JSON: contains NaN", _nan_results),
+    BadInput("report of results with a repeated key", ["report", "{tmp}/duprun"], 'repeats the key "schema_version"',
+             _duplicate_key_results),
     BadInput("unknown exporter", ["export", "{tmp}/oldrun", "--format", "xml", "--to", "{tmp}/x"], 'Unknown exporter "xml"', _old_results),
 ]

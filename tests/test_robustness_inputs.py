@@ -10,6 +10,7 @@ import os
 import stat
 
 import pytest
+from w2sbench_plugins.fairness import Fairness
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.runner import _train_configs, claim_run_dir
@@ -17,7 +18,6 @@ from w2sbench.settings import RunSettings, parse_seeds
 from w2sbench.storage import StageCache, atomic_write_json
 from w2sbench.training.trainer import TrainConfig
 from w2sbench.values import TRAIN_RANGES, Range, coerce, default_range, option_table
-from w2sbench_plugins.fairness import Fairness
 
 
 @pytest.mark.parametrize("text,value", [("true", True), ("On", True), ("1", True), ("no", False), ("FALSE", False)])

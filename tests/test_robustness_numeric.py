@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from w2sbench_plugins.privacy import DPSGD
 
 from w2sbench.cli import main
 from w2sbench.errors import W2SBenchError
@@ -20,7 +21,6 @@ from w2sbench.interfaces import NoRegularizer, PenaltyContext, Regularizer
 from w2sbench.pipeline import task_scores
 from w2sbench.storage import StageCache, atomic_write_json
 from w2sbench.training.trainer import TrainConfig, dp_delta, train_classifier
-from w2sbench_plugins.privacy import DPSGD
 
 ISSUE_SIZES = [
     "--option", "fairness.weak_train_size=40", "--option", "fairness.transfer_size=40",
@@ -152,7 +152,7 @@ def test_every_poisson_batch_is_a_counted_step_10_rows_batch_2_20_epochs():
     captured = {}
     original = RDPAccountant.step
 
-    def spy(self, *, noise_multiplier, sample_rate):  # noqa: ANN001, ANN202
+    def spy(self, *, noise_multiplier, sample_rate):
         captured.setdefault("sigma", noise_multiplier)
         captured["q"] = sample_rate
         captured["n"] = captured.get("n", 0) + 1

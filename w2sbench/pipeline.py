@@ -25,6 +25,7 @@ import numpy as np
 from w2sbench.errors import W2SBenchError
 from w2sbench.finite import NonFiniteTraining, json_safe, require_finite_probabilities
 from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric
+from w2sbench.jsonio import loads_strict
 from w2sbench.models import fetch_model, load_backbone, model_identity
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
@@ -298,7 +299,7 @@ class Pipeline:
             (tmp / "scores.json").write_text(json.dumps(json_safe(scores), allow_nan=False))
 
         path = self.dist.compute(self.cache, "live", key, produce)
-        return json.loads((path / "scores.json").read_text())
+        return loads_strict((path / "scores.json").read_text())
 
     # ----------------------------------------------------------------- one property
 
@@ -351,7 +352,7 @@ class Pipeline:
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
             cell_scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
             cell_scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
-            reports[cell] = json.loads((p / "report.json").read_text())
+            reports[cell] = loads_strict((p / "report.json").read_text())
             if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
                 cell_scores["dp_epsilon"] = float(reports[cell]["epsilon"])
             scores[cell] = cell_scores
@@ -423,7 +424,7 @@ def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> 
     config_file = role.folder / "config.json"
     if role.spec.params is None or not config_file.is_file():
         return
-    config = json.loads(config_file.read_text())
+    config = loads_strict(config_file.read_text())
     hidden, layers = config.get("hidden_size"), config.get("num_hidden_layers")
     if not isinstance(hidden, int) or not isinstance(layers, int):
         return

@@ -164,9 +164,11 @@ def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = Fals
     # content): following a failed run's own advice ("pass --data-dir") needs no --reconfigure.
     finished = (Path(run_dir) / "results.json").exists()
     if recorded.exists() and finished and not reconfigure:
+        from w2sbench.jsonio import StrictJSONError, loads_strict
+
         try:
-            old = json.loads(recorded.read_text())
-        except json.JSONDecodeError:
+            old = loads_strict(recorded.read_text())
+        except (StrictJSONError, UnicodeDecodeError):
             old = None
         if old is not None and old != json.loads(json.dumps(wanted)):
             diffs = settings_diff(old, json.loads(json.dumps(wanted)))

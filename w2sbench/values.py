@@ -16,7 +16,7 @@ from typing import Any
 
 from w2sbench.errors import W2SBenchError
 
-__all__ = ["Range", "coerce", "check", "default_range", "COMMON_RANGES", "TRAIN_RANGES", "resolve_value", "option_table"]
+__all__ = ["COMMON_RANGES", "TRAIN_RANGES", "Range", "check", "coerce", "default_range", "option_table", "resolve_value"]
 
 
 @dataclass(frozen=True)
