@@ -135,6 +135,14 @@ CASES = [
              [*RUN, *PAIR, "--strategies", "vanilla", "--train", "head.lr=1e6", "--option", "fairness.weak_train_size=40",
               "--option", "fairness.transfer_size=40", "--option", "fairness.val_size=10", "--option", "fairness.test_size=50"],
              "Training fairness s0 weak (head mode) met a non-finite loss"),
+    # Model limits (issue 13, items 2, 3, 6).
+    BadInput("inputs longer than the model can read", ["run", "--quiet", "--data-dir", "{data}", "--metrics", "privacy",
+                                                        "--option", "privacy.max_length=1024"],
+             'Option "privacy.max_length" is 1024, but model "minilm-l0" reads at most 512 tokens'),
+    BadInput("Pythia checkpoint that was never saved", [*RUN, "--pair", "pythia-160m@step143001:pythia-1b"],
+             'Pythia has no checkpoint "step143001" (model "pythia-160m@step143001"). Did you mean "step142000" or "step143000"?'),
+    BadInput("hf: weak model larger than strong", [*RUN, "--pair", "hf:EleutherAI/pythia-12b:pythia-70m"],
+             "The weak model hf:EleutherAI/pythia-12b (11,846M parameters) is larger than the strong model pythia-70m"),
     # Writing where it should not (issue 13, item 10).
     BadInput("output folder holding someone else's files", [*RUN, *PAIR, "--out", "{tmp}/theirs"],
              "already holds files that no w2sbench run wrote (notes.txt, results.json)", _foreign_out),

@@ -26,7 +26,7 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.finite import NonFiniteTraining, json_safe, require_finite_probabilities
 from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric
 from w2sbench.jsonio import loads_strict
-from w2sbench.models import fetch_model, load_backbone, model_identity
+from w2sbench.models import check_input_lengths, fetch_model, load_backbone, model_identity
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.settings import RunSettings
@@ -104,6 +104,9 @@ class Pipeline:
         ):
             folder = self.dist.main_first(lambda spec=spec: fetch_model(spec))
             self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, TrainConfig(**_tuple_fix(settings.train[mode])))
+        # models fetched just now (not in the cache when the run was validated): their input length limit
+        check_input_lengths([(r.spec, r.folder) for r in self.roles.values()],
+                            {n: int(o["max_length"]) for n, o in settings.options.items()})
         if self.device.startswith("cuda"):
             for role in self.roles.values():
                 _check_memory(role, self.device, self.dist.world if role.mode != "head" else 1, self.dist.state_shards)

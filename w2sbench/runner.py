@@ -107,6 +107,9 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
                     f'Trust metric "{name}" has no "{required}" option.',
                     "Every trust metric must declare split sizes and max_length in default_options (CONTRIBUTING.md).",
                 )
+    from w2sbench.models import check_input_lengths
+
+    check_input_lengths([(pair.weak, None), (pair.strong, None)], {n: int(o["max_length"]) for n, o in options.items()})
     device = _device(request.device)
     if request.finetune:
         weak_mode, strong_mode = parse_finetune(request.finetune)
