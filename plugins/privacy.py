@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench import hookimpl
-from w2sbench.data import dataset_file, file_sha256
+from w2sbench.data import dataset_file, drop_empty_texts, file_sha256
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, MetricInfo, PrivacySpec, PropertyData, Regularizer, TrustMetric
 from w2sbench.values import Range
@@ -81,7 +81,8 @@ def load_enron(ctx: DataContext) -> tuple[dict[str, Examples], dict[str, str]]:
         path = dataset_file(ctx, relative, UPSTREAM)
         rows[split] = load_aeslc(path)
         sources[relative] = file_sha256(path)
-    return enron_examples(rows), sources
+    examples = enron_examples(rows)
+    return {s: drop_empty_texts(e, f"enron_aeslc/aeslc_{s}.jsonl.gz") for s, e in examples.items()}, sources
 
 
 class Privacy(TrustMetric):

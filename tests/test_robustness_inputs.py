@@ -141,3 +141,35 @@ def test_written_files_honour_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
     assert stat.S_IMODE(stage.stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------- empty and whitespace-only texts (item 5)
+
+
+@pytest.mark.parametrize("arch", ["neox", "bert"])
+def test_a_batch_of_empty_texts_reaches_the_model_with_a_real_token(tiny_models, arch):
+    import numpy as np
+    from transformers import AutoModel, AutoTokenizer
+
+    from w2sbench.training.classifier import Classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models[arch])
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    model = Classifier(AutoModel.from_pretrained(tiny_models[arch]), tokenizer, 2, 16)
+    batch = model.tokenize(["", "   ", "\n"])
+    assert batch["attention_mask"].sum(1).tolist() == [batch["attention_mask"].shape[1]] * 3
+    assert batch["attention_mask"].shape[1] >= 1
+    probs = model.predict_proba(["", "  ", "good movie"])
+    assert probs.shape == (3, 2) and np.isfinite(probs).all()
+
+
+def test_loaders_report_the_rows_they_drop(tmp_path):
+    from w2sbench_plugins.sst2 import load_sst2
+
+    path = tmp_path / "train.tsv"
+    path.write_text("sentence\tlabel\ngood film\t1\n\t0\n   \t1\nbad film\t0\n")
+    with pytest.warns(UserWarning) as caught:
+        examples = load_sst2(path, "train")
+    assert [str(w.message) for w in caught] == [f"{path}: dropped 2 of 4 rows whose text is empty or whitespace only."]
+    assert examples.texts == ["good film", "bad film"] and examples.ids == ["sst2-train-0", "sst2-train-3"]
+    assert examples.labels.tolist() == [1, 0]
