@@ -154,7 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if follower:
         return 0
     if args.json:
-        print(json.dumps(results, indent=2))
+        from w2sbench.finite import json_safe
+
+        print(json.dumps(json_safe(results), indent=2, allow_nan=False))
     elif not args.quiet:
         console = _console()
         render_tables(results, console)
@@ -271,7 +273,9 @@ def cmd_capability(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir or None, device=args.device, batch_size=args.batch_size,
     )
     if args.json:
-        print(json.dumps(capability, indent=2))
+        from w2sbench.finite import json_safe
+
+        print(json.dumps(json_safe(capability), indent=2, allow_nan=False))
     else:
         render_tables(load_results(Path(args.run)), _console())
     return 0

@@ -173,6 +173,7 @@ def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str,
                                 "probabilities": np.asarray(probs, dtype=np.float64).tolist(),
                             },
                             separators=(",", ":"),
+                            allow_nan=False,  # probabilities were checked finite when predicted
                         )
                     )
     blob = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)

@@ -262,7 +262,7 @@ class StageCache:
             produce(tmp)
             refuse_non_finite_stage(tmp, kind)
             # written last: its presence inside the final directory marks the stage complete
-            (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
+            (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str, allow_nan=False))
         self._log(kind, path.name)
         if self._mirror is not None:
             self._mirror.upload(kind, path.name, path)
