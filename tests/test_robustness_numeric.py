@@ -20,7 +20,8 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import NoRegularizer, PenaltyContext, Regularizer
 from w2sbench.pipeline import task_scores
 from w2sbench.storage import StageCache, atomic_write_json
-from w2sbench.training.trainer import TrainConfig, dp_delta, train_classifier
+from w2sbench.training.dp import dp_delta
+from w2sbench.training.trainer import TrainConfig, train_classifier
 
 ISSUE_SIZES = [
     "--option", "fairness.weak_train_size=40", "--option", "fairness.transfer_size=40",

@@ -26,11 +26,12 @@ from torch import nn
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.faults import fault_point
-from w2sbench.finite import NonFiniteTraining
 from w2sbench.interfaces import PenaltyContext, Regularizer
+from w2sbench.training import finite_checks as finite
 from w2sbench.training.adversarial import LogitsOf, adversarial_loss
 from w2sbench.training.classifier import Classifier
 from w2sbench.training.distributed import CollectiveTraining
+from w2sbench.training.dp import dp_delta, empty_private_step
 from w2sbench.training.losses import soft_cross_entropy
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "train_classifier",
     "apply_lora",
     "estimate_training_memory",
-    "dp_delta",
 ]
 
 FINETUNE_MODES = ("head", "lora", "full")
@@ -221,7 +221,7 @@ def train_classifier(
     start = time.perf_counter()
     device = classifier.device
     y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-    _check_finite_targets(y, mode, config)
+    finite.check_finite_targets(y, mode, config)
     attrs = {k: torch.as_tensor(np.asarray(v)) for k, v in attributes.items()}
     views = regularizer.views(texts, seed)
     adversary = regularizer.adversary
@@ -351,13 +351,7 @@ def train_classifier(
         optimizer.zero_grad(set_to_none=True)
         for micro, (idx,) in enumerate(loader):
             if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch: still a step (noise, accounting)
-                if engine is not None:
-                    _empty_private_step(optimizer)
-                    step += 1
-                    if scheduler is not None:
-                        scheduler.step()
-                    if progress is not None:
-                        progress(step, total)
+                step = empty_private_step(optimizer, scheduler, progress, step, total) if engine is not None else step
                 continue
             if autocast is not None:
                 with autocast:
@@ -389,14 +383,10 @@ def train_classifier(
                     distributed.backward(loss / config.grad_accumulation)
                 else:
                     (loss / config.grad_accumulation).backward()
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise NonFiniteTraining(
-                    f"loss ({loss_value})", mode, config.lr, f"at epoch {epoch + 1}, step {step + 1}", regularized=penalty is not None
-                )
+            loss_value = finite.check_finite_loss(float(loss.detach()), mode, config, epoch, step, penalty is not None)
             if (micro + 1) % config.grad_accumulation == 0 or micro + 1 == len(loader):
                 if engine is None:
-                    _check_finite_gradients(params, mode, config, epoch, step)
+                    finite.check_finite_gradients(params, mode, config, epoch, step)
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
@@ -408,55 +398,6 @@ def train_classifier(
     if engine is not None and hasattr(module, "_close"):
         module._close()  # remove opacus hooks so inference runs at normal speed
     classifier.eval()
-    _check_finite_parameters(module, mode, config)
+    finite.check_finite_parameters(module, mode, config)
     epsilon = float(engine.get_epsilon(report_delta)) if engine is not None else None
     return TrainReport(time.perf_counter() - start, step, loss_value, epsilon, report_delta)
-
-
-def _check_finite_targets(y: torch.Tensor, mode: str, config: TrainConfig) -> None:
-    """Targets are one-hot labels or the weak model's soft labels; a NaN among them poisons every step."""
-    bad = ~torch.isfinite(y).all(dim=-1) if y.ndim > 1 else ~torch.isfinite(y)
-    if bool(bad.any()):
-        raise NonFiniteTraining(f"target ({int(bad.sum())} of {len(y)} rows)", mode, config.lr, "before the first step")
-
-
-def _check_finite_gradients(params: Sequence[torch.Tensor], mode: str, config: TrainConfig, epoch: int, step: int) -> None:
-    """One fused norm over every gradient (torch's foreach kernels): NaN/Infinity anywhere makes it non-finite."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
-        raise NonFiniteTraining("gradient", mode, config.lr, f"at epoch {epoch + 1}, step {step + 1}")
-
-
-def _check_finite_parameters(module: nn.Module, mode: str, config: TrainConfig) -> None:
-    """The trained parameters must be finite before anything caches them."""
-    for name, p in module.named_parameters():
-        if p.requires_grad and not bool(torch.isfinite(p.detach()).all()):
-            raise NonFiniteTraining(f"parameter ({name})", mode, config.lr, "after the last step")
-
-
-def dp_delta(requested: float | None, n: int) -> float:
-    """DP-SGD's delta for ``n`` training rows: ``requested``, or by default 1 / (100 n).
-
-    Rule: delta must be well below 1/n, since a mechanism with delta near 1/n may publish one
-    record in the clear (Dwork and Roth 2014, The Algorithmic Foundations of Differential Privacy,
-    section 2.3; Ponomareva et al. 2023, How to DP-fy ML, JAIR 77, section 5.2). With 1/(100 n) the
-    expected number of records exposed by the delta event is 0.01. A requested delta >= 1/n is refused.
-    """
-    if requested is None or requested == 0:
-        return 1.0 / (100 * n)
-    if not 0 < requested < 1.0 / n:
-        raise W2SBenchError(
-            f"DP-SGD delta {requested:g} is not below 1/N = {1.0 / n:g} for the {n} training rows: "
-            "it would allow publishing a record in the clear.",
-            f"Pass a smaller delta (e.g. --option privacy.delta={1.0 / (100 * n):.1e}), or 0 for the default 1/(100 N).",
-        )
-    return float(requested)
-
-
-def _empty_private_step(optimizer: Any) -> None:
-    """An empty Poisson batch under DP-SGD: no per-sample gradients, but the noise is added and the
-    accountant counts the step (opacus' DPOptimizer clips an empty per-sample stack to a zero sum)."""
-    for p in optimizer.params:
-        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
