@@ -29,6 +29,7 @@ from w2sbench.interfaces import (
     Regularizer,
     TrustMetric,
 )
+from w2sbench.values import Range
 from w2sbench_plugins.perturbations import CHARACTER_EDITS, PerturbedViews, check_edits, import_textattack, seeded_globals
 from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
@@ -239,6 +240,10 @@ class Adversarial(TrustMetric):
         "attacks": list(ATTACKS),
         "attack_examples": 200,  # issue 14: the standard error of an accuracy on 200 examples is at most 0.035
         "query_budget": 100,  # Pruthi's first greedy step alone has hundreds of candidates; the budget bounds CPU time
+    }
+    option_ranges = {
+        "epsilon": Range("float", 0, low_open=True, note="per-token L2 radius relative to the token's norm"),
+        "query_budget": Range("int", 1),
     }
 
     def _attacks(self, options: Mapping[str, Any]) -> list[str]:

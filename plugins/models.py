@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 from w2sbench import hookimpl
+from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import ModelFamily, ModelSpec, NamedPair
 
-__all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR"]
+__all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR", "PYTHIA_STEPS"]
 
 # Total parameter counts of the Pythia suite (Biderman et al. 2023, Table 1 / hub model cards).
 PYTHIA_PARAMS = {
@@ -26,6 +27,18 @@ PYTHIA_PARAMS = {
     "6.9b": 6_857_302_016,
     "12b": 11_846_072_320,
 }
+# The saved training checkpoints of every Pythia model (Biderman et al. 2023, section 2.2; the hub branches):
+# step 0, ten log-spaced early steps 1, 2, 4, ..., 512, then every 1000 steps up to 143000 (154 in all).
+PYTHIA_STEPS = (0, *(2**i for i in range(10)), *range(1000, 143001, 1000))
+PYTHIA_STEPS_SET = frozenset(PYTHIA_STEPS)
+
+
+def _nearest_steps(step: int) -> str:
+    """' Did you mean "stepA" or "stepB"?' with the two saved checkpoints nearest to ``step``."""
+    near = sorted(sorted(PYTHIA_STEPS, key=lambda s: (abs(s - step), s))[:2])
+    return " Did you mean " + " or ".join(f'"step{s}"' for s in near) + "?"
+
+
 _PYTHIA = re.compile(r"^pythia-(?P<size>[0-9.]+[mb])(?P<deduped>-deduped)?(?:@(?P<rev>[\w.-]+))?$")
 _HUB = re.compile(r"^hf:(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
@@ -42,6 +55,12 @@ class PythiaFamily(ModelFamily):
         rev = m["rev"]
         if rev is not None and not re.fullmatch(r"step\d+|main|[0-9a-f]{7,40}", rev):
             return None
+        if rev is not None and rev.startswith("step") and int(rev[4:]) not in PYTHIA_STEPS_SET:
+            raise W2SBenchError(
+                f'Pythia has no checkpoint "{rev}" (model "{name}").' + _nearest_steps(int(rev[4:])),
+                "Use a saved checkpoint: step0, a power of two from step1 to step512, or a multiple of 1000 from "
+                "step1000 to step143000 (Biderman et al. 2023, section 2.2).",
+            )
         return ModelSpec(
             name=name, source=repo, revision=rev, params=PYTHIA_PARAMS[m["size"]], family="pythia", architecture="decoder"
         )
@@ -53,7 +72,7 @@ class PythiaFamily(ModelFamily):
     def describe(self, name: str) -> str:
         spec = self.resolve(name)
         assert spec is not None and spec.params is not None
-        return f"{spec.params / 1e6:,.0f}M parameters; add @stepN (0..143000) for a training checkpoint"
+        return f"{spec.params / 1e6:,.0f}M parameters; add @stepN (0, 1, 2, 4 ... 512, 1000, 2000 ... 143000) for a training checkpoint"
 
 
 class HubModels(ModelFamily):
@@ -64,6 +83,12 @@ class HubModels(ModelFamily):
         m = _HUB.match(name)
         if not m:
             return None
+        pythia = re.fullmatch(r"EleutherAI/(pythia-[0-9.]+[mb](?:-deduped)?)", m["repo"])
+        if pythia:  # a Pythia repo named through hf:, with its known size and checkpoint schedule
+            spec = PythiaFamily().resolve(pythia[1] + (f"@{m['rev']}" if m["rev"] else ""))
+            if spec is not None:
+                return ModelSpec(name=name, source=spec.source, revision=spec.revision, params=spec.params, family="hub",
+                                 architecture="decoder")
         return ModelSpec(name=name, source=m["repo"], revision=m["rev"], family="hub")
 
     def names(self) -> list[str]:

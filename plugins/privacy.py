@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from w2sbench import hookimpl
-from w2sbench.data import dataset_file, file_sha256
+from w2sbench.data import dataset_file, drop_empty_texts, file_sha256
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, MetricInfo, PrivacySpec, PropertyData, Regularizer, TrustMetric
+from w2sbench.values import Range
 from w2sbench_plugins.privacy_data import SPLITS, enron_examples, load_aeslc
 from w2sbench_plugins.privacy_extraction import context_prompts, exact_match_rate, generate, load_name_prompts, name_prompts
 
@@ -80,7 +81,8 @@ def load_enron(ctx: DataContext) -> tuple[dict[str, Examples], dict[str, str]]:
         path = dataset_file(ctx, relative, UPSTREAM)
         rows[split] = load_aeslc(path)
         sources[relative] = file_sha256(path)
-    return enron_examples(rows), sources
+    examples = enron_examples(rows)
+    return {s: drop_empty_texts(e, f"enron_aeslc/aeslc_{s}.jsonl.gz") for s, e in examples.items()}, sources
 
 
 class Privacy(TrustMetric):
@@ -105,7 +107,7 @@ class Privacy(TrustMetric):
         "test_size": 1000,
         "max_length": 128,
         "target_epsilon": 8.0,
-        "delta": 0.0,  # 0 means 1/N, N the number of training e-mails
+        "delta": 0.0,  # 0 means 1/(100 N), N the number of training e-mails (trainer.dp_delta)
         "max_grad_norm": 1.0,
         "mia_size": 500,
         "reference_size": 2000,
@@ -114,6 +116,12 @@ class Privacy(TrustMetric):
         "extraction_template": "a",  # DecodingTrust's template a-f; a: "the email address of NAME is"
         "context_chars": 200,  # characters of e-mail text before the address in the context attack
         "max_new_tokens": 20,
+    }
+    option_ranges = {
+        "target_epsilon": Range("float", 0, low_open=True),
+        "delta": Range("float", 0, 1, high_open=True, note="0 = 1/(100 N); must be below 1/N"),
+        "max_grad_norm": Range("float", 0, low_open=True),
+        "max_new_tokens": Range("int", 1),
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
@@ -141,9 +149,12 @@ class Privacy(TrustMetric):
                 f"privacy.target_epsilon is {epsilon}; DP-SGD needs a positive, finite budget.",
                 "Pass e.g. --option privacy.target_epsilon=8.",
             )
-        if not 0 <= delta < 1:
+        n = max(int(options["weak_train_size"]), int(options["transfer_size"]))  # the larger DP-SGD training set
+        if not (0 <= delta < 1.0 / n):
             raise W2SBenchError(
-                f"privacy.delta is {delta}; it must be in [0, 1) (0 means 1/N).", "Pass e.g. --option privacy.delta=1e-5."
+                f"privacy.delta is {delta:g}; it must be below 1/N = {1.0 / n:g} (N = {n}, the largest DP-SGD "
+                "training split), or 0 for the default 1/(100 N).",
+                f"Pass e.g. --option privacy.delta={1.0 / (100 * n):.1e}, or 0.",
             )
         if clip <= 0:
             raise W2SBenchError(

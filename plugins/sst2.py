@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2sbench.data import dataset_file
+from w2sbench.data import dataset_file, drop_empty_texts
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples
 from w2sbench.storage import atomic_write_bytes
@@ -63,7 +63,8 @@ def load_sst2(path: Path, split: str) -> Examples:
                 raise W2SBenchError(f"{path} line {number} is not 'sentence<TAB>0|1'.", "Replace it with GLUE's SST-2 file.")
             texts.append(row[0].strip())
             labels.append(int(row[1]))
-    return Examples(ids=[f"sst2-{split}-{i}" for i in range(len(texts))], texts=texts, labels=np.array(labels))
+    examples = Examples(ids=[f"sst2-{split}-{i}" for i in range(len(texts))], texts=texts, labels=np.array(labels))
+    return drop_empty_texts(examples, path)
 
 
 def fixed_subset(total: int, size: int) -> np.ndarray:

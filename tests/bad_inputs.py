@@ -57,6 +57,22 @@ def _old_results(tmp: Path, data: Path) -> None:
     (tmp / "oldrun" / "results.json").write_text('{"schema_version": "0.1"}')
 
 
+def _nan_results(tmp: Path, data: Path) -> None:
+    (tmp / "nanrun").mkdir(exist_ok=True)
+    (tmp / "nanrun" / "results.json").write_text('{"schema_version": "1.0", "properties": {"fairness": {"score": NaN}}}')
+
+
+def _duplicate_key_results(tmp: Path, data: Path) -> None:
+    (tmp / "duprun").mkdir(exist_ok=True)
+    (tmp / "duprun" / "results.json").write_text('{"schema_version": "0.1", "schema_version": "1.0"}')
+
+
+def _foreign_out(tmp: Path, data: Path) -> None:
+    (tmp / "theirs").mkdir(exist_ok=True)
+    (tmp / "theirs" / "results.json").write_text('{"mine": true}')
+    (tmp / "theirs" / "notes.txt").write_text("my notes")
+
+
 RUN = ["run", "--seeds", "0", "--quiet", "--data-dir", "{data}"]
 PAIR = ["--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "fairness"]
 CASES = [
@@ -93,7 +109,43 @@ CASES = [
              'Unknown trust metric "fairnss"'),
     BadInput("unknown training mode", [*RUN, *PAIR, "--train", "fast.epochs=1"], "unknown mode(s): fast"),
     BadInput("unknown training setting", [*RUN, *PAIR, "--train", "head.epoch=1"], 'Unknown training setting "head.epoch"'),
-    BadInput("training setting of the wrong type", [*RUN, *PAIR, "--train", "head.epochs=two"], 'Training setting "epochs" got "two"'),
+    BadInput("training setting of the wrong type", [*RUN, *PAIR, "--train", "head.epochs=two"], 'Training setting "head.epochs" got "two"'),
+    # Values outside their meaning (issue 13, item 8): one declared range per option and training setting.
+    BadInput("option that is not a number (NaN)", [*RUN, *PAIR, "--option", "fairness.weight=nan"],
+             'Option "fairness.weight" got "nan", which is outside its range: a finite number >= 0.'),
+    BadInput("option that overflows to infinity", [*RUN, *PAIR, "--option", "fairness.weight=1e309"],
+             'Option "fairness.weight" got "1e309", which is outside its range: a finite number >= 0.'),
+    BadInput("negative test size", [*RUN, *PAIR, "--option", "fairness.test_size=-1"],
+             'Option "fairness.test_size" got "-1", which is outside its range: an integer >= 0 (0 = every test row).'),
+    BadInput("zero max_length", [*RUN, *PAIR, "--option", "fairness.max_length=0"],
+             'Option "fairness.max_length" got "0", which is outside its range: an integer >= 1 (tokens per input).'),
+    BadInput("zero epochs", [*RUN, *PAIR, "--train", "full.epochs=0"],
+             'Training setting "full.epochs" got "0", which is outside its range: an integer >= 1.'),
+    BadInput("zero batch size", [*RUN, *PAIR, "--train", "head.batch_size=0"],
+             'Training setting "head.batch_size" got "0", which is outside its range: an integer >= 1.'),
+    BadInput("misspelt boolean training setting", [*RUN, *PAIR, "--train", "full.compile=ture"],
+             'Training setting "full.compile" got "ture", which is not a valid bool.'),
+    BadInput("seed beyond every library's range", [*RUN, *PAIR, "--seeds", "99999999999999999999"],
+             'Bad seeds list "99999999999999999999": seeds must be integers from 0 to 4294967295'),
+    BadInput("DP-SGD delta of at least 1/N", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "privacy",
+                                              "--option", "privacy.delta=0.001"],
+             "privacy.delta is 0.001; it must be below 1/N = 0.001 (N = 1000, the largest DP-SGD training split)"),
+    # Non-finite training (issue 13, item 1): stops naming the cell and the setting; nothing is cached.
+    BadInput("training that diverges (non-finite loss)",
+             [*RUN, *PAIR, "--strategies", "vanilla", "--train", "head.lr=1e6", "--option", "fairness.weak_train_size=40",
+              "--option", "fairness.transfer_size=40", "--option", "fairness.val_size=10", "--option", "fairness.test_size=50"],
+             "Training fairness s0 weak (head mode) met a non-finite loss"),
+    # Model limits (issue 13, items 2, 3, 6).
+    BadInput("inputs longer than the model can read", ["run", "--quiet", "--data-dir", "{data}", "--metrics", "privacy",
+                                                        "--option", "privacy.max_length=1024"],
+             'Option "privacy.max_length" is 1024, but model "minilm-l0" reads at most 512 tokens'),
+    BadInput("Pythia checkpoint that was never saved", [*RUN, "--pair", "pythia-160m@step143001:pythia-1b"],
+             'Pythia has no checkpoint "step143001" (model "pythia-160m@step143001"). Did you mean "step142000" or "step143000"?'),
+    BadInput("hf: weak model larger than strong", [*RUN, "--pair", "hf:EleutherAI/pythia-12b:pythia-70m"],
+             "The weak model hf:EleutherAI/pythia-12b (11,846M parameters) is larger than the strong model pythia-70m"),
+    # Writing where it should not (issue 13, item 10).
+    BadInput("output folder holding someone else's files", [*RUN, *PAIR, "--out", "{tmp}/theirs"],
+             "already holds files that no w2sbench run wrote (notes.txt, results.json)", _foreign_out),
     BadInput("unknown device", [*RUN, *PAIR, "--device", "tpu"], 'Unknown device "tpu"'),
     BadInput("GPU asked for, none present", [*RUN, *PAIR, "--device", "cuda"], "no CUDA GPU is visible"),
     BadInput("splits larger than the data", [*RUN, *PAIR, "--option", "fairness.weak_train_size=100000"],
@@ -114,5 +166,8 @@ CASES = [
     BadInput("report of a directory without results", ["report", "{tmp}/nothing"], "No results file"),
     BadInput("report of a corrupted results file", ["report", "{tmp}/badrun"], "is not valid JSON", _corrupt_results),
     BadInput("report of results from another schema version", ["report", "{tmp}/oldrun"], "has schema version '0.1'", _old_results),
+    BadInput("report of results holding NaN", ["report", "{tmp}/nanrun"], "is not valid JSON: contains NaN", _nan_results),
+    BadInput("report of results with a repeated key", ["report", "{tmp}/duprun"], 'repeats the key "schema_version"',
+             _duplicate_key_results),
     BadInput("unknown exporter", ["export", "{tmp}/oldrun", "--format", "xml", "--to", "{tmp}/x"], 'Unknown exporter "xml"', _old_results),
 ]

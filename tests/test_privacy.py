@@ -120,7 +120,7 @@ def test_dp_sgd_reaches_target_epsilon(tiny_models, arch, mode):
         TrainConfig(epochs=2, lr=1e-3, batch_size=32), seed=0,
         features=(lambda t: probe.features(list(t))) if mode == "head" else None,
     )
-    assert report.delta == pytest.approx(1 / 96)
+    assert report.delta == pytest.approx(1 / (100 * 96))  # the default delta, 1 / (100 N)
     assert 3.5 < report.epsilon <= 4.0 + 0.05  # opacus calibrates the noise to just under the target
     changed = [n for n, p in classifier.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert "head.weight" in changed

@@ -21,6 +21,7 @@ from typing import Any
 
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.faults import fault_point
+from w2sbench.jsonio import loads_strict
 from w2sbench.storage import atomic_directory
 
 __all__ = ["RemoteMirror", "MARKER", "LOCAL_CACHE_ENV", "default_local_root"]
@@ -67,7 +68,7 @@ class RemoteMirror:
         except Exception as exc:  # noqa: BLE001 - any backend's failure becomes one clear message
             raise self._error("read", kind, digest, exc) from exc
         try:
-            files = json.loads(raw)["files"]
+            files = loads_strict(raw)["files"]
         except (ValueError, KeyError, TypeError):
             return None  # a marker still being written (a POSIX-like backend): not complete yet
         if not isinstance(files, dict) or "key.json" not in files:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.finite import json_safe
 from w2sbench.interfaces import ModelSpec
+from w2sbench.jsonio import loads_strict
 from w2sbench.storage import StageCache, cache_location, stable_hash
 
 __all__ = ["run_capability", "causal_lm", "lm_eval_scores", "is_decoder"]
@@ -192,10 +194,10 @@ def run_capability(
                 tokenizer, _ = pipeline._base(role)
                 model = build().to(settings.device)
                 scores = lm_eval_scores(model, tokenizer, tasks, limit, num_fewshot, manager, batch_size)
-                (tmp / "scores.json").write_text(json.dumps(scores))
+                (tmp / "scores.json").write_text(json.dumps(json_safe(scores), allow_nan=False))
 
             path = cache.compute("capability", {**base_key, "model": model_key}, produce)
-            return json.loads((path / "scores.json").read_text())
+            return loads_strict((path / "scores.json").read_text())
 
         base = evaluate(role.identity, lambda: causal_lm(role.spec, role.folder))
         models: dict[str, dict[str, dict[str, Any]]] = {}
@@ -230,7 +232,7 @@ def run_capability(
             "notes": notes,
         }
         # Re-read under the lock so nothing written since load_results is lost, then replace atomically.
-        current = json.loads((run_dir / RESULTS_FILE).read_text())
+        current = loads_strict((run_dir / RESULTS_FILE).read_text())
         current["capability"] = capability
         atomic_write_json(run_dir / RESULTS_FILE, current)
     return capability

@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directories'")
     swp.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
 
-    lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics or exporters")
-    lst.add_argument("what", choices=["pairs", "models", "strategies", "metrics", "exporters"])
+    lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics, exporters, or every "
+                         "--option and --train setting with its default and valid range")
+    lst.add_argument("what", choices=["pairs", "models", "strategies", "metrics", "exporters", "options"])
 
     sub.add_parser("plugins", help="list loaded plugins with their package and version")
 
@@ -153,7 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if follower:
         return 0
     if args.json:
-        print(json.dumps(results, indent=2))
+        from w2sbench.finite import json_safe
+
+        print(json.dumps(json_safe(results), indent=2, allow_nan=False))
     elif not args.quiet:
         from w2sbench.cli_tables import end_screen
 
@@ -197,6 +200,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "metrics":
         list_metrics(_console(), plugins)
         return 0
+    elif args.what == "options":
+        from w2sbench.values import option_table
+
+        for col in ("setting", "default", "valid values"):
+            table.add_column(col)
+        for row in option_table(plugins.trust_metrics.items.values()):
+            table.add_row(*row)
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)
@@ -271,7 +281,9 @@ def cmd_capability(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir or None, device=args.device, batch_size=args.batch_size,
     )
     if args.json:
-        print(json.dumps(capability, indent=2))
+        from w2sbench.finite import json_safe
+
+        print(json.dumps(json_safe(capability), indent=2, allow_nan=False))
     else:
         render_tables(load_results(Path(args.run)), _console())
     return 0

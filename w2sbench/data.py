@@ -14,10 +14,10 @@ import urllib.request
 from pathlib import Path
 
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import DataContext
+from w2sbench.interfaces import DataContext, Examples
 from w2sbench.storage import atomic_write_bytes
 
-__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir"]
+__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir", "drop_empty_texts"]
 
 DATA_DIR_ENV = "W2SBENCH_DATA_DIR"
 
@@ -66,3 +66,19 @@ def dataset_file(ctx: DataContext, relative: str, url: str | None) -> Path:
         ) from None
     atomic_write_bytes(target, blob)
     return target
+
+
+def drop_empty_texts(examples: Examples, source: str | Path) -> Examples:
+    """``examples`` without rows whose text is empty or whitespace only (no model can read them), with a
+    warning naming ``source`` (the file) and how many rows were dropped. Ids are kept, so they still
+    point at the file's rows."""
+    keep = [i for i, t in enumerate(examples.texts) if t.strip()]
+    dropped = len(examples) - len(keep)
+    if dropped:
+        import warnings
+
+        warnings.warn(
+            f"{source}: dropped {dropped} of {len(examples)} rows whose text is empty or whitespace only.", stacklevel=2
+        )
+        return examples.subset(keep)
+    return examples

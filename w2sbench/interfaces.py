@@ -195,11 +195,14 @@ class PenaltyContext:
 
 @dataclass(frozen=True)
 class PrivacySpec:
-    """Train with DP-SGD (opacus) to this privacy budget; delta None means 1/N."""
+    """Train with DP-SGD (opacus) to this privacy budget; delta None means 1/(100 N) (trainer.dp_delta)."""
 
     target_epsilon: float
     delta: float | None = None
     max_grad_norm: float = 1.0
+    # Part of the trained model's cache key: stages trained before empty Poisson batches counted as steps
+    # (and before the 1/(100 N) default delta) report a lower epsilon than their mechanism's, so never reuse them.
+    accounting: str = "every-poisson-batch"
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,8 @@ class TrustMetric(ABC):
     metrics: tuple[MetricInfo, ...] = ()
     primary: str = ""  # the headline trust score used for trust gap recovered and verdicts
     default_options: Mapping[str, Any] = {}
+    # Type and valid range per option (w2sbench/values.py); undeclared ones get values.default_range.
+    option_ranges: Mapping[str, Any] = {}
 
     def options(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Default options updated with the user's ``--option name.key=value`` overrides."""
@@ -271,8 +276,11 @@ class TrustMetric(ABC):
                     f'Trust metric "{self.name}" has no option "{key}".' + did_you_mean(key, merged),
                     f"Use one of: {', '.join(sorted(merged)) or '(none)'}.",
                 )
+            from w2sbench.values import default_range, resolve_value
+
             default = merged[key]
-            merged[key] = _coerce(value, default, f"{self.name}.{key}")
+            rng = self.option_ranges.get(key) or default_range(key, default)
+            merged[key] = resolve_value(value, rng, f"{self.name}.{key}", "Option", default)
         return merged
 
     @abstractmethod
@@ -299,33 +307,6 @@ class TrustMetric(ABC):
         decoder models (None for encoders).
         """
         return {}
-
-
-def _coerce(value: Any, default: Any, name: str) -> Any:
-    """Turn a command-line string into the type of the option's default."""
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
-        return value
-    from w2sbench.errors import W2SBenchError
-
-    try:
-        if isinstance(default, bool):
-            if value.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if value.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, (list, tuple)):
-            return [v for v in value.split(",") if v]
-    except ValueError:
-        raise W2SBenchError(
-            f'Option "{name}" got "{value}", which is not a valid {type(default).__name__}.',
-            f"Pass a {type(default).__name__} like {default!r}.",
-        ) from None
-    return value
 
 
 # --------------------------------------------------------------------------- strategies

@@ -17,6 +17,7 @@ import numpy as np
 from w2sbench.data import dataset_file
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples
+from w2sbench.jsonio import loads_strict
 from w2sbench.storage import atomic_write_text
 
 __all__ = ["export_lm_eval", "ADULT_TASK", "OOD_TAG", "STYLE_URL", "style_task_name"]
@@ -35,7 +36,7 @@ def style_task_name(style: str) -> str:
 
 
 def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows))
     return path
 
 
@@ -120,9 +121,9 @@ def export_ood_styles(out_dir: Path, ctx: DataContext, rows: int | None, styles:
     """DecodingTrust's SST-2 dev sets in ten styles (plus ``base``) as sentiment tasks, tagged ``w2sbench_ood_style``."""
     path = dataset_file(ctx, STYLE_FILE, STYLE_URL)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = loads_strict(Path(path).read_text(encoding="utf-8"))
         dev, demos = doc["dev"], doc["train_demo"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise W2SBenchError(f"{path} is not DecodingTrust's style.json ({exc}).", "Replace it with data/ood/style.json from DecodingTrust.") from None
     wanted = list(styles) if styles else list(dev)
     unknown = [s for s in wanted if s not in dev]

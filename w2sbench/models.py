@@ -23,6 +23,9 @@ __all__ = [
     "model_identity",
     "load_backbone",
     "global_cache_dir",
+    "position_limit",
+    "params_from_files",
+    "check_input_lengths",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ def resolve_model(name: str, plugins: Plugins) -> ModelSpec:
 def resolve_pair(text: str, plugins: Plugins, allow_weak_larger: bool = False) -> ResolvedPair:
     """Resolve a named pair (``default``) or ``WEAK:STRONG`` (either side may itself contain ':')."""
     pair = _resolve_pair(text.strip(), plugins)
-    weak, strong = pair.weak.params, pair.strong.params
+    weak, strong = pair.weak.params or params_from_files(pair.weak), pair.strong.params or params_from_files(pair.strong)
     if weak and strong and weak > strong:
         message = (
             f"The weak model {pair.weak.name} ({weak / 1e6:,.0f}M parameters) is larger than the strong model "
@@ -102,7 +105,9 @@ def _resolve_pair(text: str, plugins: Plugins) -> ResolvedPair:
         try:
             return ResolvedPair(resolve_model(weak, plugins), resolve_model(strong, plugins), None, None)
         except W2SBenchError as exc:
-            first_error = first_error or exc
+            # a name a family recognised but refused (e.g. a Pythia step that was never saved) beats "Unknown model"
+            if first_error is None or (first_error.problem.startswith("Unknown model") and not exc.problem.startswith("Unknown model")):
+                first_error = exc
     if first_error is None:
         raise W2SBenchError(f'Pair "{text}" has an empty side.', "Write pairs as WEAK:STRONG, e.g. pythia-160m:pythia-1b.")
     raise first_error
@@ -144,8 +149,7 @@ def fetch_model(spec: ModelSpec) -> Path:
     if offline:
         raise W2SBenchError(
             problem + " and HF_HUB_OFFLINE is set.",
-            f"Unset HF_HUB_OFFLINE on a machine with hub access, or download it first: "
-            f"huggingface-cli download {spec.source}" + (f" --revision {spec.revision}" if spec.revision else ""),
+            f"Unset HF_HUB_OFFLINE on a machine with hub access, or download it first: {_download_command(spec)}",
         )
     # safetensors first; only repos (or old revisions) without them fall back to PyTorch .bin files,
     # so a repo holding both formats is not downloaded twice.
@@ -154,16 +158,38 @@ def fetch_model(spec: ModelSpec) -> Path:
         try:
             folder = Path(snapshot_download(etag_timeout=10, **{**kwargs, "allow_patterns": allow}))
         except (HfHubHTTPError, OSError, ValueError) as exc:
-            raise W2SBenchError(
-                problem + f" and the hub cannot be reached ({type(exc).__name__}).",
-                "Run on a machine with access to huggingface.co, pre-download the model with "
-                f"`huggingface-cli download {spec.source}`, or pass a local model folder instead.",
-            ) from None
+            raise _hub_error(spec, problem, exc) from None
         if _has_weights(folder):
             return folder
     raise W2SBenchError(
         f'The hub repo "{spec.source}" has no weight files w2sbench can read.',
         "Use a repo with safetensors or PyTorch weights.",
+    )
+
+
+def _download_command(spec: ModelSpec) -> str:
+    return f"huggingface-cli download {spec.source}" + (f" --revision {spec.revision}" if spec.revision else "")
+
+
+def _hub_error(spec: ModelSpec, problem: str, exc: BaseException) -> W2SBenchError:
+    """Tell "the hub says no such revision / repo" apart from "the hub cannot be reached"."""
+    from huggingface_hub.utils import RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(exc, RevisionNotFoundError):
+        return W2SBenchError(
+            f'The hub repo "{spec.source}" has no revision "{spec.revision}" (model "{spec.name}").',
+            f"Use a branch, tag or commit of https://huggingface.co/{spec.source} (its Files tab lists them), "
+            "or drop @revision for the latest.",
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return W2SBenchError(
+            f'The hub has no repo "{spec.source}" (model "{spec.name}"), or it is private.',
+            "Check the spelling of hf:<org>/<name>, or log in (`huggingface-cli login`) for a private repo.",
+        )
+    return W2SBenchError(
+        problem + f" and the hub cannot be reached ({type(exc).__name__}).",
+        "Run on a machine with access to huggingface.co, pre-download the model with "
+        f"`{_download_command(spec)}`, or pass a local model folder instead.",
     )
 
 
@@ -253,3 +279,103 @@ def _dequantized(spec: ModelSpec, folder: Path) -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return target
+
+
+# --------------------------------------------------------------------------- input length limits
+
+_POSITION_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length")
+_NO_LIMIT = 10**6  # tokenizers without a limit report int(1e30) as model_max_length
+
+
+def _cached_file(spec: ModelSpec, name: str, folder: Path | None) -> Path | None:
+    """``name`` from the model's folder, or from the Hugging Face cache without touching the network."""
+    if folder is not None:
+        return folder / name if (folder / name).is_file() else None
+    if spec.local:
+        path = Path(spec.source) / name
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(spec.source, name, revision=spec.revision)
+    except Exception:  # noqa: BLE001 - an unusable cache entry is simply not known yet
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def position_limit(spec: ModelSpec, folder: Path | None = None) -> tuple[int, str] | None:
+    """(tokens the model can read, where that number comes from), or None when not known yet.
+
+    The smallest of the config's position count (``max_position_embeddings``, ``n_positions`` ...)
+    and the tokenizer's ``model_max_length``; read from the model folder or the local hub cache.
+    """
+    limits: list[tuple[int, str]] = []
+    for name, keys in (("config.json", _POSITION_KEYS), ("tokenizer_config.json", ("model_max_length",))):
+        path = _cached_file(spec, name, folder)
+        if path is None:
+            continue
+        try:
+            from w2sbench.jsonio import loads_strict
+
+            doc = loads_strict(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in keys:
+            value = doc.get(key) if isinstance(doc, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _NO_LIMIT:
+                limits.append((value, f"{name} {key}"))
+    return min(limits) if limits else None
+
+
+def check_input_lengths(specs: list[tuple[ModelSpec, Path | None]], max_lengths: dict[str, int]) -> None:
+    """Refuse a trust metric's ``max_length`` (tokens per input) above what a model of the run can read;
+    ``max_lengths`` maps metric name to its max_length. Models whose limit is not known yet pass."""
+    for spec, folder in specs:
+        limit = position_limit(spec, folder)
+        if limit is None:
+            continue
+        for metric, n in sorted(max_lengths.items()):
+            if n > limit[0]:
+                raise W2SBenchError(
+                    f'Option "{metric}.max_length" is {n}, but model "{spec.name}" reads at most {limit[0]} tokens '
+                    f"(its {limit[1]}).",
+                    f"Pass --option {metric}.max_length={limit[0]} or less.",
+                )
+
+
+def params_from_files(spec: ModelSpec) -> int | None:
+    """A model's parameter count from its files when its family does not know it (hf: specs, plugins):
+    the safetensors index's ``total_size`` (bytes) over the config's dtype width, else an estimate from
+    config.json (12 x layers x hidden^2 + vocab x hidden). Reads the local folder or the hub cache; on a
+    machine with hub access it fetches these two small files. None when neither can be read."""
+    from w2sbench.jsonio import loads_strict
+
+    docs: dict[str, Any] = {}
+    for name in ("config.json", "model.safetensors.index.json"):
+        path = _cached_file(spec, name, None) or _fetch_small(spec, name)
+        if path is not None:
+            try:
+                docs[name] = loads_strict(path.read_text())
+            except (OSError, ValueError):
+                pass
+    config = docs.get("config.json") if isinstance(docs.get("config.json"), dict) else {}
+    total = ((docs.get("model.safetensors.index.json") or {}).get("metadata") or {}).get("total_size")
+    width = {"float32": 4, "float16": 2, "bfloat16": 2}.get(str(config.get("torch_dtype", "float32")), 4)
+    if isinstance(total, int) and total > 0:
+        return total // width
+    hidden, layers, vocab = (config.get(k) for k in ("hidden_size", "num_hidden_layers", "vocab_size"))
+    if all(isinstance(v, int) and v > 0 for v in (hidden, layers, vocab)):
+        return 12 * layers * hidden * hidden + vocab * hidden
+    return None
+
+
+def _fetch_small(spec: ModelSpec, name: str) -> Path | None:
+    """One small file of a hub model, when the hub is reachable (never under HF_HUB_OFFLINE)."""
+    if spec.local or os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
+        return None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(spec.source, name, revision=spec.revision, etag_timeout=10))
+    except Exception:  # noqa: BLE001 - no such file or no hub: the size is simply unknown
+        return None

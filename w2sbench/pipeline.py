@@ -11,10 +11,11 @@ resumed run recomputes nothing that finished.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.finite import NonFiniteTraining, json_safe, require_finite_probabilities
 from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric, reference_cells
-from w2sbench.models import fetch_model, load_backbone, model_identity
+from w2sbench.jsonio import loads_strict
+from w2sbench.models import check_input_lengths, fetch_model, load_backbone, model_identity
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.settings import RunSettings
@@ -54,6 +57,7 @@ def split_pool(pool: Examples, seed: int, sizes: tuple[int, int, int]) -> tuple[
 
 def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """Accuracy, and AUROC for binary tasks (None when a test set holds one class only)."""
+    probabilities = require_finite_probabilities(probabilities, "the main test set")
     scores = {"accuracy": float((probabilities.argmax(1) == labels).mean())}
     if probabilities.shape[1] == 2:
         from sklearn.metrics import roc_auc_score
@@ -101,6 +105,9 @@ class Pipeline:
         ):
             folder = self.dist.main_first(lambda spec=spec: fetch_model(spec))
             self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, TrainConfig(**_tuple_fix(settings.train[mode])))
+        # models fetched just now (not in the cache when the run was validated): their input length limit
+        check_input_lengths([(r.spec, r.folder) for r in self.roles.values()],
+                            {n: int(o["max_length"]) for n, o in settings.options.items()})
         if self.device.startswith("cuda"):
             for role in self.roles.values():
                 _check_memory(role, self.device, self.dist.world if role.mode != "head" else 1, self.dist.state_shards)
@@ -205,7 +212,7 @@ class Pipeline:
 
             session = self.dist.collective_training(seed) if collective else None
             classifier = self._fresh_classifier(role, num_labels, max_length, seed)
-            with self.progress.stage(f"train {label}{where}") as bar:
+            with self.progress.stage(f"train {label}{where}") as bar, _naming_cell(label):
                 report = train_classifier(
                     classifier,
                     role.mode,
@@ -281,6 +288,7 @@ class Pipeline:
                 model = self._inference_model(train_key, train_path, role_name)
                 with self.progress.stage(f"predict {len(data)} rows"):
                     probs = model.predict_proba(data.texts)
+            require_finite_probabilities(probs, f"the {role_name} model on {len(data)} rows")
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
 
         path = self.dist.compute(self.cache, "predict", key, produce)
@@ -300,10 +308,10 @@ class Pipeline:
             model.attach_language_model(lambda: _language_model(self.roles[role_name], model))
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
                 scores = metric.evaluate_model(model, data, options, seed)
-            (tmp / "scores.json").write_text(json.dumps(scores))
+            (tmp / "scores.json").write_text(json.dumps(json_safe(scores), allow_nan=False))
 
         path = self.dist.compute(self.cache, "live", key, produce)
-        return json.loads((path / "scores.json").read_text())
+        return loads_strict((path / "scores.json").read_text())
 
     # ----------------------------------------------------------------- one property
 
@@ -356,7 +364,7 @@ class Pipeline:
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
             cell_scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
             cell_scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
-            reports[cell] = json.loads((p / "report.json").read_text())
+            reports[cell] = loads_strict((p / "report.json").read_text())
             if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
                 cell_scores["dp_epsilon"] = float(reports[cell]["epsilon"])
             scores[cell] = cell_scores
@@ -383,6 +391,15 @@ def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -
 
 def _sizes(options: Mapping[str, Any]) -> tuple[int, int, int]:
     return int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"])
+
+
+@contextlib.contextmanager
+def _naming_cell(label: str) -> Iterator[None]:
+    """A diverged training names its cell (the trainer does not know it)."""
+    try:
+        yield
+    except NonFiniteTraining as exc:
+        raise exc.in_cell(label) from None
 
 
 def _guarded(metric: TrustMetric, what: str, call: Any) -> Any:
@@ -419,7 +436,7 @@ def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> 
     config_file = role.folder / "config.json"
     if role.spec.params is None or not config_file.is_file():
         return
-    config = json.loads(config_file.read_text())
+    config = loads_strict(config_file.read_text())
     hidden, layers = config.get("hidden_size"), config.get("num_hidden_layers")
     if not isinstance(hidden, int) or not isinstance(layers, int):
         return

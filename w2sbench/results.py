@@ -36,6 +36,8 @@ __all__ = [
     "write_results",
     "load_results",
     "iter_predictions",
+    "check_complete",
+    "check_sidecar",
     "schema",
 ]
 
@@ -219,6 +221,7 @@ def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str,
                                 "probabilities": np.asarray(probs, dtype=np.float64).tolist(),
                             },
                             separators=(",", ":"),
+                            allow_nan=False,  # probabilities were checked finite when predicted
                         )
                     )
     blob = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
@@ -236,10 +239,9 @@ def load_results(path: Path) -> dict[str, Any]:
         path = path / RESULTS_FILE
     if not path.is_file():
         raise W2SBenchError(f"No results file at {path}.", "Pass a run directory made by `w2sbench run` (it holds results.json).")
-    try:
-        results = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise W2SBenchError(f"{path} is not valid JSON ({exc}).", "Re-run `w2sbench run` to rewrite it from the cache.") from None
+    from w2sbench.jsonio import read_json
+
+    results = read_json(path, _REGENERATE)
     if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
         raise W2SBenchError(
             f"{path} has schema version {results.get('schema_version') if isinstance(results, dict) else None!r}; "
@@ -251,13 +253,67 @@ def load_results(path: Path) -> dict[str, Any]:
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(results), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(top level)"
-        raise W2SBenchError(f"{path} does not match the results schema at {where}: {errors[0].message}", "Re-run `w2sbench run`.")
+        raise W2SBenchError(f"{path} does not match the results schema at {where}: {errors[0].message}", _REGENERATE)
+    check_complete(results, path)
     return results
+
+
+_REGENERATE = (
+    "Regenerate it: run `w2sbench run` again with the run's settings (recorded in run.json beside it) and the same "
+    "--out; finished stages come from the cache, so nothing retrains."
+)
+
+
+def check_complete(results: Mapping[str, Any], path: Path) -> None:
+    """Every property holds every cell (the baselines and each recorded strategy) for every recorded seed,
+    and each strategy's gap-recovered ratios name reference cells that are present; else a W2SBenchError."""
+    settings = results["settings"]
+    seeds = {str(s) for s in settings["seeds"]}
+    wanted = [*BASELINE_CELLS, *settings["strategies"]]
+    for prop, entry in results["properties"].items():
+        cells = entry.get("cells") or {}
+        missing = [c for c in wanted if c not in cells]
+        if missing:
+            raise W2SBenchError(f'{path} lacks cell(s) {", ".join(missing)} of property "{prop}"; ratios against them '
+                                "cannot be trusted.", _REGENERATE)
+        for cell in wanted:
+            lost = sorted(seeds - set(cells[cell].get("seeds") or {}), key=int)
+            if lost:
+                raise W2SBenchError(f'{path} lacks seed(s) {", ".join(lost)} of cell "{cell}" of property "{prop}".', _REGENERATE)
+        for cell in settings["strategies"]:
+            refs = (cells[cell].get("references") or {}).values()
+            if "gap_recovered" not in cells[cell] or any(r not in cells for r in refs):
+                raise W2SBenchError(f'{path}: cell "{cell}" of property "{prop}" lacks its gap-recovered ratios or '
+                                    "their reference cells.", _REGENERATE)
+
+
+def check_sidecar(run_dir: Path) -> Path:
+    """The predictions sidecar of ``run_dir``, after checking its sha256 against the one results.json records."""
+    from w2sbench.jsonio import read_json
+
+    run_dir = Path(run_dir)
+    sidecar = run_dir / PREDICTIONS_FILE
+    recorded = None
+    if (run_dir / RESULTS_FILE).is_file():
+        recorded = ((read_json(run_dir / RESULTS_FILE, _REGENERATE) or {}).get("predictions") or {}).get("sha256")
+    if not sidecar.is_file():
+        raise W2SBenchError(f"{run_dir} has no {PREDICTIONS_FILE}.", _REGENERATE)
+    if recorded:
+        actual = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+        if actual != recorded:
+            raise W2SBenchError(
+                f"{sidecar} does not match the sha256 recorded in {RESULTS_FILE} (recorded {recorded[:12]}..., "
+                f"file {actual[:12]}...): it was changed or replaced after the run.",
+                "Restore the original file, or " + _REGENERATE[0].lower() + _REGENERATE[1:],
+            )
+    return sidecar
 
 
 def iter_predictions(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The prediction records of a run, one dict per (property, seed, cell, test set)."""
-    with gzip.open(Path(run_dir) / PREDICTIONS_FILE, "rt") as f:
+    from w2sbench.jsonio import loads_strict
+
+    with gzip.open(check_sidecar(run_dir), "rt") as f:
         for line in f:
             if line.strip():
-                yield json.loads(line)
+                yield loads_strict(line)

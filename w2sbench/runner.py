@@ -69,20 +69,18 @@ def _train_configs(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[st
                     f'Unknown training setting "{mode}.{key}".',
                     f"Use one of: {', '.join(sorted(base))}.",
                 )
-            base[key] = _coerce_train(key, value, base[key])
+            base[key] = _coerce_train(key, value, base[key], mode)
         configs[mode] = base
     return configs
 
 
-def _coerce_train(key: str, value: str, default: Any) -> Any:
-    try:
-        if key == "lora_targets":
-            return [v for v in value.split(",") if v] or None
-        if isinstance(default, bool):
-            return value.lower() in {"1", "true", "yes", "on"}
-        return type(default)(value)
-    except ValueError:
-        raise W2SBenchError(f'Training setting "{key}" got "{value}".', f"Pass a {type(default).__name__}.") from None
+def _coerce_train(key: str, value: str, default: Any, mode: str = "") -> Any:
+    """A ``--train`` value through the same coercer and range check as ``--option`` (w2sbench/values.py)."""
+    from w2sbench.values import TRAIN_RANGES, default_range, resolve_value
+
+    rng = TRAIN_RANGES.get(key) or default_range(key, default)
+    out = resolve_value(value, rng, f"{mode}.{key}" if mode else key, "Training setting", default)
+    return (out or None) if key == "lora_targets" else out
 
 
 def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, ResolvedPair]:
@@ -110,6 +108,9 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
                     f'Trust metric "{name}" has no "{required}" option.',
                     "Every trust metric must declare split sizes and max_length in default_options (CONTRIBUTING.md).",
                 )
+    from w2sbench.models import check_input_lengths
+
+    check_input_lengths([(pair.weak, None), (pair.strong, None)], {n: int(o["max_length"]) for n, o in options.items()})
     device = _device(request.device)
     if request.finetune:
         weak_mode, strong_mode = parse_finetune(request.finetune)
@@ -161,10 +162,17 @@ def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = Fals
     """Refuse a run directory that holds other settings (unless reconfigure), then record ours in run.json."""
     recorded = Path(run_dir) / "run.json"
     wanted = settings.as_dict()
-    if recorded.exists() and not reconfigure:
+    if not recorded.exists():
+        _refuse_foreign_files(Path(run_dir))
+    # A run that wrote no results computed nothing a new configuration could mix with (stages are keyed by
+    # content): following a failed run's own advice ("pass --data-dir") needs no --reconfigure.
+    finished = (Path(run_dir) / "results.json").exists()
+    if recorded.exists() and finished and not reconfigure:
+        from w2sbench.jsonio import StrictJSONError, loads_strict
+
         try:
-            old = json.loads(recorded.read_text())
-        except json.JSONDecodeError:
+            old = loads_strict(recorded.read_text())
+        except (StrictJSONError, UnicodeDecodeError):
             old = None
         if old is not None and old != json.loads(json.dumps(wanted)):
             diffs = settings_diff(old, json.loads(json.dumps(wanted)))
@@ -176,6 +184,28 @@ def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = Fals
     # temporary files of a killed earlier run (never read, but they should not pile up)
     remove_stale_temporaries(Path(run_dir))
     atomic_write_json(recorded, wanted)
+
+
+# What a run directory of ours may hold before its run.json exists (the lock is taken first).
+_OURS_BEFORE_CLAIM = {".lock", "cache"}
+
+
+def _refuse_foreign_files(run_dir: Path) -> None:
+    """Refuse to write a run into a folder that holds files of someone else (no run.json of ours)."""
+    if not run_dir.is_dir():
+        return
+    foreign = sorted(
+        p.name for p in run_dir.iterdir() if p.name not in _OURS_BEFORE_CLAIM and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+    )
+    if foreign:
+        lock = run_dir / ".lock"
+        if lock.is_file() and len(list(run_dir.iterdir())) == len(foreign) + 1:
+            lock.unlink()  # taken by this process a moment ago: leave the folder as we found it
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise W2SBenchError(
+            f"{run_dir} already holds files that no w2sbench run wrote ({shown}); writing a run there would overwrite them.",
+            "Pass --out pointing at a new or empty folder (or one made by an earlier w2sbench run).",
+        )
 
 
 def execute(

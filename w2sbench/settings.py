@@ -45,6 +45,10 @@ def parse_list(text: str, what: str) -> tuple[str, ...]:
     return items
 
 
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 1000  # every seed trains every cell: more is a typo, not a plan
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``0,1,2`` or a range ``0-4``."""
     seeds: list[int] = []
@@ -56,6 +60,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                 lo, hi = part.split("-", 1)
                 if int(hi) < int(lo):
                     raise ValueError(part)
+                _check_seed_range(text, int(hi), int(hi) - int(lo) + 1 + len(seeds))
                 seeds.extend(range(int(lo), int(hi) + 1))
             else:
                 seeds.append(int(part))
@@ -63,11 +68,26 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         raise W2SBenchError(
             f'Bad seeds list "{text}".', "Pass non-negative integers separated by commas (0,1,2) or a range (0-4)."
         ) from None
+    _check_seed_range(text, max(seeds, default=0), len(seeds))
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise W2SBenchError(
             f'Bad seeds list "{text}": it must hold distinct non-negative integers.', "Pass e.g. --seeds 0,1,2."
         )
     return tuple(seeds)
+
+
+def _check_seed_range(text: str, largest: int, count: int) -> None:
+    if largest > MAX_SEED:
+        raise W2SBenchError(
+            f'Bad seeds list "{text}": seeds must be integers from 0 to {MAX_SEED} (2^32 - 1, the range numpy and '
+            "torch both accept).",
+            "Pass smaller seeds, e.g. --seeds 0,1,2.",
+        )
+    if count > MAX_SEEDS:
+        raise W2SBenchError(
+            f'Bad seeds list "{text}": it names {count} seeds; a run takes at most {MAX_SEEDS}.',
+            "Pass fewer seeds, e.g. --seeds 0-9.",
+        )
 
 
 def parse_finetune(text: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ __all__ = [
     "is_url",
     "cache_location",
     "remove_stale_temporaries",
+    "refuse_non_finite_stage",
     "StageCache",
     "RunLock",
 ]
@@ -78,11 +79,19 @@ def remove_stale_temporaries(root: Path) -> int:
     return removed
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; Python offers no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     _ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; results are for collaborators too
         with os.fdopen(fd, "wb") as f:
             half = len(data) // 2
             f.write(data[:half])
@@ -105,7 +114,37 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=True) + "\n")
+    """Write ``obj`` as strict JSON; NaN/Infinity (not JSON) is refused with the path of the value."""
+    from w2sbench.finite import first_non_finite
+
+    where = first_non_finite(obj)
+    if where is not None:
+        raise W2SBenchError(
+            f"Refusing to write {Path(path).name}: the value at {where} is not finite (NaN or Infinity is not JSON).",
+            "This is a fault of the settings that produced it (a learning rate or weight too large) or a bug; "
+            "nothing was written.",
+        )
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def refuse_non_finite_stage(folder: Path, kind: str) -> None:
+    """Raise when a stage's JSON or .npy files hold NaN/Infinity: such a stage is never cached."""
+    import numpy as np
+
+    from w2sbench.finite import first_non_finite
+
+    for child in sorted(Path(folder).rglob("*")):
+        where = None
+        if child.suffix == ".json":
+            where = first_non_finite(json.loads(child.read_text(), parse_constant=float))
+        elif child.suffix == ".npy":
+            where = first_non_finite(np.load(child, allow_pickle=False, mmap_mode="r")[...])
+        if where is not None:
+            raise W2SBenchError(
+                f"Refusing to cache the {kind} stage: {child.name} holds a non-finite value (at {where}).",
+                "Lower the learning rate (--train MODE.lr) or the trust regularizer's weight (--option METRIC.weight) "
+                "and run again; nothing of this stage was cached.",
+            )
 
 
 def _ensure_dir(path: Path) -> None:
@@ -130,6 +169,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     _ensure_dir(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_owner()}.", suffix=".tmp", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes owner-only folders
         yield tmp
         fault_point("stage-before-rename")
         for child in tmp.rglob("*"):
@@ -220,8 +260,9 @@ class StageCache:
         fault_point(f"stage-start-{kind}")
         with atomic_directory(path) as tmp:
             produce(tmp)
+            refuse_non_finite_stage(tmp, kind)
             # written last: its presence inside the final directory marks the stage complete
-            (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
+            (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str, allow_nan=False))
         self._log(kind, path.name)
         if self._mirror is not None:
             self._mirror.upload(kind, path.name, path)

@@ -6,10 +6,11 @@ executed; these guards keep a hostile file from exhausting memory or the parser'
 
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 from typing import Any
+
+from w2sbench.jsonio import StrictJSONError, loads_strict
 
 __all__ = ["UnsafeInput", "MAX_FILE_BYTES", "MAX_PAYLOAD_BYTES", "MAX_DEPTH", "read_json_file", "loads_bounded", "gunzip_bounded"]
 
@@ -20,10 +21,6 @@ MAX_DEPTH = 32  # the deepest legitimate path (entry > cells > cell > gap_recove
 
 class UnsafeInput(ValueError):
     """The input is not JSON we are willing to read; the message says why."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise UnsafeInput(f"it contains {name}, which is not valid JSON (write null for a missing score)")
 
 
 def _check_depth(value: Any) -> None:
@@ -51,15 +48,15 @@ def _prescan_depth(text: str) -> None:
 
 
 def loads_bounded(text: str) -> Any:
-    """json.loads with NaN/Infinity rejected and nesting capped."""
+    """w2sbench.jsonio.loads_strict (NaN/Infinity and repeated keys rejected) with nesting capped."""
     if max(text.count("["), text.count("{")) > 4 * MAX_DEPTH:
         _prescan_depth(text)
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = loads_strict(text)  # the one strict reader: no NaN/Infinity, no repeated keys
     except RecursionError:
         raise UnsafeInput(f"it is nested deeper than {MAX_DEPTH} levels") from None
-    except json.JSONDecodeError as exc:
-        raise UnsafeInput(f"it is not valid JSON ({exc})") from None
+    except StrictJSONError as exc:
+        raise UnsafeInput(str(exc)) from None
     _check_depth(value)
     return value
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Classifier", "length_sorted_batches"]
+__all__ = ["Classifier", "length_sorted_batches", "nonempty_texts"]
 
 
 def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
@@ -46,7 +46,7 @@ class Classifier(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            nonempty_texts(texts, self.tokenizer), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
         batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
         # Explicit position/token-type ids: opacus' per-sample gradients fail on BERT's implicit buffers.
@@ -144,3 +144,11 @@ class Classifier(nn.Module):
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The parameters that training changed (head only, LoRA adapters + head, or everything)."""
         return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+
+
+def nonempty_texts(texts: Sequence[str], tokenizer: Any) -> list[str]:
+    """``texts`` with each empty or whitespace-only one replaced by the tokenizer's end-of-text (else
+    unknown) token, so every input reaches the model with at least one real token: decoder tokenizers
+    add no special tokens, and a batch of empty texts would otherwise have length 0."""
+    stand_in = tokenizer.eos_token or tokenizer.unk_token or tokenizer.pad_token or "."
+    return [t if t.strip() else stand_in for t in texts]

@@ -27,9 +27,11 @@ from torch import nn
 from w2sbench.errors import W2SBenchError
 from w2sbench.faults import fault_point
 from w2sbench.interfaces import PenaltyContext, Regularizer
+from w2sbench.training import finite_checks as finite
 from w2sbench.training.adversarial import LogitsOf, adversarial_loss
 from w2sbench.training.classifier import Classifier
 from w2sbench.training.distributed import CollectiveTraining
+from w2sbench.training.dp import dp_delta, empty_private_step
 from w2sbench.training.losses import soft_cross_entropy
 
 __all__ = [
@@ -224,6 +226,7 @@ def train_classifier(
     start = time.perf_counter()
     device = classifier.device
     y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    finite.check_finite_targets(y, mode, config)
     row_weights = torch.as_tensor(np.ones(len(y)) if weights is None else np.asarray(weights), dtype=torch.float32)
     attrs = {k: torch.as_tensor(np.asarray(v)) for k, v in attributes.items()}
     views = regularizer.views(texts, seed)
@@ -311,7 +314,7 @@ def train_classifier(
     if regularizer.privacy is not None:
         from opacus import PrivacyEngine
 
-        report_delta = regularizer.privacy.delta or 1.0 / len(texts)
+        report_delta = dp_delta(regularizer.privacy.delta, len(texts))
         with warnings.catch_warnings():
             # secure_mode=False is deliberate (reproducible noise from a seeded generator); opacus warns anyway.
             warnings.simplefilter("ignore")
@@ -353,7 +356,8 @@ def train_classifier(
             loader.batch_sampler.epoch = epoch
         optimizer.zero_grad(set_to_none=True)
         for micro, (idx,) in enumerate(loader):
-            if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch
+            if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch: still a step (noise, accounting)
+                step = empty_private_step(optimizer, scheduler, progress, step, total) if engine is not None else step
                 continue
             if autocast is not None:
                 with autocast:
@@ -388,7 +392,10 @@ def train_classifier(
                     distributed.backward(loss / config.grad_accumulation)
                 else:
                     (loss / config.grad_accumulation).backward()
+            loss_value = finite.check_finite_loss(float(loss.detach()), mode, config, epoch, step, penalty is not None)
             if (micro + 1) % config.grad_accumulation == 0 or micro + 1 == len(loader):
+                if engine is None:
+                    finite.check_finite_gradients(params, mode, config, epoch, step)
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
@@ -397,9 +404,9 @@ def train_classifier(
                 fault_point("train-step")
                 if progress is not None:
                     progress(step, total)
-            loss_value = float(loss.detach())
     if engine is not None and hasattr(module, "_close"):
         module._close()  # remove opacus hooks so inference runs at normal speed
     classifier.eval()
+    finite.check_finite_parameters(module, mode, config)
     epsilon = float(engine.get_epsilon(report_delta)) if engine is not None else None
     return TrainReport(time.perf_counter() - start, step, loss_value, epsilon, report_delta)
