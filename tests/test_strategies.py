@@ -249,15 +249,12 @@ def test_ensemble_teachers_train_on_their_part_of_split_a_with_their_seed():
     assert len(a_all) == 4 and a_first == a_all[:2] and a_second == a_all[2:]
 
 
-def test_listing_groups_each_method_with_its_regularized_compositions():
-    from types import SimpleNamespace
+def test_listing_names_every_strategy_whole_with_its_settings(capsys, monkeypatch):
+    from w2sbench.cli import main
 
-    from w2sbench.teachers import strategy_rows
-
-    items = {s.name: s for s in w2sbench_register_strategies()}
-    rows = strategy_rows(SimpleNamespace(items=items, owners=dict.fromkeys(items, "strategies")))
-    assert [r[0].split("\n")[0] for r in rows] == [
-        "vanilla", "weak-tft", "weak-wts-tft", "aux-conf", "product", "log-conf", "ensemble", "confidence-filter"
-    ]
-    aux = rows[3]
-    assert aux[:5] == ("aux-conf\n +weak-tft\n +weak-wts-tft", "none\nweak\nboth", "1", "soft aux-conf", "no")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    capsys.readouterr()
+    assert main(["list", "strategies"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("│ aux-conf+weak-wts-tft "))
+    assert [c.strip() for c in row.strip("│").split("│")] == ["aux-conf+weak-wts-tft", "both", "1", "soft", "no"]

@@ -190,13 +190,25 @@ def cmd_list(args: argparse.Namespace) -> int:
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
     elif args.what == "strategies":
-        from w2sbench.teachers import strategy_rows
+        from w2sbench.teachers import strategy_columns
 
-        for col in ("strategy", "regularize", "teachers", "loss", "default", "description", "plugin"):
-            table.add_column(col, no_wrap=col == "strategy")  # names are typed back: never cut them
-        for row in strategy_rows(plugins.strategies):
-            table.add_row(*row)
-        table.caption = "M +weak-tft: strategy M+weak-tft, M with the paper's regularization (docs/strategies.md)"
+        # Two tables so each fits 80 columns: every name a user can type with its settings, then each
+        # method's description with room to wrap (a composition M+weak-tft shares M's description).
+        for col in ("strategy", "regularize", "teachers", "targets, loss", "default"):
+            table.add_column(col)
+        described = Table()
+        described.add_column = list_column(described)  # type: ignore[method-assign]
+        for col in ("strategy", "description", "plugin"):
+            described.add_column(col)
+        for name, strategy in plugins.strategies.items.items():
+            table.add_row(name, *strategy_columns(strategy))
+            base = name.rsplit("+", 1)[0]
+            if "+" not in name or base not in plugins.strategies:
+                described.add_row(name, strategy.description, plugins.strategies.owners[name])
+        table.caption = "M+weak-tft, M+weak-wts-tft: method M with the paper's regularization (docs/strategies.md)"
+        _console().print(table)
+        _console().print(described)
+        return 0
     elif args.what == "metrics":
         list_metrics(_console(), plugins)
         return 0

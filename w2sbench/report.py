@@ -426,13 +426,15 @@ def render_report(
     data_dir: str | None = None,
 ) -> dict[str, Any]:
     """Load runs, compute intervals, print tables (or JSON), and write plots; returns what was computed."""
-    from w2sbench.results import load_results
+    from w2sbench.results import PREDICTIONS_FILE, check_sidecar, load_results
 
     runs = []
     for path in run_paths:
         path = Path(path)
         run_dir = path.parent if path.is_file() else path
         results = load_results(path)
+        if (run_dir / results.get("predictions", {}).get("file", PREDICTIONS_FILE)).is_file():
+            check_sidecar(run_dir)  # a changed sidecar is refused even when no interval needs it
         intervals = bootstrap_intervals(run_dir, results, plugins, resamples, data_dir)
         runs.append((run_dir, results, intervals))
     files: list[str] = []

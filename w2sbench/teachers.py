@@ -18,7 +18,7 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import Examples, NoRegularizer, PropertyData, Regularizer, Strategy, Teacher, TransferLoss, TrustMetric
 from w2sbench.training.losses import CrossEntropyLoss
 
-__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns", "strategy_rows"]
+__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns"]
 
 Stage = tuple[dict[str, Any], Path]
 
@@ -157,18 +157,3 @@ def strategy_columns(strategy: Strategy) -> tuple[str, str, str, str]:
     loss = strategy.loss.name if strategy.loss is not None else "xent"
     return phases, str(len(strategy.teacher_list())), f"{strategy.transfer} {loss}{curation}", "yes" if strategy.in_default_run else "no"
 
-
-def strategy_rows(registry: Any) -> list[tuple[str, ...]]:
-    """Rows of ``w2sbench list strategies``; a strategy's ``+weak-tft`` / ``+weak-wts-tft`` compositions share
-    its row, shown as `` +weak-tft`` under the name, so the table stays readable in 80 columns."""
-    variants: dict[str, list[str]] = {}
-    for name in registry.items:
-        base = name.rsplit("+", 1)[0]
-        variants.setdefault(base if "+" in name and base in registry.items else name, []).append(name)
-    rows = []
-    for base, names in variants.items():
-        columns = [strategy_columns(registry.items[n]) for n in names]
-        merged = ["\n".join(dict.fromkeys(c[i] for c in columns)) if i else "\n".join(c[i] for c in columns) for i in range(4)]
-        shown = [base] + [" " + n[len(base):] for n in names[1:]]  # "aux-conf", " +weak-tft": aux-conf+weak-tft
-        rows.append(("\n".join(shown), *merged, registry.items[base].description, registry.owners[base]))
-    return rows
