@@ -11,6 +11,7 @@ can compute it): logits always come from the head of the classifier the view was
 from __future__ import annotations
 
 import copy
+from collections import ChainMap
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,6 +153,13 @@ class PrefixCache:
                 self.tokens += int(mask.sum())
         finally:
             backbone.train(was_training)
+
+    def overlay(self) -> PrefixCache:
+        """A cache that reads this one's states but keeps the states it computes to itself: live attacks query
+        thousands of perturbed texts per model, which would otherwise stay in memory for the whole run."""
+        child = copy.copy(self)
+        child._states = ChainMap({}, self._states)  # type: ignore[assignment]
+        return child
 
     def batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Padded cached states, attention mask and explicit position/token-type ids for ``texts``."""
