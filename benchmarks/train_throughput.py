@@ -5,8 +5,8 @@ throughput does not depend on their values) and trains it as a sequence classifi
 variable-length batches, twice in one process:
 
   reference   fp32, random batches padded to the maximum length, plain AdamW
-  w2sbench    the pipeline's settings: bf16 autocast where supported (GPUs; CPUs with AVX512-BF16/AMX,
-              training/precision.py), length-grouped batches
+  w2sbench    the pipeline's settings: bf16 autocast where --precision resolves to it (auto: GPUs that
+              support it; bf16: also CPUs, training/precision.py), length-grouped batches
               with dynamic padding, fused AdamW on CUDA (optionally torch.compile)
 
 It prints samples/s, real (non-padding) tokens/s, MFU for each, and the ratio. MFU counts 6 x params
@@ -85,7 +85,8 @@ def peak_flops(device: str, dtype: torch.dtype = torch.float32) -> float:
     return 5 * 2 * 2048**3 / best
 
 
-def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, device: str, compile_model: bool) -> tuple[float, int, int]:  # noqa: ANN001
+def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, device: str, compile_model: bool,  # noqa: ANN001
+        precision: str = "auto") -> tuple[float, int, int]:
     from w2sbench.training.trainer import LengthGroupedBatches
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -99,7 +100,7 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
     from w2sbench.training.precision import autocast, resolve_precision
 
-    use_bf16 = optimized and resolve_precision("auto", device, "full") == "bf16"
+    use_bf16 = optimized and resolve_precision(precision, device, "full") == "bf16"
     max_len = int(lens.max())
     tokens = samples = 0
     warmup = 2
@@ -136,6 +137,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="w2sbench side (training/precision.py)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
 
@@ -143,7 +145,7 @@ def main() -> None:
     from w2sbench.training.precision import resolve_precision
 
     peak = peak_flops(args.device)
-    bf16 = resolve_precision("auto", args.device, "full") == "bf16"
+    bf16 = resolve_precision(args.precision, args.device, "full") == "bf16"
     peaks = {"reference": peak, "w2sbench": peak_flops(args.device, torch.bfloat16) if bf16 and not args.device.startswith("cuda") else peak}
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"{args.shape} on {name}; batch {args.batch_size}, lengths 8..{args.max_length} (mean {lens.mean():.0f}), "
@@ -154,7 +156,7 @@ def main() -> None:
         model, params = build(args.shape, args.device)
         if args.gradient_checkpointing and optimized:
             model.backbone.gradient_checkpointing_enable()
-        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized)
+        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized, args.precision)
         mfu = 6 * params * tokens / seconds / peaks[label]
         results[label] = (samples / seconds, tokens / seconds, mfu)
         print(f"{label:>10}: {samples / seconds:8.1f} samples/s  {tokens / seconds:10.0f} tokens/s  MFU {100 * mfu:5.1f}%")

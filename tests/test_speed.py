@@ -38,6 +38,9 @@ def test_bottom_states_equal_the_full_forward_hidden_states(tiny_models, name):
 
 def test_precision_resolution(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.resolve_precision("auto", "cpu", "full") == "fp32"  # no measured CPU gain: off by default
+    assert precision.resolve_precision("bf16", "cpu", "full") == "bf16"
+    monkeypatch.setattr(precision, "CPU_AUTO_BF16", True)
     assert precision.resolve_precision("auto", "cpu", "full") == "bf16"
     assert precision.resolve_precision("auto", "cpu", "lora") == "bf16"
     assert precision.resolve_precision("auto", "cpu", "head") == "fp32"
