@@ -131,11 +131,15 @@ def transient_states(model: Classifier) -> Iterator[None]:
     if prefix is None or not hasattr(prefix[0], "overlay"):
         yield
         return
-    model.use_prefix(prefix[0].overlay(), prefix[1])
+    overlay = prefix[0].overlay()
+    model.use_prefix(overlay, prefix[1])
     try:
         yield
     finally:
         model.use_prefix(*prefix)
+        for counter in ("computed", "tokens"):  # the work done stays counted
+            if hasattr(prefix[0], counter):
+                setattr(prefix[0], counter, getattr(overlay, counter))
 
 
 def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int) -> list[str]:
