@@ -5,12 +5,13 @@ throughput does not depend on their values) and trains it as a sequence classifi
 variable-length batches, twice in one process:
 
   reference   fp32, random batches padded to the maximum length, plain AdamW
-  w2sbench    the pipeline's settings: bf16 autocast on GPUs that support it, length-grouped batches
+  w2sbench    the pipeline's settings: bf16 autocast where --precision resolves to it (auto: GPUs that
+              support it; bf16: also CPUs, training/precision.py), length-grouped batches
               with dynamic padding, fused AdamW on CUDA (optionally torch.compile)
 
 It prints samples/s, real (non-padding) tokens/s, MFU for each, and the ratio. MFU counts 6 x params
 FLOPs per real token (forward + backward) against the device's peak: bf16 dense peak for NVIDIA
-GPUs by name, or a measured fp32 matmul rate on CPUs.
+GPUs by name, or a measured matmul rate on CPUs in the precision each side used.
 
     python benchmarks/train_throughput.py --shape pythia-160m --steps 20
     python benchmarks/train_throughput.py --shape pythia-1b --batch-size 16 --max-length 256 --compile
@@ -65,22 +66,27 @@ def lengths(n: int, max_length: int, seed: int) -> np.ndarray:
     return np.clip(rng.lognormal(math.log(max_length / 4), 0.6, n).astype(int), 8, max_length)
 
 
-def peak_flops(device: str) -> float:
+def peak_flops(device: str, dtype: torch.dtype = torch.float32) -> float:
+    """bf16 dense peak for NVIDIA GPUs by name; on CPUs a measured 2048x2048 matmul rate in ``dtype``."""
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name()
         for key, value in PEAK_BF16.items():
             if key in name:
                 return value
         return 312e12
-    a = torch.randn(2048, 2048)
+    a = torch.randn(2048, 2048, dtype=dtype)
     torch.mm(a, a)
-    start = time.perf_counter()
-    for _ in range(5):
-        torch.mm(a, a)
-    return 5 * 2 * 2048**3 / (time.perf_counter() - start)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(5):
+            torch.mm(a, a)
+        best = min(best, time.perf_counter() - start)
+    return 5 * 2 * 2048**3 / best
 
 
-def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, device: str, compile_model: bool) -> tuple[float, int, int]:  # noqa: ANN001
+def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, device: str, compile_model: bool,  # noqa: ANN001
+        precision: str = "auto") -> tuple[float, int, int]:
     from w2sbench.training.trainer import LengthGroupedBatches
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -92,7 +98,9 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
     else:
         order = np.random.default_rng(0).permutation(len(lens))
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    use_bf16 = optimized and device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    from w2sbench.training.precision import autocast, resolve_precision
+
+    use_bf16 = optimized and resolve_precision(precision, device, "full") == "bf16"
     max_len = int(lens.max())
     tokens = samples = 0
     warmup = 2
@@ -107,7 +115,7 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False):
+        with autocast(device, "bf16" if use_bf16 else "fp32"):
             logits = step_fn(input_ids=ids, attention_mask=mask)
         loss = torch.nn.functional.cross_entropy(logits.float(), labels)
         loss.backward()
@@ -129,21 +137,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="w2sbench side (training/precision.py)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
 
     lens = lengths(args.batch_size * max(args.steps + 2, 64), args.max_length, seed=0)
+    from w2sbench.training.precision import resolve_precision
+
     peak = peak_flops(args.device)
+    bf16 = resolve_precision(args.precision, args.device, "full") == "bf16"
+    peaks = {"reference": peak, "w2sbench": peak_flops(args.device, torch.bfloat16) if bf16 and not args.device.startswith("cuda") else peak}
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"{args.shape} on {name}; batch {args.batch_size}, lengths 8..{args.max_length} (mean {lens.mean():.0f}), "
-          f"peak {peak / 1e9:,.0f} GFLOP/s")
+          f"peak {peak / 1e9:,.0f} GFLOP/s (w2sbench: {'bf16' if bf16 else 'fp32'}, peak {peaks['w2sbench'] / 1e9:,.0f}); "
+          f"load average {__import__('os').getloadavg()[0]:.1f}")
     results = {}
     for label, optimized in (("reference", False), ("w2sbench", True)):
         model, params = build(args.shape, args.device)
         if args.gradient_checkpointing and optimized:
             model.backbone.gradient_checkpointing_enable()
-        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized)
-        mfu = 6 * params * tokens / seconds / peak
+        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized, args.precision)
+        mfu = 6 * params * tokens / seconds / peaks[label]
         results[label] = (samples / seconds, tokens / seconds, mfu)
         print(f"{label:>10}: {samples / seconds:8.1f} samples/s  {tokens / seconds:10.0f} tokens/s  MFU {100 * mfu:5.1f}%")
         del model

@@ -9,9 +9,10 @@ Choices the paper leaves open are in docs/properties.md (section ``adversarial``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "attack_scores",
     "run_attack",
     "classifier_wrapper",
+    "transient_states",
 ]
 
 ADVGLUE_URL = "https://raw.githubusercontent.com/HowieHwong/TrustLLM/main/dataset/robustness/AdvGLUE.json"
@@ -122,8 +124,31 @@ def classifier_wrapper(model: Classifier, batch_size: int = 64) -> Any:
     return ClassifierWrapper(model)
 
 
+@contextlib.contextmanager
+def transient_states(model: Classifier) -> Iterator[None]:
+    """While attacking a partial fine-tune (training/prefix.py), keep the frozen-layer states of the perturbed
+    texts only until the attack ends: thousands per model, the whole run would otherwise hold them in memory."""
+    prefix = getattr(model, "_prefix", None)
+    if prefix is None or not hasattr(prefix[0], "overlay"):
+        yield
+        return
+    overlay = prefix[0].overlay()
+    model.use_prefix(overlay, prefix[1])
+    try:
+        yield
+    finally:
+        model.use_prefix(*prefix)
+        for counter in ("computed", "tokens"):  # the work done stays counted
+            if hasattr(prefix[0], counter):
+                setattr(prefix[0], counter, getattr(overlay, counter))
+
+
 def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int) -> list[str]:
-    """Attack each example with a textattack recipe; the outcome per example."""
+    """Attack each example with a textattack recipe; the outcome per example.
+
+    textattack's goal function sends the model lists of up to 32 candidate texts (answered in one batch
+    by ``classifier_wrapper``), caches the model's output per text (repeated perturbations cost nothing)
+    and ends an example's search when ``query_budget`` model queries are spent."""
     ta = import_textattack()
     from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
 
@@ -137,7 +162,7 @@ def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget:
     attack.goal_function.query_budget = query_budget
     outcomes = []
     # DeepWordBug draws from the global RNGs; seed them for this model and restore them afterwards.
-    with seeded_globals(seed):
+    with seeded_globals(seed), transient_states(model):
         for text, label in zip(examples.texts, examples.labels.tolist(), strict=True):
             result = attack.attack(text, int(label))
             if isinstance(result, SuccessfulAttackResult):

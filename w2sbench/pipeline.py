@@ -161,7 +161,8 @@ class Pipeline:
             tokenizer, backbone = self._base(role)
             probe = Classifier(backbone, tokenizer, 2, max_length).to(self.device)
             usable = supports_prefix_cache(probe) and role.config.trainable_layers < len(transformer_layers(backbone))
-            self._prefixes[key] = PrefixCache(probe, role.config.trainable_layers) if usable else None
+            precision = _resolved_precision(role, self.device)
+            self._prefixes[key] = PrefixCache(probe, role.config.trainable_layers, precision) if usable else None
         return self._prefixes[key]
 
     # ----------------------------------------------------------------- stages
@@ -185,7 +186,7 @@ class Pipeline:
             "stage": "train",
             "model": role.identity,
             "mode": role.mode,
-            "config": role.config.as_dict(),
+            "config": _config_key(role.config),
             "data": data.fingerprint(),
             "targets": stable_hash(np.round(np.asarray(targets, dtype=np.float64), 8).tolist()),
             "regularizer": regularizer.config(),
@@ -201,6 +202,9 @@ class Pipeline:
             key["transfer_loss"] = transfer_loss.config
         if weights is not None:
             key["row_weights"] = stable_hash(np.round(np.asarray(weights, dtype=np.float64), 8).tolist())
+        precision = _resolved_precision(role, self.device)
+        if precision != _legacy_precision(self.device):  # stages cached before the precision option keep their keys
+            key["precision"] = precision
 
         # Under `accelerate launch`, LoRA/full training is collective (every rank); head mode (a linear head on
         # cached features) and DP-SGD (opacus' accounting assumes one process) train on rank 0 alone.
@@ -270,6 +274,15 @@ class Pipeline:
             model.use_prefix(prefix, TopLayers(model, role.config.trainable_layers))
         return model
 
+    def _inference_model_once(self, key: Mapping[str, Any], path: Path, role_name: str) -> Classifier:
+        """``_inference_model``, loaded once for consecutive predict stages of the same model (a cell's test
+        sets, e.g. ood's eleven): one load per model instead of one per test set; same probabilities."""
+        memo_key = (stable_hash(key), str(path), role_name)
+        memo = getattr(self, "_predict_model", None)
+        if memo is None or memo[0] != memo_key:
+            self._predict_model = memo = (memo_key, self._inference_model(key, path, role_name))
+        return memo[1]
+
     def predict_stage(self, train_key: Mapping[str, Any], train_path: Path, role_name: str, data: Examples) -> np.ndarray:
         key = {"stage": "predict", "model_stage": stable_hash(train_key), "data": data.fingerprint()}
 
@@ -285,7 +298,7 @@ class Pipeline:
                 logits = torch.nn.functional.layer_norm(x, x.shape[-1:]) @ state["head.weight"].T + state["head.bias"]
                 probs = torch.softmax(logits, -1).double().numpy()
             else:
-                model = self._inference_model(train_key, train_path, role_name)
+                model = self._inference_model_once(train_key, train_path, role_name)
                 with self.progress.stage(f"predict {len(data)} rows"):
                     probs = model.predict_proba(data.texts)
             require_finite_probabilities(probs, f"the {role_name} model on {len(data)} rows")
@@ -415,6 +428,26 @@ def _guarded(metric: TrustMetric, what: str, call: Any) -> Any:
             "If it read a dataset file, check that the file is the original (docs/data.md lists them and their "
             "sources); otherwise report the bug to the plugin's authors (rerun with --debug for the traceback).",
         ) from exc
+
+
+def _resolved_precision(role: _Role, device: str) -> str:
+    """bf16 or fp32: the role's training precision on this device (w2sbench/training/precision.py)."""
+    from w2sbench.training.precision import resolve_precision
+
+    return resolve_precision(role.config.precision, device, role.mode)
+
+
+def _legacy_precision(device: str) -> str:
+    from w2sbench.training.precision import legacy_precision
+
+    return legacy_precision(device)
+
+
+def _config_key(config: TrainConfig) -> dict[str, Any]:
+    """The config's cache-key part; the precision enters the key resolved (train_stage), not as asked."""
+    fields = config.as_dict()
+    fields.pop("precision", None)
+    return fields
 
 
 def _tuple_fix(config: Mapping[str, Any]) -> dict[str, Any]:

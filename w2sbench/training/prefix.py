@@ -11,6 +11,7 @@ can compute it): logits always come from the head of the classifier the view was
 from __future__ import annotations
 
 import copy
+from collections import ChainMap
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +20,10 @@ import torch
 from torch import nn
 
 from w2sbench.training.classifier import Classifier, length_sorted_batches
+from w2sbench.training.precision import autocast
 from w2sbench.training.trainer import transformer_layers
 
-__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache"]
+__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache", "bottom_states"]
 
 
 def _layer_path(backbone: nn.Module) -> tuple[nn.Module, str] | None:
@@ -39,6 +41,32 @@ def _layer_path(backbone: nn.Module) -> tuple[nn.Module, str] | None:
 def supports_prefix_cache(classifier: Classifier) -> bool:
     """BERT-style encoders (an ``embeddings`` block) and decoders that accept ``inputs_embeds``."""
     return _layer_path(classifier.backbone) is not None and hasattr(classifier.backbone, "get_input_embeddings")
+
+
+class _StopForward(Exception):
+    """Raised by a forward pre-hook once the states entering the first trained layer are known."""
+
+
+def bottom_states(backbone: nn.Module, bottom: int, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The hidden states entering layer ``bottom`` (= ``hidden_states[bottom]`` of a full forward pass),
+    shape (batch, tokens, hidden); the layers from ``bottom`` up never run."""
+    layers = transformer_layers(backbone)
+    if bottom >= len(layers):
+        return backbone(**batch, output_hidden_states=True).hidden_states[bottom]
+    captured: list[torch.Tensor] = []
+
+    def stop(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        captured.append(args[0] if args else kwargs["hidden_states"])
+        raise _StopForward
+
+    handle = layers[bottom].register_forward_pre_hook(stop, with_kwargs=True)
+    try:
+        backbone(**batch)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 class _CachedStates(nn.Module):
@@ -98,12 +126,14 @@ class TopLayers(nn.Module):
 class PrefixCache:
     """Per-text outputs of a frozen backbone's bottom layers (float16 in memory), computed once."""
 
-    def __init__(self, classifier: Classifier, top: int) -> None:
+    def __init__(self, classifier: Classifier, top: int, precision: str = "fp32") -> None:
         self.classifier = classifier
         self.top = top
         self.bottom = len(transformer_layers(classifier.backbone)) - top
+        self.precision = precision  # "bf16" or "fp32" (resolved, training/precision.py)
         self._states: dict[str, np.ndarray] = {}
         self.computed = 0
+        self.tokens = 0  # real (non-padding) tokens run through the frozen layers
 
     @torch.no_grad()
     def _compute(self, texts: Sequence[str]) -> None:
@@ -113,14 +143,23 @@ class PrefixCache:
         try:
             for idx in length_sorted_batches(texts, 64):
                 batch = self.classifier.tokenize([texts[i] for i in idx])
-                out = backbone(**batch, output_hidden_states=True)
-                hidden = out.hidden_states[self.bottom].float().cpu().numpy().astype(np.float16)
+                with autocast(self.classifier.device, self.precision):
+                    states = bottom_states(backbone, self.bottom, batch)
+                hidden = states.float().cpu().numpy().astype(np.float16)
                 mask = batch["attention_mask"].cpu().numpy().astype(bool)
                 for row, i in enumerate(idx):
                     self._states[texts[i]] = hidden[row][mask[row]]
                 self.computed += len(idx)
+                self.tokens += int(mask.sum())
         finally:
             backbone.train(was_training)
+
+    def overlay(self) -> PrefixCache:
+        """A cache that reads this one's states but keeps the states it computes to itself: live attacks query
+        thousands of perturbed texts per model, which would otherwise stay in memory for the whole run."""
+        child = copy.copy(self)
+        child._states = ChainMap({}, self._states)  # type: ignore[assignment]
+        return child
 
     def batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Padded cached states, attention mask and explicit position/token-type ids for ``texts``."""
@@ -160,7 +199,9 @@ class PrefixCache:
         out = np.zeros((len(texts), top.num_labels))
         try:
             for idx in length_sorted_batches(texts, batch_size):
-                out[idx] = torch.softmax(self.logits(top, [texts[i] for i in idx]).float(), -1).cpu().numpy()
+                with autocast(self.classifier.device, self.precision):
+                    logits = self.logits(top, [texts[i] for i in idx])
+                out[idx] = torch.softmax(logits.float(), -1).cpu().numpy()
         finally:
             top.train(was_training)
         return out

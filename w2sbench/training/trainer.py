@@ -67,6 +67,13 @@ class TrainConfig:
     lora_targets: tuple[str, ...] | None = None  # None: peft's defaults for the architecture
     # full mode: train only the top k transformer layers (+ head); 0 means all layers and embeddings.
     trainable_layers: int = 0
+    # auto | bf16 | fp32: bf16 autocast with fp32 master weights (w2sbench/training/precision.py)
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        from w2sbench.training.precision import check_precision
+
+        check_precision(self.precision)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +202,14 @@ def _freeze_unused(module: nn.Module, forward: Callable[..., Any], n: int) -> No
         if p.requires_grad and p.grad is None:
             p.requires_grad_(False)
     module.zero_grad(set_to_none=True)
+
+
+def _training_autocast(config: TrainConfig, device: torch.device, mode: str) -> Any:
+    """bf16 autocast when the config's precision resolves to bf16 here (training/precision.py), else None."""
+    from w2sbench.training.precision import autocast, resolve_precision
+
+    precision = resolve_precision(config.precision, device, mode)
+    return autocast(device, precision) if precision == "bf16" else None
 
 
 def train_classifier(
@@ -346,11 +361,7 @@ def train_classifier(
     module.train()
     step = 0
     loss_value = float("nan")
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and torch.cuda.is_bf16_supported()
-        else None
-    )
+    autocast = _training_autocast(config, device, mode)
     for epoch in range(config.epochs):
         if isinstance(getattr(loader, "batch_sampler", None), LengthGroupedBatches):
             loader.batch_sampler.epoch = epoch

@@ -1,0 +1,276 @@
+"""Seconds, tokens/s and achieved GFLOP/s per stage kind of the offline default pair, against the CPU's
+arithmetic ceiling measured in the same run (a 2048x2048 matmul in float32 and in bfloat16).
+
+Stage kinds (the pipeline's own code paths, on small samples of the real data):
+
+  feature extraction      minilm-l0 pooled features for the weak heads (embeddings only: ~no FLOPs)
+  weak head               head mode, 40 epochs on cached features
+  frozen layers           the strong model's four frozen layers, once per text (old: the whole backbone
+                          run with output_hidden_states, fp32; new: the bottom layers only)
+  strong plain / fairness / adversarial / DP-SGD
+                          the top two layers trained on cached states (1 epoch), fp32 and bf16; DP-SGD
+                          also with opacus' functorch per-sample gradients
+  predict                 the top two layers on cached states
+  live attack             textattack DeepWordBug and Pruthi, seconds per attacked example
+
+Useful FLOPs: 2 x (parameters of the layers run) per real token forward, 3x that to train (attention
+score products are not counted, so the ratios are lower bounds). Seconds are CPU seconds / threads
+(``clock``), robust to other jobs on the machine. Each row's "x old" is its speed-up
+over the first (old or fp32) row of its kind, measured in this run; the machine's load average is
+printed because other jobs share the CPU.
+
+    W2SBENCH_DATA_DIR=../shared/data python benchmarks/stage_throughput.py --rows 256 --attack-examples 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def clock() -> float:
+    """Seconds the process would have taken with its threads to itself: CPU time / threads. Other jobs on a
+    shared machine inflate wall time but hardly this (spin-waiting threads inflate it a little)."""
+    return time.process_time() / torch.get_num_threads()
+
+
+def ceiling(dtype: torch.dtype) -> float:
+    """FLOP/s of a 2048x2048 matmul (best of three timings of 5)."""
+    a = torch.randn(2048, 2048, dtype=dtype)
+    torch.mm(a, a)
+    best = float("inf")
+    for _ in range(3):
+        start = clock()
+        for _ in range(5):
+            torch.mm(a, a)
+        best = min(best, clock() - start)
+    return 5 * 2 * 2048**3 / best
+
+
+class Table:
+    def __init__(self, peaks: dict[str, float]) -> None:
+        self.peaks = peaks
+        self.base: dict[str, float] = {}
+        print(f"{'stage kind':<24}{'variant':<15}{'s':>7}{'tok/s':>9}{'GFLOP/s':>9}{'ceil':>6}{'x old':>7}")
+
+    def row(self, kind: str, variant: str, seconds: float, tokens: int, flops: float, precision: str) -> None:
+        rate = tokens / seconds
+        self.base.setdefault(kind, rate)
+        share = flops / seconds / self.peaks[precision]
+        print(f"{kind:<24}{variant:<15}{seconds:7.2f}{rate:9.0f}{flops / seconds / 1e9:9.1f}"
+              f"{100 * share:5.0f}%{rate / self.base[kind]:6.2f}x")
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[list[float]]:
+    out: list[float] = []
+    start = clock()
+    yield out
+    out.append(clock() - start)
+
+
+def params_of(modules: Any) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def load_pair() -> dict[str, Any]:
+    from w2sbench.models import fetch_model, load_backbone, resolve_model
+    from w2sbench.plugin_manager import get_plugins
+
+    out = {}
+    for name in ("minilm-l0", "minilm-l6"):
+        spec = resolve_model(name, get_plugins())
+        out[name] = load_backbone(spec, fetch_model(spec))
+    return out
+
+
+def real_tokens(tok: Any, texts: list[str], max_length: int = 64) -> int:
+    return int(sum(min(len(ids), max_length) for ids in tok(list(texts))["input_ids"]))
+
+
+def old_extraction(prefix: Any, texts: list[str]) -> None:
+    """The frozen-layer extraction before this benchmark's changes: the whole backbone, hidden_states[bottom]."""
+    from w2sbench.training.classifier import length_sorted_batches
+
+    backbone = prefix.classifier.backbone
+    with torch.no_grad():
+        for idx in length_sorted_batches(texts, 64):
+            batch = prefix.classifier.tokenize([texts[i] for i in idx])
+            backbone(**batch, output_hidden_states=True).hidden_states[prefix.bottom].float().numpy()
+
+
+def bench_frozen(table: Table, tok: Any, bb: Any, texts: list[str], layer_params: int) -> dict[str, Any]:
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.prefix import PrefixCache
+
+    prefixes = {}
+    for variant, precision in (("old fp32", "fp32"), ("new fp32", "fp32"), ("new bf16", "bf16")):
+        prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision)
+        with timed() as t:
+            if variant.startswith("old"):
+                old_extraction(prefix, texts)
+            else:
+                prefix.batch(texts)
+        tokens = real_tokens(tok, texts)
+        layers = prefix.bottom if not variant.startswith("old") else prefix.bottom + 2
+        table.row("frozen layers", variant, t[0], tokens, 2 * layers * layer_params * tokens, precision)
+        prefixes[precision] = prefix
+    return prefixes
+
+
+def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], data: Any, layer_params: int,
+                   regularizers: dict[str, Any]) -> None:
+    from opacus import PrivacyEngine
+
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.trainer import default_train_config, train_classifier
+
+    texts, labels = data.texts, np.eye(2)[data.labels]
+    for precision in ("fp32", "bf16"):  # warm-up (one-time kernel set-up), untimed
+        config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4, batch_size=8, precision=precision)
+        train_classifier(Classifier(copy.deepcopy(bb), tok, 2, 64), "full", texts[:16], labels[:16], {},
+                         regularizers["plain"][0], config, 0, prefix=prefixes[precision])
+    tokens = int(sum(len(prefixes["fp32"]._states[t]) for t in texts))
+    original = PrivacyEngine.make_private_with_epsilon
+    for kind, (reg, passes) in regularizers.items():
+        variants = [("fp32", "fp32", "hooks"), ("bf16", "bf16", "hooks")]
+        if reg.privacy is not None:
+            variants += [("fp32 functorch", "fp32", "functorch"), ("bf16 functorch", "bf16", "functorch")]
+        for variant, precision, mode in variants:
+            PrivacyEngine.make_private_with_epsilon = (  # type: ignore[method-assign]
+                lambda self, *a, _m=mode, **k: original(self, *a, grad_sample_mode=_m, **k))
+            config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4, precision=precision)
+            torch.manual_seed(0)
+            clf = Classifier(copy.deepcopy(bb), tok, 2, 64)
+            try:
+                with timed() as t:
+                    report = train_classifier(clf, "full", texts, labels, data.attributes, reg, config, 0, prefix=prefixes[precision])
+            finally:
+                PrivacyEngine.make_private_with_epsilon = original  # type: ignore[method-assign]
+            eps = f" eps {report.epsilon:.3f}" if report.epsilon is not None else ""
+            table.row(f"strong {kind}", variant, t[0], tokens, passes * 6 * 2 * layer_params * tokens, precision)
+            if eps:
+                print(f"{'':<24}{'':<15}{eps}")
+
+
+def bench_predict(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], texts: list[str], layer_params: int) -> None:
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.prefix import TopLayers
+
+    for precision in ("fp32", "bf16"):
+        prefix = prefixes[precision]
+        prefix.batch(texts)
+        clf = Classifier(copy.deepcopy(bb), tok, 2, 64)
+        with timed() as t:
+            prefix.predict_proba(TopLayers(clf, 2), texts)
+        tokens = int(sum(len(prefix._states[x]) for x in texts))
+        table.row("predict (cached)", precision, t[0], tokens, 2 * 2 * layer_params * tokens, precision)
+
+
+def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, layer_params: int, budget: int) -> None:
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.prefix import PrefixCache, TopLayers
+    from w2sbench_plugins.adversarial import ATTACKS, attack_scores, run_attack
+
+    from w2sbench.interfaces import NoRegularizer
+    from w2sbench.training.trainer import default_train_config, train_classifier
+
+    # a model that is right on most examples (an untrained head would skip about half of them)
+    trained = Classifier(copy.deepcopy(bb), tok, 2, 64)
+    config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4, precision="bf16")
+    train_classifier(trained, "full", train.texts, np.eye(2)[train.labels], {}, NoRegularizer(), config, 0,
+                     prefix=PrefixCache(Classifier(bb, tok, 2, 64), 2, "bf16"))
+    for attack in ATTACKS:
+        for precision in ("fp32", "bf16"):
+            prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision)
+            clf = copy.deepcopy(trained)
+            clf.use_prefix(prefix, TopLayers(clf, 2))
+            with timed() as t:
+                outcomes = run_attack(clf, examples, attack, budget, 0)
+            summary = attack_scores(outcomes)
+            tokens = prefix.tokens
+            flops = 2 * (prefix.bottom + 2) * layer_params * tokens
+            table.row(f"attack {attack}", precision, t[0], tokens, flops, precision)
+            print(f"{'':<24}{'':<15} {t[0] / len(examples):.2f} s per example, {prefix.computed} texts run, "
+                  f"success rate {summary['success_rate']}")
+
+
+def bench_weak(table: Table, tok: Any, bb: Any, data: Any) -> None:
+    from w2sbench.interfaces import NoRegularizer
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.trainer import default_train_config, train_classifier
+
+    probe = Classifier(bb, tok, 2, 64)
+    with timed() as t:
+        x = probe.features(data.texts)
+    tokens = real_tokens(tok, data.texts)
+    table.row("feature extraction", "minilm-l0", t[0], tokens, 0.0, "fp32")
+    clf = Classifier(bb, tok, 2, 64)
+    with timed() as t:
+        train_classifier(clf, "head", data.texts, np.eye(2)[data.labels], {}, NoRegularizer(),
+                         default_train_config("head"), 0, features=lambda s: x if s is data.texts else probe.features(s))
+    table.row("weak head", "40 epochs", t[0], tokens * 40, 40 * 6 * x.shape[1] * 2 * len(data), "fp32")
+
+
+def main() -> None:
+    from w2sbench.interfaces import DataContext, NoRegularizer
+    from w2sbench_plugins.adversarial import Adversarial
+    from w2sbench_plugins.fairness import Fairness
+    from w2sbench_plugins.privacy import Privacy
+    from w2sbench_plugins.sst2 import fixed_subset
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=256, help="Adult rows per training / extraction stage")
+    parser.add_argument("--attack-examples", type=int, default=4)
+    parser.add_argument("--skip", default="", help="comma-separated kinds to skip: weak,train,predict,attack")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    data_dir = Path(os.environ.get("W2SBENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ctx = DataContext(data_dir, Path("/tmp/w2sbench-bench"))
+    peaks = {"fp32": ceiling(torch.float32), "bf16": ceiling(torch.bfloat16)}
+    print(f"threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; ceiling fp32 "
+          f"{peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    models = load_pair()
+    tok, bb = models["minilm-l6"]
+    bb.eval()
+    from w2sbench.training.trainer import transformer_layers
+
+    layer_params = params_of(transformer_layers(bb)[:1])
+    fair = Fairness()
+    fopts = fair.options({})
+    adult = fair.load_data(ctx, fopts).train.subset(np.arange(args.rows))
+    table = Table(peaks)
+    if "weak" not in skip:
+        bench_weak(table, *models["minilm-l0"], adult)
+    prefixes = bench_frozen(table, tok, bb, adult.texts, layer_params)
+    if "train" not in skip:
+        adv = Adversarial()
+        regs = {
+            "plain": (NoRegularizer(), 1),
+            "fairness": (fair.regularizer(fopts).for_training("strong", "full"), 1),
+            "adversarial": (adv.regularizer(adv.options({})).for_training("strong", "full"), 3),
+            "DP-SGD": (Privacy().regularizer(Privacy().options({})).for_training("strong", "full"), 1),
+        }
+        bench_training(table, tok, bb, prefixes, adult, layer_params, regs)
+    if "predict" not in skip:
+        bench_predict(table, tok, bb, prefixes, adult.texts, layer_params)
+    if "attack" not in skip:
+        adv = Adversarial()
+        sst2 = adv.load_data(ctx, adv.options({}))
+        dev = sst2.tests["sst2_dev"]
+        examples = dev.subset(fixed_subset(len(dev), args.attack_examples))
+        bench_attacks(table, tok, bb, sst2.train.subset(np.arange(4 * args.rows)), examples, layer_params, int(adv.default_options["query_budget"]))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

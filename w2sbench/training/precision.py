@@ -1,0 +1,93 @@
+"""Arithmetic precision of training and frozen-layer extraction: bf16 autocast where the hardware has it.
+
+``--train MODE.precision=auto|bf16|fp32`` (``TrainConfig.precision``). Master weights, optimizer state,
+the loss and the trust penalties stay float32 in every case; ``bf16`` only runs the matrix products
+of the forward and backward passes in bfloat16 under ``torch.autocast`` (Micikevicius et al. 2018,
+"Mixed Precision Training"; Kalamkar et al. 2019 for bfloat16). ``auto`` means:
+
+- CUDA: bf16 when the GPU supports it (the behaviour before this option existed);
+- CPU: fp32. A 2048x2048 matmul runs 2.2x faster in bf16 on an AVX512-BF16 CPU, but the offline
+  default's top-two-layer training and frozen-layer extraction (batches of 32-64 texts x ~40
+  tokens x 384 wide) ran at 0.9-1.1x of fp32 under bf16 autocast (benchmarks/stage_throughput.py,
+  2026-11-30): the casts and the small, overhead-bound operations eat the gain. ``bf16`` turns it on
+  for ``full`` and ``lora``; ``CPU_AUTO_BF16`` would make it the CPU default once
+  benchmarks/precision_parity.py has shown accuracy parity over seeds and a speed-up on the target.
+
+A stage's cache key names its precision only when it differs from the behaviour before this option
+(``legacy_precision``), so stages cached before it stay valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any
+
+import torch
+
+__all__ = ["PRECISIONS", "CPU_AUTO_BF16", "cpu_has_bf16", "resolve_precision", "legacy_precision", "autocast", "check_precision"]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+CPU_AUTO_BF16 = False  # see the module docstring: no measured gain for the offline default on CPUs
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when this CPU has native bfloat16 dot products (AVX512-BF16 or AMX-BF16)."""
+    capability = ""
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except AttributeError:  # pragma: no cover - older torch
+        pass
+    if "AMX" in capability.upper():
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        return False
+    return False
+
+
+def _device_type(device: Any) -> str:
+    return torch.device(device).type
+
+
+def legacy_precision(device: Any) -> str:
+    """The precision training used before ``precision`` existed: bf16 autocast on bf16-capable GPUs only."""
+    return "bf16" if _device_type(device) == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def check_precision(precision: str) -> None:
+    """Raise ``W2SBenchError`` for a value outside ``PRECISIONS``."""
+    from w2sbench.errors import W2SBenchError
+
+    if precision not in PRECISIONS:
+        raise W2SBenchError(
+            f'Unknown training precision "{precision}".', f"Use --train MODE.precision={'|'.join(PRECISIONS)}."
+        )
+
+
+def resolve_precision(precision: str, device: Any, mode: str) -> str:
+    """``"bf16"`` or ``"fp32"``: what ``precision`` (one of ``PRECISIONS``) means for ``mode`` on ``device``."""
+    check_precision(precision)
+    kind = _device_type(device)
+    if precision == "fp32":
+        return "fp32"
+    if precision == "bf16":
+        return "bf16" if kind in {"cuda", "cpu"} else "fp32"
+    if kind == "cuda":
+        return legacy_precision(device)
+    if kind == "cpu" and CPU_AUTO_BF16 and mode in {"full", "lora"} and cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: Any, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to bfloat16 on ``device`` when the resolved ``precision`` is ``"bf16"``, else a no-op."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(_device_type(device), dtype=torch.bfloat16)
