@@ -29,7 +29,7 @@ import contextlib
 import copy
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +242,7 @@ def main() -> None:
     models = load_pair()
     tok, bb = models["minilm-l6"]
     bb.eval()
-    from w2sbench.training.trainer import transformer_layers
+    from w2sbench.training.classifier import transformer_layers
 
     layer_params = params_of(transformer_layers(bb)[:1])
     fair = Fairness()

@@ -16,6 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from w2sbench_plugins.perturbations import (
+    CHARACTER_EDITS,
+    PerturbedViews,
+    check_edits,
+    import_textattack,
+    seeded_globals,
+)
+from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
@@ -31,8 +39,6 @@ from w2sbench.interfaces import (
     TrustMetric,
 )
 from w2sbench.values import Range
-from w2sbench_plugins.perturbations import CHARACTER_EDITS, PerturbedViews, check_edits, import_textattack, seeded_globals
-from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from w2sbench.training.classifier import Classifier
@@ -150,7 +156,11 @@ def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget:
     by ``classifier_wrapper``), caches the model's output per text (repeated perturbations cost nothing)
     and ends an example's search when ``query_budget`` model queries are spent."""
     ta = import_textattack()
-    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+    from textattack.attack_results import (
+        FailedAttackResult,
+        SkippedAttackResult,
+        SuccessfulAttackResult,
+    )
 
     log = ta.shared.utils.logger
     level = log.level

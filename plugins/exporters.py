@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench import hookimpl
+from w2sbench.files import atomic_write_text
 from w2sbench.interfaces import Exporter
-from w2sbench.storage import atomic_write_text
 
 __all__ = ["CsvExporter"]
 

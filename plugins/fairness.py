@@ -9,8 +9,8 @@ the test set is a fixed random subset of adult.test, the same for every seed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,15 @@ import numpy as np
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import DataContext, Examples, MetricInfo, PenaltyContext, PropertyData, Regularizer, TrustMetric
+from w2sbench.interfaces import (
+    DataContext,
+    Examples,
+    MetricInfo,
+    PenaltyContext,
+    PropertyData,
+    Regularizer,
+    TrustMetric,
+)
 
 __all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics", "clean_overlap"]
 

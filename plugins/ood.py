@@ -11,13 +11,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from w2sbench_plugins.perturbations import EDITS, PerturbedViews, check_edits
+from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
 from w2sbench.errors import W2SBenchError, did_you_mean
-from w2sbench.interfaces import DataContext, Examples, MetricInfo, PenaltyContext, PropertyData, Regularizer, TrustMetric
-from w2sbench_plugins.perturbations import EDITS, PerturbedViews, check_edits
-from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench.interfaces import (
+    DataContext,
+    Examples,
+    MetricInfo,
+    PenaltyContext,
+    PropertyData,
+    Regularizer,
+    TrustMetric,
+)
 
 __all__ = ["OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "style_test_name", "ood_scores"]
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import Regularizer
+from w2sbench.offline_setup import ensure_stopwords
 
 __all__ = [
     "CHARACTER_EDITS",
@@ -41,8 +42,6 @@ _MIN_CHAR_WORD = 3  # shorter words ("a", "is") are left alone by character edit
 
 def import_textattack() -> Any:
     """Import textattack offline: its recipes need NLTK stopwords, which we write instead of downloading."""
-    from w2sbench.offline_setup import ensure_stopwords
-
     ensure_stopwords()
     import textattack
 
@@ -120,7 +119,6 @@ def perturb_texts(texts: Sequence[str], seed: int, edits: Sequence[str], rate: f
 
 class PerturbedViews(Regularizer):
     """A regularizer whose extra views are ``num_views`` perturbed copies of the training texts."""
-
     def __init__(self, name: str, weight: float, num_views: int, rate: float, edits: Sequence[str]) -> None:
         if num_views < 1:
             raise W2SBenchError(f"{name} needs at least one perturbed view (got {num_views}).", "Set the views option to 1 or more.")

@@ -15,14 +15,31 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from w2sbench_plugins.privacy_data import SPLITS, enron_examples, load_aeslc
+from w2sbench_plugins.privacy_extraction import (
+    context_prompts,
+    exact_match_rate,
+    generate,
+    load_name_prompts,
+    name_prompts,
+)
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, drop_empty_texts, file_sha256
+from w2sbench.design import (
+    split_pool,  # the core's own split, so A and B match training exactly
+)
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import DataContext, Examples, MetricInfo, PrivacySpec, PropertyData, Regularizer, TrustMetric
+from w2sbench.interfaces import (
+    DataContext,
+    Examples,
+    MetricInfo,
+    PrivacySpec,
+    PropertyData,
+    Regularizer,
+    TrustMetric,
+)
 from w2sbench.values import Range
-from w2sbench_plugins.privacy_data import SPLITS, enron_examples, load_aeslc
-from w2sbench_plugins.privacy_extraction import context_prompts, exact_match_rate, generate, load_name_prompts, name_prompts
 
 __all__ = ["Privacy", "DPSGD", "per_example_loss", "membership_auc", "reference_losses", "load_enron"]
 
@@ -35,7 +52,6 @@ _MIN_REFERENCE = 20
 
 class DPSGD(Regularizer):
     """DP-SGD: per-example gradient clipping plus Gaussian noise, calibrated by opacus to a target epsilon."""
-
     name = "dp-sgd"
 
     def __init__(self, target_epsilon: float, delta: float | None, max_grad_norm: float) -> None:
@@ -190,8 +206,6 @@ class Privacy(TrustMetric):
         return {}
 
     def evaluate_model(self, model: Any, data: PropertyData, options: Mapping[str, Any], seed: int) -> dict[str, float | None]:
-        from w2sbench.pipeline import split_pool  # the core's own split, so A and B match training exactly
-
         sizes = (int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"]))
         split_a, split_b, val = split_pool(data.train, seed, sizes)
         # Non-members and the reference model's training rows come from the pool rows outside A, B and

@@ -84,7 +84,7 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
     assert main(["report", str(run), "--bootstrap", "0"]) == 0
     assert "capability retention" in capsys.readouterr().out
     # the trained backbone, not the pretrained one, sits inside the evaluated causal LM
-    from w2sbench.capability import causal_lm
+    from w2sbench.language_model import causal_lm
     from w2sbench.interfaces import ModelSpec
 
     from safetensors.torch import load_file
@@ -106,7 +106,7 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
 
 
 def test_capability_refuses_an_encoder_strong_model(tmp_path, tiny_models):
-    from w2sbench.capability import causal_lm
+    from w2sbench.language_model import causal_lm
     from w2sbench.errors import W2SBenchError
     from w2sbench.interfaces import ModelSpec
 

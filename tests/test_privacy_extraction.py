@@ -3,7 +3,6 @@ scoring on hand-made cases, and a real causal LM that memorised an address and g
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -92,7 +91,7 @@ def test_a_causal_lm_that_memorised_an_address_gives_it_back(tiny_models):
 
 def test_a_checkpoint_without_lm_head_gives_no_language_model(tiny_models, tmp_path):
     from tests.tiny_models import make_tiny_neox
-    from w2sbench.capability import causal_lm
+    from w2sbench.language_model import causal_lm
     from w2sbench.interfaces import ModelSpec
 
     bare = make_tiny_neox(tmp_path / "bare", lm_head=False)

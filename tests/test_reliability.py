@@ -89,7 +89,7 @@ def test_second_run_on_a_directory_in_use_fails_at_once(tiny_models, data_dir, t
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
-            from w2sbench.storage import RunLock
+            from w2sbench.stage_cache import RunLock
             with RunLock({str(out)!r}):
                 print("locked", flush=True)
                 time.sleep(60)

@@ -14,7 +14,8 @@ from fsspec.core import url_to_fs
 
 from w2sbench._remote_cache import MARKER
 from w2sbench.errors import W2SBenchError
-from w2sbench.storage import StageCache, stable_hash
+from w2sbench.files import stable_hash
+from w2sbench.stage_cache import StageCache
 
 KEY = {"stage": "train", "seed": 0}
 
@@ -106,7 +107,7 @@ def test_a_torn_remote_file_is_never_published_locally(tmp_path):
 _KILLED_UPLOADER = """
 import sys
 from pathlib import Path
-from w2sbench.storage import StageCache
+from w2sbench.stage_cache import StageCache
 
 def produce(tmp):
     (tmp / "trainable.safetensors").write_bytes(b"w" * 5000)

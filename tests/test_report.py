@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import SMALL_FAIRNESS
 from w2sbench.cli import main
-from w2sbench.report import INTERVALS_FILE, comparisons, format_interval, ratio_interval, render_tables
+from w2sbench.report import INTERVALS_FILE, render_tables
+from w2sbench.report_values import comparisons, format_interval, ratio_interval
 from w2sbench.results import load_results
 from w2sbench.stats import summarize
 

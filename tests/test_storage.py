@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from w2sbench.errors import W2SBenchError
-from w2sbench.storage import RunLock, StageCache, atomic_write_json, stable_hash
+from w2sbench.files import atomic_write_json, stable_hash
+from w2sbench.stage_cache import RunLock, StageCache
 
 
 def test_stage_is_computed_once(tmp_path):

@@ -21,8 +21,8 @@ from typing import Any
 
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.faults import fault_point
+from w2sbench.files import atomic_directory, global_cache_dir
 from w2sbench.jsonio import loads_strict
-from w2sbench.storage import atomic_directory
 
 __all__ = ["RemoteMirror", "MARKER", "LOCAL_CACHE_ENV", "default_local_root"]
 
@@ -38,7 +38,6 @@ def default_local_root() -> Path:
     """This machine's working copy of remote stage caches: ``$W2SBENCH_LOCAL_CACHE``, else ``<W2SBENCH_CACHE>/stages``."""
     if os.environ.get(LOCAL_CACHE_ENV):
         return Path(os.environ[LOCAL_CACHE_ENV])
-    from w2sbench.models import global_cache_dir
 
     return global_cache_dir() / "stages"
 

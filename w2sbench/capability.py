@@ -15,18 +15,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from w2sbench.data import file_sha256
+from w2sbench.design import BASELINE_CELLS
 from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.files import atomic_write_json, stable_hash
 from w2sbench.finite import json_safe
-from w2sbench.interfaces import ModelSpec
 from w2sbench.jsonio import loads_strict
-from w2sbench.storage import StageCache, cache_location, stable_hash
+from w2sbench.language_model import causal_lm
+from w2sbench.models import resolve_pair
+from w2sbench.pipeline import Pipeline
+from w2sbench.progress import Progress
+from w2sbench.results import RESULTS_FILE, load_results
+from w2sbench.settings import RunSettings
+from w2sbench.stage_cache import RunLock, StageCache, cache_location
+from w2sbench.training.device import resolve_device
 
-__all__ = ["run_capability", "causal_lm", "lm_eval_scores", "is_decoder"]
+__all__ = ["run_capability", "lm_eval_scores"]
 
 
 class _CachedOnly(StageCache):
     """A stage cache that serves finished stages and refuses to train anything."""
-
     def compute(self, kind: str, key: Any, produce: Any) -> Path:
         found = self.get(kind, key)
         if found is None and kind in {"train", "predict", "live"}:
@@ -35,56 +43,6 @@ class _CachedOnly(StageCache):
                 "Finish the run first (`w2sbench run` with the same arguments), or pass the --cache-dir it used.",
             )
         return found if found is not None else super().compute(kind, key, produce)
-
-
-def is_decoder(spec: ModelSpec, folder: Path) -> bool:
-    """Whether the model has a causal-LM head class in transformers and is not a masked-LM encoder."""
-    if spec.architecture:
-        return spec.architecture == "decoder"
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-    model_type = AutoConfig.from_pretrained(folder).model_type
-    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-
-def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None, require_head: bool = False) -> Any:
-    """The base model's causal LM; with ``backbone``, its transformer weights replaced by the trained ones.
-
-    ``require_head``: refuse a checkpoint without a pretrained LM head (a bare transformer, untied), whose
-    head transformers would initialise at random.
-    """
-    from transformers import AutoModelForCausalLM
-
-    from w2sbench.models import _dequantized
-
-    if not is_decoder(spec, folder):
-        raise W2SBenchError(
-            f'The strong model "{spec.name}" is not a decoder, so it has no language-model head to evaluate.',
-            "Capability retention with lm-eval needs a decoder strong model (Pythia, SmolLM2, ...).",
-        )
-    kwargs: dict[str, Any] = {"num_hidden_layers": spec.num_layers} if spec.num_layers is not None else {}
-    source = _dequantized(spec, folder) if spec.gguf_file else folder
-    model, info = AutoModelForCausalLM.from_pretrained(source, output_loading_info=True, **kwargs)
-    head = model.get_output_embeddings()
-    head_names = {n for n, p in model.named_parameters() if head is not None and p is head.weight}
-    if require_head and not model.config.tie_word_embeddings and head_names & set(info["missing_keys"]):
-        raise W2SBenchError(
-            f'The checkpoint of "{spec.name}" holds no language-model head (only the bare transformer).',
-            "Use a checkpoint saved with its causal-LM head (e.g. the hub's *ForCausalLM weights).",
-        )
-    if backbone is not None:
-        if hasattr(backbone, "merge_and_unload"):
-            backbone = backbone.merge_and_unload()  # LoRA: fold the adapters into the base weights
-        try:
-            model.base_model.load_state_dict({k: v.detach().cpu() for k, v in backbone.state_dict().items()}, strict=True)
-        except RuntimeError as exc:
-            raise W2SBenchError(
-                f"The trained backbone of {spec.name} does not fit its causal LM ({str(exc).splitlines()[0]}).",
-                "Report this with the model name; only architectures whose AutoModel is the causal LM's base model work.",
-            ) from None
-    model.eval()
-    return model
 
 
 def lm_eval_scores(
@@ -130,7 +88,6 @@ def _task_manager(tasks: Sequence[str], include_path: Path | None) -> Any:
 def _include_hash(include_path: Path | None) -> str | None:
     if include_path is None:
         return None
-    from w2sbench.data import file_sha256
 
     files = sorted(p for p in Path(include_path).rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml", ".jsonl", ".json", ".py"})
     return stable_hash([(str(p.relative_to(include_path)), file_sha256(p)) for p in files])
@@ -151,20 +108,13 @@ def run_capability(
     """Evaluate the pretrained and the trained strong models of a finished run; store the scores in results.json."""
     import torch
 
-    from w2sbench.models import resolve_pair
-    from w2sbench.pipeline import BASELINE_CELLS, Pipeline
-    from w2sbench.progress import Progress
-    from w2sbench.results import RESULTS_FILE, load_results
-    from w2sbench.runner import _device
-    from w2sbench.settings import RunSettings
-    from w2sbench.storage import RunLock, atomic_write_json
 
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     recorded = dict(results["settings"])
     for key in ("metrics", "strategies", "seeds"):
         recorded[key] = tuple(recorded[key])
-    recorded["device"] = _device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    recorded["device"] = resolve_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
     settings = RunSettings(**{k: recorded[k] for k in RunSettings.__dataclass_fields__ if k in recorded})
     strong_cells = ["ceiling", "ceiling-reg", *settings.strategies]
     chosen = list(cells) if cells else strong_cells

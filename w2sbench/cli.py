@@ -120,7 +120,8 @@ def _plugins():  # noqa: ANN202
 def cmd_run(args: argparse.Namespace) -> int:
     from w2sbench.data import default_data_dir
     from w2sbench.progress import Progress, RichProgress
-    from w2sbench.runner import RunRequest, default_run_dir, execute, prepare
+    from w2sbench.run_dir import default_run_dir
+    from w2sbench.runner import RunRequest, execute, prepare
     from w2sbench.settings import data_dir_arg, parse_options, parse_seeds
 
     plugins = _plugins()
@@ -170,7 +171,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     plugins = _plugins()
     from rich.markup import escape
 
-    from w2sbench.cli_tables import list_column, list_metrics
+    from w2sbench.cli_tables import list_column, list_metrics, option_table
 
     table = Table()
     table.add_column = list_column(table)  # type: ignore[method-assign]
@@ -213,8 +214,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         list_metrics(_console(), plugins)
         return 0
     elif args.what == "options":
-        from w2sbench.values import option_table
-
         for col in ("setting", "default", "valid values"):
             table.add_column(col)
         for row in option_table(plugins.trust_metrics.items.values()):
@@ -313,7 +312,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from w2sbench.executors import make_executor
     from w2sbench.progress import Progress, RichProgress
-    from w2sbench.sweep import execute_pairs, expand_sweep, load_sweep, write_sweep_summary
+    from w2sbench.run_pairs import execute_pairs
+    from w2sbench.sweep import expand_sweep, load_sweep, write_sweep_summary
 
     config = load_sweep(Path(args.config))
     plugins = _plugins()

@@ -6,11 +6,14 @@ identifiers (names a user types) never wrap or truncate; descriptions wrap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["end_screen", "list_metrics", "list_column"]
+from w2sbench.training.trainer import FINETUNE_MODES, default_train_config
+from w2sbench.values import TRAIN_RANGES, ranges_for
+
+__all__ = ["end_screen", "list_metrics", "list_column", "option_table"]
 
 
 def end_screen(console: Any, results: Mapping[str, Any], run_dir: Path) -> None:
@@ -61,3 +64,16 @@ def list_column(table: Any):  # noqa: ANN202
             add(header, overflow="fold", ratio=1 if header == "description" else None, **kwargs)
 
     return column
+
+
+def option_table(metrics: Iterable[Any]) -> list[tuple[str, str, str]]:
+    """(``--option``/``--train`` name, default, valid values) for every trust metric and fine-tune mode."""
+    rows = []
+    for metric in metrics:
+        for key, rng in ranges_for(metric.default_options, metric.option_ranges).items():
+            rows.append((f"--option {metric.name}.{key}", repr(metric.default_options[key]), rng.describe()))
+    for mode in FINETUNE_MODES:
+        config = default_train_config(mode).as_dict()
+        for key, rng in TRAIN_RANGES.items():
+            rows.append((f"--train {mode}.{key}", repr(config[key]), rng.describe()))
+    return rows

@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import atomic_write_bytes
 from w2sbench.interfaces import DataContext, Examples
-from w2sbench.storage import atomic_write_bytes
 
 __all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir", "drop_empty_texts"]
 

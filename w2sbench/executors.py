@@ -18,11 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from w2sbench.design import split_pool
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import stable_hash
 from w2sbench.interfaces import ModelSpec
-from w2sbench.plugin_manager import Plugins
+from w2sbench.pipeline import Pipeline
+from w2sbench.plugin_manager import Plugins, get_plugins
 from w2sbench.progress import Progress
-from w2sbench.storage import cache_location, stable_hash
+from w2sbench.settings import RunSettings
+from w2sbench.stage_cache import StageCache, cache_location
+from w2sbench.teachers import strategy_teachers
 
 __all__ = [
     "StageTask",
@@ -45,7 +50,6 @@ FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"
 @dataclass(frozen=True)
 class StageTask:
     """One unit of work: the weak models of one seed (``train_weak``) or every cell of one seed (``run_seed``)."""
-
     kind: Literal["train_weak", "run_seed"]
     settings: dict[str, Any]  # RunSettings.as_dict()
     weak: dict[str, Any]  # ModelSpec fields
@@ -68,7 +72,6 @@ class StageTask:
 @dataclass
 class TaskResult:
     """What a task returned (``value``) or why it failed (``error``), with its cache counts."""
-
     task: StageTask
     value: Any = None
     computed: int = 0
@@ -84,7 +87,6 @@ class TaskResult:
 
 class Workspace:
     """Pipelines and loaded data of one process, reused across the tasks it runs."""
-
     def __init__(self, plugins: Plugins | None = None, progress: Progress | None = None) -> None:
         self._plugins = plugins
         self.progress = progress or Progress()
@@ -94,18 +96,12 @@ class Workspace:
     @property
     def plugins(self) -> Plugins:
         if self._plugins is None:
-            from w2sbench.plugin_manager import get_plugins
-
             self._plugins = get_plugins()
             self._plugins.collect_all()
         return self._plugins
 
     def pipeline(self, task: StageTask, device: str | None = None) -> Any:
         """The task's Pipeline (``device`` overrides the settings' one, for a driver that only loads data)."""
-        from w2sbench.pipeline import Pipeline
-        from w2sbench.settings import RunSettings
-        from w2sbench.storage import StageCache
-
         key = task.pipeline_key() + (f"@{device}" if device else "")
         if key not in self._pipelines:
             fields = dict(task.settings)
@@ -150,7 +146,6 @@ def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
     These are the stages that pairs sharing the weak model have in common; computing them once here means
     the pairs' ``run_seed`` tasks only read them, instead of racing to compute the same stage twice.
     """
-    from w2sbench.pipeline import split_pool
 
     options = pipeline.settings.options[metric.name]
     trained = pipeline.train_weak(metric, data, seed)
@@ -170,7 +165,6 @@ def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
 def _extra_teacher_stages(pipeline: Any, metric: Any, data: Any, seed: int, strategies: list[Any], b: Any) -> None:
     """The other weak supervisors of multi-teacher strategies (w2sbench/teachers.py): trained, labels on B and
     test predictions, once per teacher however many strategies share it."""
-    from w2sbench.teachers import strategy_teachers
 
     done: set[str] = set()
     for strategy in strategies:
@@ -186,7 +180,6 @@ def _extra_teacher_stages(pipeline: Any, metric: Any, data: Any, seed: int, stra
 
 class Executor(Protocol):
     """Runs a list of tasks (respecting ``after``) and returns one result per task, in order."""
-
     name: str
 
     def run(self, tasks: Sequence[StageTask], workspace: Workspace) -> list[TaskResult]: ...
@@ -196,7 +189,6 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Every task in this process, in list order (dependencies come first); the first failure stops the run."""
-
     name = "local"
 
     def run(self, tasks: Sequence[StageTask], workspace: Workspace) -> list[TaskResult]:
@@ -227,7 +219,6 @@ def _ray_task(task: StageTask, *_dependencies: Any) -> TaskResult:
 
 class RayExecutor:
     """Tasks as Ray remote functions; ``address=None`` starts (or joins) a local cluster."""
-
     name = "ray"
 
     def __init__(

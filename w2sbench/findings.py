@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench.stats import gap_recovered_summary, holm, percentile_interval, summarize, wald_test
+from w2sbench.design import task_scores
+from w2sbench.stats import (
+    gap_recovered_summary,
+    holm,
+    percentile_interval,
+    summarize,
+    wald_test,
+)
 
 __all__ = [
     "ALPHA",
@@ -78,8 +85,6 @@ def _subset(data: Any, index: Mapping[str, np.ndarray] | None) -> Any:
 
 def _scores_on(metric: Any, sub: Any, options: Mapping[str, Any], probs: Mapping[str, np.ndarray], index: Mapping[str, np.ndarray] | None) -> dict[str, float | None]:
     """Task and trust scores of one cell on the (resampled) test sets ``sub``; {} when undefined."""
-    from w2sbench.pipeline import task_scores
-
     p = dict(probs) if index is None else {n: probs[n][index[n]] for n in sub.tests}
     try:
         with warnings.catch_warnings():

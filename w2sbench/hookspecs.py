@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from w2sbench.interfaces import Exporter, ModelFamily, NamedPair, Strategy, TrustMetric
+    from w2sbench.interfaces import (
+        Exporter,
+        ModelFamily,
+        NamedPair,
+        Strategy,
+        TrustMetric,
+    )
 
 __all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
 

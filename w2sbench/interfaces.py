@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.values import default_range, resolve_value
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
@@ -270,14 +273,10 @@ class TrustMetric(ABC):
         merged = dict(self.default_options)
         for key, value in (overrides or {}).items():
             if key not in merged:
-                from w2sbench.errors import W2SBenchError, did_you_mean
-
                 raise W2SBenchError(
                     f'Trust metric "{self.name}" has no option "{key}".' + did_you_mean(key, merged),
                     f"Use one of: {', '.join(sorted(merged)) or '(none)'}.",
                 )
-            from w2sbench.values import default_range, resolve_value
-
             default = merged[key]
             rng = self.option_ranges.get(key) or default_range(key, default)
             merged[key] = resolve_value(value, rng, f"{self.name}.{key}", "Option", default)

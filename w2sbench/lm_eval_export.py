@@ -16,9 +16,9 @@ import numpy as np
 
 from w2sbench.data import dataset_file
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import atomic_write_text
 from w2sbench.interfaces import DataContext, Examples
 from w2sbench.jsonio import loads_strict
-from w2sbench.storage import atomic_write_text
 
 __all__ = ["export_lm_eval", "ADULT_TASK", "OOD_TAG", "STYLE_URL", "style_task_name"]
 

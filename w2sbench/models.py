@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.errors import W2SBenchError, did_you_mean
+from w2sbench.files import atomic_directory, atomic_write_text, global_cache_dir
 from w2sbench.interfaces import ModelSpec
+from w2sbench.jsonio import loads_strict
 from w2sbench.plugin_manager import Plugins
 
 __all__ = [
@@ -22,19 +24,14 @@ __all__ = [
     "fetch_model",
     "model_identity",
     "load_backbone",
-    "global_cache_dir",
     "position_limit",
     "params_from_files",
     "check_input_lengths",
+    "dequantized",
 ]
 
 log = logging.getLogger(__name__)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
-
-
-def global_cache_dir() -> Path:
-    """Where w2sbench keeps caches shared by all runs (dequantized GGUF weights, file hashes)."""
-    return Path(os.environ.get("W2SBENCH_CACHE", Path.home() / ".cache" / "w2sbench"))
 
 
 @dataclass(frozen=True)
@@ -225,7 +222,6 @@ def _weights_hash(folder: Path, only: str | None) -> str:
             for chunk in iter(lambda: f.read(1 << 22), b""):
                 h.update(chunk)
     digest = h.hexdigest()
-    from w2sbench.storage import atomic_write_text
 
     atomic_write_text(memo, digest + "\n")
     return digest
@@ -247,7 +243,7 @@ def load_backbone(spec: ModelSpec, folder: Path, dtype: Any = None) -> tuple[Any
     if spec.num_layers is not None:
         kwargs["num_hidden_layers"] = spec.num_layers
     if spec.gguf_file:
-        folder = _dequantized(spec, folder)
+        folder = dequantized(spec, folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModel.from_pretrained(folder, use_safetensors=None, **kwargs)
@@ -263,7 +259,7 @@ def load_backbone(spec: ModelSpec, folder: Path, dtype: Any = None) -> tuple[Any
     return tokenizer, model
 
 
-def _dequantized(spec: ModelSpec, folder: Path) -> Path:
+def dequantized(spec: ModelSpec, folder: Path) -> Path:
     """Dequantize a GGUF checkpoint once into safetensors (15-70 s), then reuse it (under a second)."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -273,7 +269,6 @@ def _dequantized(spec: ModelSpec, folder: Path) -> Path:
         return target
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=spec.gguf_file)
     model = AutoModel.from_pretrained(folder, gguf_file=spec.gguf_file)
-    from w2sbench.storage import atomic_directory
 
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -315,8 +310,6 @@ def position_limit(spec: ModelSpec, folder: Path | None = None) -> tuple[int, st
         if path is None:
             continue
         try:
-            from w2sbench.jsonio import loads_strict
-
             doc = loads_strict(path.read_text())
         except (OSError, ValueError):
             continue
@@ -348,7 +341,6 @@ def params_from_files(spec: ModelSpec) -> int | None:
     the safetensors index's ``total_size`` (bytes) over the config's dtype width, else an estimate from
     config.json (12 x layers x hidden^2 + vocab x hidden). Reads the local folder or the hub cache; on a
     machine with hub access it fetches these two small files. None when neither can be read."""
-    from w2sbench.jsonio import loads_strict
 
     docs: dict[str, Any] = {}
     for name in ("config.json", "model.safetensors.index.json"):

@@ -22,48 +22,54 @@ from typing import Any
 
 import numpy as np
 
+from w2sbench.design import (
+    BASELINE_CELLS,
+    call_plugin,
+    merge_seeds,
+    split_pool,
+    split_sizes,
+    task_scores,
+)
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import stable_hash
 from w2sbench.finite import NonFiniteTraining, json_safe, require_finite_probabilities
-from w2sbench.interfaces import DataContext, Examples, ModelSpec, NoRegularizer, PropertyData, Regularizer, TrustMetric, reference_cells
+from w2sbench.interfaces import (
+    DataContext,
+    Examples,
+    ModelSpec,
+    NoRegularizer,
+    PropertyData,
+    Regularizer,
+    TrustMetric,
+    reference_cells,
+)
 from w2sbench.jsonio import loads_strict
-from w2sbench.models import check_input_lengths, fetch_model, load_backbone, model_identity
+from w2sbench.language_model import causal_lm, is_decoder
+from w2sbench.models import (
+    check_input_lengths,
+    fetch_model,
+    load_backbone,
+    model_identity,
+)
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.settings import RunSettings
-from w2sbench.storage import StageCache, stable_hash
+from w2sbench.stage_cache import StageCache
 from w2sbench.teachers import teacher_reference, train_strategy
 from w2sbench.training import distributed
-from w2sbench.training.classifier import Classifier
+from w2sbench.training.classifier import Classifier, transformer_layers
 from w2sbench.training.features import FeatureStore
-from w2sbench.training.trainer import TrainConfig, apply_lora, train_classifier
+from w2sbench.training.precision import legacy_precision, resolve_precision
+from w2sbench.training.prefix import PrefixCache, TopLayers, supports_prefix_cache
+from w2sbench.training.trainer import (
+    TrainConfig,
+    apply_lora,
+    estimate_training_memory,
+    train_classifier,
+)
 
-__all__ = ["Pipeline", "BASELINE_CELLS", "task_scores", "split_pool", "merge_seeds"]
+__all__ = ["Pipeline"]
 
-BASELINE_CELLS = ("weak", "weak-reg", "ceiling", "ceiling-reg")
-
-
-def split_pool(pool: Examples, seed: int, sizes: tuple[int, int, int]) -> tuple[Examples, Examples, Examples]:
-    """Shuffle the training pool with the seed and cut A (weak training), B (transfer) and validation."""
-    n_a, n_b, n_val = sizes
-    need = n_a + n_b + n_val
-    if len(pool) < need:
-        raise W2SBenchError(
-            f"The training data has {len(pool)} rows but the splits need {need} (A={n_a}, B={n_b}, val={n_val}).",
-            "Lower the split sizes with --option METRIC.weak_train_size=... / transfer_size=... / val_size=...",
-        )
-    order = np.random.default_rng(seed).permutation(len(pool))
-    return pool.subset(order[:n_a]), pool.subset(order[n_a : n_a + n_b]), pool.subset(order[n_a + n_b : need])
-
-
-def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Accuracy, and AUROC for binary tasks (None when a test set holds one class only)."""
-    probabilities = require_finite_probabilities(probabilities, "the main test set")
-    scores = {"accuracy": float((probabilities.argmax(1) == labels).mean())}
-    if probabilities.shape[1] == 2:
-        from sklearn.metrics import roc_auc_score
-
-        scores["auroc"] = float(roc_auc_score(labels, probabilities[:, 1])) if len(set(labels.tolist())) == 2 else None
-    return scores
 
 
 @dataclass
@@ -78,7 +84,6 @@ class _Role:
 
 class Pipeline:
     """Runs (or serves from cache) every stage of one run."""
-
     def __init__(
         self,
         settings: RunSettings,
@@ -153,8 +158,6 @@ class Pipeline:
         """Cached frozen-layer states for partial fine-tuning (full mode with trainable_layers), else None."""
         if role.mode != "full" or not role.config.trainable_layers:
             return None
-        from w2sbench.training.prefix import PrefixCache, supports_prefix_cache
-        from w2sbench.training.trainer import transformer_layers
 
         key = (role.spec.name, max_length)
         if key not in self._prefixes:
@@ -269,8 +272,6 @@ class Pipeline:
         role = self.roles[role_name]
         prefix = self._prefix_for(role, key["max_length"])
         if prefix is not None:
-            from w2sbench.training.prefix import TopLayers
-
             model.use_prefix(prefix, TopLayers(model, role.config.trainable_layers))
         return model
 
@@ -333,14 +334,14 @@ class Pipeline:
         options = self.settings.options[metric.name]
         with self.progress.stage(f"{metric.name}: load data"):
             # rank 0 first: only it downloads; the other ranks then read its files
-            data = self.dist.main_first(lambda: _guarded(metric, "load its data", lambda: metric.load_data(self.data_ctx, options)))
+            data = self.dist.main_first(lambda: call_plugin(metric, "load its data", lambda: metric.load_data(self.data_ctx, options)))
         _check_data(metric, data)
         return data
 
     def train_weak(self, metric: TrustMetric, data: PropertyData, seed: int) -> dict[str, tuple[dict[str, Any], Path, str]]:
         """The weak models of one seed (plain and regularized). Sweeps run these first, once per weak model."""
         options = self.settings.options[metric.name]
-        a, _b, _val = split_pool(data.train, seed, _sizes(options))
+        a, _b, _val = split_pool(data.train, seed, split_sizes(options))
         onehot_a = np.eye(data.num_labels)[a.labels]
         trained = {}
         for cell, reg in (("weak", NoRegularizer()), ("weak-reg", metric.regularizer(options))):
@@ -351,7 +352,7 @@ class Pipeline:
     def run_seed(self, metric: TrustMetric, data: PropertyData, seed: int) -> dict[str, Any]:
         """Every cell of one seed: scores, test-set probabilities, training reports and trained-model handles."""
         options = self.settings.options[metric.name]
-        _a, b, _val = split_pool(data.train, seed, _sizes(options))
+        _a, b, _val = split_pool(data.train, seed, split_sizes(options))
         max_length = int(options["max_length"])
         regularizer = metric.regularizer(options)
         plain: Regularizer = NoRegularizer()
@@ -375,7 +376,7 @@ class Pipeline:
         for cell, (k, p, role_name) in trained.items():
             probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
-            cell_scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
+            cell_scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
             cell_scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
             reports[cell] = loads_strict((p / "report.json").read_text())
             if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
@@ -391,21 +392,6 @@ class Pipeline:
         return merge_seeds(data, per_seed)
 
 
-def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """Combine per-seed outcomes (from any executor) into one trust metric's outcome."""
-    return {
-        "data": data,
-        "scores": {s: o["scores"] for s, o in per_seed.items()},
-        "predictions": {s: o["predictions"] for s, o in per_seed.items()},
-        "reports": {s: o["reports"] for s, o in per_seed.items()},
-        "models": {s: o.get("models", {}) for s, o in per_seed.items()},
-    }
-
-
-def _sizes(options: Mapping[str, Any]) -> tuple[int, int, int]:
-    return int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"])
-
-
 @contextlib.contextmanager
 def _naming_cell(label: str) -> Iterator[None]:
     """A diverged training names its cell (the trainer does not know it)."""
@@ -415,31 +401,12 @@ def _naming_cell(label: str) -> Iterator[None]:
         raise exc.in_cell(label) from None
 
 
-def _guarded(metric: TrustMetric, what: str, call: Any) -> Any:
-    """Run a plugin call; turn a crash into a message that names the trust metric and its package."""
-    try:
-        return call()
-    except W2SBenchError:
-        raise
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
-        module = type(metric).__module__
-        raise W2SBenchError(
-            f'Trust metric "{metric.name}" ({module}) failed to {what}: {type(exc).__name__}: {exc}',
-            "If it read a dataset file, check that the file is the original (docs/data.md lists them and their "
-            "sources); otherwise report the bug to the plugin's authors (rerun with --debug for the traceback).",
-        ) from exc
-
-
 def _resolved_precision(role: _Role, device: str) -> str:
     """bf16 or fp32: the role's training precision on this device (w2sbench/training/precision.py)."""
-    from w2sbench.training.precision import resolve_precision
-
     return resolve_precision(role.config.precision, device, role.mode)
 
 
 def _legacy_precision(device: str) -> str:
-    from w2sbench.training.precision import legacy_precision
-
     return legacy_precision(device)
 
 
@@ -464,7 +431,6 @@ def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> 
     weights, gradients and optimizer state."""
     import torch
 
-    from w2sbench.training.trainer import estimate_training_memory
 
     config_file = role.folder / "config.json"
     if role.spec.params is None or not config_file.is_file():
@@ -491,8 +457,6 @@ def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> 
 
 def _language_model(role: _Role, model: Classifier) -> Any | None:
     """The trained backbone under its pretrained causal-LM head; None for encoders and for checkpoints without a head."""
-    from w2sbench.capability import causal_lm, is_decoder
-
     if not is_decoder(role.spec, role.folder):
         return None
     backbone = model.backbone

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2sbench.report import score_interval
+from w2sbench.report_values import score_interval
 
 __all__ = ["write_plots", "plot_scores", "plot_tradeoff", "plot_scaling", "FORMATS"]
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from w2sbench.report import _caption, _percent, comparisons, format_interval, ratio_interval, score_interval, verdict
+from w2sbench.report_values import (
+    caption,
+    comparisons,
+    format_interval,
+    is_percent,
+    ratio_interval,
+    score_interval,
+    verdict,
+)
 
 __all__ = ["score_tables", "old_comparisons"]
 
@@ -21,7 +29,7 @@ def _score_rows(prop: Mapping[str, Any], boot: Mapping[str, Any]) -> list[tuple[
         texts = {}
         for cell, entry in prop["cells"].items():
             value = score_interval(prop, cell, m["name"], boot)
-            text = format_interval(value, percent=_percent(m)).replace(" [", "\n[", 1)
+            text = format_interval(value, percent=is_percent(m)).replace(" [", "\n[", 1)
             ref = vanilla.get(m["name"], {}).get("mean")
             if entry["role"] == "strategy" and cell != "vanilla" and value["mean"] is not None and ref is not None and abs(value["mean"] - ref) > 1e-9:
                 good = (value["mean"] > ref) == m["higher_is_better"]
@@ -51,7 +59,7 @@ def score_tables(name: str, prop: Mapping[str, Any], boot: Mapping[str, Any], co
     for k, chunk in enumerate(chunks):
         part = f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""
         table = Table(title=escape(f"{name}: {prop.get('description', '')}{part}"), title_justify="left",
-                      caption=escape(_caption(prop, boot)) if k == len(chunks) - 1 else None, caption_justify="left",
+                      caption=escape(caption(prop, boot)) if k == len(chunks) - 1 else None, caption_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         table.add_column("score", no_wrap=True)
         for cell in chunk:

@@ -20,11 +20,20 @@ from typing import Any
 import numpy as np
 
 from w2sbench import __version__
+from w2sbench.design import BASELINE_CELLS
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import atomic_write_bytes, atomic_write_json
+from w2sbench.findings import (
+    DEFAULT_RESAMPLES,
+    correct_run,
+    gap_recovered_interval,
+    property_findings,
+    resample_scores,
+    stderr_by_seed,
+)
 from w2sbench.interfaces import MetricInfo, Strategy, TrustMetric, reference_cells
-from w2sbench.pipeline import BASELINE_CELLS
+from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
-from w2sbench.storage import atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -114,8 +123,6 @@ def _add_findings(
     options: Mapping[str, Any], resamples: int | None,
 ) -> None:
     """Bootstrap the property's scores and add findings, standard errors and resolved gap recovered."""
-    from w2sbench.findings import DEFAULT_RESAMPLES, gap_recovered_interval, property_findings, resample_scores, stderr_by_seed
-
     cells = list(prop["cells"])
     names = [m["name"] for m in prop["metrics"]]
     boot = resample_scores(
@@ -172,8 +179,6 @@ def build_results(
     timing: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The results document; Holm-corrects the findings of all ``properties`` together (in place)."""
-    from w2sbench.findings import correct_run
-
     correct_run(properties)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -239,7 +244,6 @@ def load_results(path: Path) -> dict[str, Any]:
         path = path / RESULTS_FILE
     if not path.is_file():
         raise W2SBenchError(f"No results file at {path}.", "Pass a run directory made by `w2sbench run` (it holds results.json).")
-    from w2sbench.jsonio import read_json
 
     results = read_json(path, _REGENERATE)
     if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
@@ -289,8 +293,6 @@ def check_complete(results: Mapping[str, Any], path: Path) -> None:
 
 def check_sidecar(run_dir: Path) -> Path:
     """The predictions sidecar of ``run_dir``, after checking its sha256 against the one results.json records."""
-    from w2sbench.jsonio import read_json
-
     run_dir = Path(run_dir)
     sidecar = run_dir / PREDICTIONS_FILE
     recorded = None
@@ -311,8 +313,6 @@ def check_sidecar(run_dir: Path) -> Path:
 
 def iter_predictions(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The prediction records of a run, one dict per (property, seed, cell, test set)."""
-    from w2sbench.jsonio import loads_strict
-
     with gzip.open(check_sidecar(run_dir), "rt") as f:
         for line in f:
             if line.strip():

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from w2sbench.design import call_plugin
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import TrustMetric
-from w2sbench.models import ResolvedPair, resolve_pair
+from w2sbench.models import ResolvedPair, check_input_lengths, resolve_pair
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
-from w2sbench.settings import RunSettings, parse_finetune, parse_list, settings_diff
-from w2sbench.storage import atomic_write_json, remove_stale_temporaries, stable_hash
+from w2sbench.run_pairs import PairJob, execute_pairs
+from w2sbench.settings import RunSettings, parse_finetune, parse_list
 from w2sbench.teachers import default_strategies
+from w2sbench.training.device import resolve_device
 from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
+from w2sbench.values import TRAIN_RANGES, default_range, resolve_value
 
-__all__ = ["RunRequest", "prepare", "execute", "claim_run_dir", "default_run_dir", "DEFAULT_PAIR"]
+__all__ = ["RunRequest", "prepare", "execute", "DEFAULT_PAIR"]
 
 DEFAULT_PAIR = "default"  # a named pair; the built-in models plugin registers it
 
@@ -27,7 +28,6 @@ DEFAULT_PAIR = "default"  # a named pair; the built-in models plugin registers i
 @dataclass
 class RunRequest:
     """What the user asked for, before validation."""
-
     pair: str = DEFAULT_PAIR
     metrics: str | None = None  # None: every registered trust metric
     strategies: str | None = None  # None: every registered strategy with in_default_run
@@ -38,18 +38,6 @@ class RunRequest:
     data_dir: str | None = None
     device: str = "auto"
     allow_weak_larger: bool = False
-
-
-def _device(choice: str) -> str:
-    import torch
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise W2SBenchError(f'Device "{choice}" was asked for but no CUDA GPU is visible.', "Use --device cpu or auto.")
-    if choice not in {"cpu", "mps"} and not choice.startswith("cuda"):
-        raise W2SBenchError(f'Unknown device "{choice}".', "Use auto, cpu, cuda or cuda:N.")
-    return choice
 
 
 def _train_configs(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[str, dict[str, Any]]:
@@ -76,8 +64,6 @@ def _train_configs(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[st
 
 def _coerce_train(key: str, value: str, default: Any, mode: str = "") -> Any:
     """A ``--train`` value through the same coercer and range check as ``--option`` (w2sbench/values.py)."""
-    from w2sbench.values import TRAIN_RANGES, default_range, resolve_value
-
     rng = TRAIN_RANGES.get(key) or default_range(key, default)
     out = resolve_value(value, rng, f"{mode}.{key}" if mode else key, "Training setting", default)
     return (out or None) if key == "lora_targets" else out
@@ -99,7 +85,7 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
     for name in user_options:
         if name not in metric_names:
             plugins.trust_metrics.get(name)  # did-you-mean for a misspelt metric
-            raise W2SBenchError(f'--option names "{name}", which is not in this run\'s metrics.', f"Add it to --metrics.")
+            raise W2SBenchError(f'--option names "{name}", which is not in this run\'s metrics.', "Add it to --metrics.")
     options = {m.name: m.options(user_options.get(m.name)) for m in metrics}
     for name, opts in options.items():
         for required in ("weak_train_size", "transfer_size", "val_size", "max_length"):
@@ -108,10 +94,9 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
                     f'Trust metric "{name}" has no "{required}" option.',
                     "Every trust metric must declare split sizes and max_length in default_options (CONTRIBUTING.md).",
                 )
-    from w2sbench.models import check_input_lengths
 
     check_input_lengths([(pair.weak, None), (pair.strong, None)], {n: int(o["max_length"]) for n, o in options.items()})
-    device = _device(request.device)
+    device = resolve_device(request.device)
     if request.finetune:
         weak_mode, strong_mode = parse_finetune(request.finetune)
     elif device.startswith("cuda"):
@@ -146,66 +131,9 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
 
 
 def _check_regularizer(metric: TrustMetric, options: Mapping[str, Any], modes: Mapping[str, str]) -> None:
-    from w2sbench.pipeline import _guarded
-
-    regularizer = _guarded(metric, "build its regularizer", lambda: metric.regularizer(options))
+    regularizer = call_plugin(metric, "build its regularizer", lambda: metric.regularizer(options))
     for role, mode in modes.items():
-        _guarded(metric, "build its regularizer", lambda role=role, mode=mode: regularizer.for_training(role, mode))
-
-
-def default_run_dir(settings: RunSettings) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{settings.weak}__{settings.strong}")[:80]
-    return Path("runs") / f"{slug}-{stable_hash(settings.as_dict())[:8]}"
-
-
-def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = False) -> None:
-    """Refuse a run directory that holds other settings (unless reconfigure), then record ours in run.json."""
-    recorded = Path(run_dir) / "run.json"
-    wanted = settings.as_dict()
-    if not recorded.exists():
-        _refuse_foreign_files(Path(run_dir))
-    # A run that wrote no results computed nothing a new configuration could mix with (stages are keyed by
-    # content): following a failed run's own advice ("pass --data-dir") needs no --reconfigure.
-    finished = (Path(run_dir) / "results.json").exists()
-    if recorded.exists() and finished and not reconfigure:
-        from w2sbench.jsonio import StrictJSONError, loads_strict
-
-        try:
-            old = loads_strict(recorded.read_text())
-        except (StrictJSONError, UnicodeDecodeError):
-            old = None
-        if old is not None and old != json.loads(json.dumps(wanted)):
-            diffs = settings_diff(old, json.loads(json.dumps(wanted)))
-            raise W2SBenchError(
-                f"{run_dir} holds a run with different settings ({'; '.join(diffs)}).",
-                "Resume with the original arguments, pass another --out, or pass --reconfigure to "
-                "re-run this directory with the new settings (finished stages that still apply are reused).",
-            )
-    # temporary files of a killed earlier run (never read, but they should not pile up)
-    remove_stale_temporaries(Path(run_dir))
-    atomic_write_json(recorded, wanted)
-
-
-# What a run directory of ours may hold before its run.json exists (the lock is taken first).
-_OURS_BEFORE_CLAIM = {".lock", "cache"}
-
-
-def _refuse_foreign_files(run_dir: Path) -> None:
-    """Refuse to write a run into a folder that holds files of someone else (no run.json of ours)."""
-    if not run_dir.is_dir():
-        return
-    foreign = sorted(
-        p.name for p in run_dir.iterdir() if p.name not in _OURS_BEFORE_CLAIM and not (p.name.startswith(".") and p.name.endswith(".tmp"))
-    )
-    if foreign:
-        lock = run_dir / ".lock"
-        if lock.is_file() and len(list(run_dir.iterdir())) == len(foreign) + 1:
-            lock.unlink()  # taken by this process a moment ago: leave the folder as we found it
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise W2SBenchError(
-            f"{run_dir} already holds files that no w2sbench run wrote ({shown}); writing a run there would overwrite them.",
-            "Pass --out pointing at a new or empty folder (or one made by an earlier w2sbench run).",
-        )
+        call_plugin(metric, "build its regularizer", lambda role=role, mode=mode: regularizer.for_training(role, mode))
 
 
 def execute(
@@ -222,9 +150,7 @@ def execute(
 
     ``cache_dir`` is a folder or an fsspec URL (``s3://bucket/prefix``); the run directory is always local.
     """
-    # The same task machinery as `w2sbench sweep` (w2sbench/sweep.py), for one pair.
-    from w2sbench.sweep import PairJob, execute_pairs
-
+    # The same task machinery as `w2sbench sweep` (w2sbench/run_pairs.py), for one pair.
     run_dir = Path(run_dir)
     outcome = execute_pairs([PairJob(settings, pair, run_dir)], plugins, progress, executor, cache_dir, reconfigure)
     outcome.raise_for_failures()

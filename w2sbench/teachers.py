@@ -14,8 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from w2sbench.design import call_plugin, split_pool, split_sizes, task_scores
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import Examples, NoRegularizer, PropertyData, Regularizer, Strategy, Teacher, TransferLoss, TrustMetric
+from w2sbench.interfaces import (
+    Examples,
+    NoRegularizer,
+    PropertyData,
+    Regularizer,
+    Strategy,
+    Teacher,
+    TransferLoss,
+    TrustMetric,
+)
 from w2sbench.training.losses import CrossEntropyLoss
 
 __all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns"]
@@ -34,10 +44,8 @@ def teacher_label(teacher: Teacher) -> str:
 
 def train_teacher(pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, teacher: Teacher) -> Stage:
     """Train (or read from cache) one weak supervisor on its part of split A; ``teacher.regularized`` resolved."""
-    from w2sbench.pipeline import _sizes, split_pool
-
     options = pipeline.settings.options[metric.name]
-    a, _b, _val = split_pool(data.train, seed, _sizes(options))
+    a, _b, _val = split_pool(data.train, seed, split_sizes(options))
     part, parts = teacher.part
     if not 0 <= part < parts:
         raise W2SBenchError(f"A teacher asks for part {part} of {parts} of split A.", "Use 0 <= part < parts.")
@@ -84,14 +92,13 @@ def teacher_reference(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     """Scores, test-set probabilities and training reports of ``<strategy>:teachers``: the teachers' ``combine``d
     prediction. Metrics that need a live model (``evaluate_model``) are not defined for it."""
-    from w2sbench.pipeline import _guarded, task_scores
 
     probs = {
         name: strategy.combine([pipeline.predict_stage(k, p, "weak", test) for k, p in teachers])
         for name, test in data.tests.items()
     }
     scores: dict[str, Any] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
-    scores.update(_guarded(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
+    scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
     reports = [json.loads((p / "report.json").read_text()) for _k, p in teachers]
     report = {"teachers": reports, "seconds": sum(r["seconds"] for r in reports), "steps": sum(r["steps"] for r in reports)}
     return scores, probs, report

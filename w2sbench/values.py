@@ -10,13 +10,13 @@ integers >= 0). ``describe`` gives the text used in messages and in ``w2sbench l
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from w2sbench.errors import W2SBenchError
 
-__all__ = ["COMMON_RANGES", "TRAIN_RANGES", "Range", "check", "coerce", "default_range", "option_table", "resolve_value"]
+__all__ = ["COMMON_RANGES", "TRAIN_RANGES", "Range", "check", "coerce", "default_range", "ranges_for", "resolve_value"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Range:
     low_open: bool = False
     high_open: bool = False
     note: str = ""
+    choices: tuple[str, ...] = ()  # for "str": the only values accepted
 
     def describe(self) -> str:
         """E.g. "a finite number > 0", "an integer >= 1 (0 = all rows)"."""
@@ -41,10 +42,14 @@ class Range:
             bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
         if self.high is not None:
             bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        if self.choices:
+            return "one of " + ", ".join(self.choices) + (f" ({self.note})" if self.note else "")
         text = noun + (" " + " and ".join(bounds) if bounds else "")
         return text + (f" ({self.note})" if self.note else "")
 
     def contains(self, value: Any) -> bool:
+        if self.choices:
+            return str(value) in self.choices
         if self.kind not in {"int", "float"}:
             return True
         x = float(value)
@@ -86,6 +91,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "lora_alpha": _positive_int(),
     "lora_targets": Range("list", note="module names; empty = peft's defaults"),
     "trainable_layers": Range("int", 0, note="0 = all layers"),
+    "precision": Range("str", choices=("auto", "bf16", "fp32"), note="auto = bf16 on GPUs, fp32 on CPUs"),
 }
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -164,18 +170,3 @@ def resolve_value(value: Any, rng: Range, name: str, what: str = "Option", examp
 def ranges_for(defaults: Mapping[str, Any], declared: Mapping[str, Range]) -> dict[str, Range]:
     """Every option's range: declared ones, then ``default_range``."""
     return {k: declared.get(k) or default_range(k, v) for k, v in defaults.items()}
-
-
-def option_table(metrics: Iterable[Any]) -> list[tuple[str, str, str]]:
-    """(``--option``/``--train`` name, default, valid values) for every trust metric and fine-tune mode."""
-    from w2sbench.training.trainer import FINETUNE_MODES, default_train_config
-
-    rows = []
-    for metric in metrics:
-        for key, rng in ranges_for(metric.default_options, metric.option_ranges).items():
-            rows.append((f"--option {metric.name}.{key}", repr(metric.default_options[key]), rng.describe()))
-    for mode in FINETUNE_MODES:
-        config = default_train_config(mode).as_dict()
-        for key, rng in TRAIN_RANGES.items():
-            rows.append((f"--train {mode}.{key}", repr(config[key]), rng.describe()))
-    return rows

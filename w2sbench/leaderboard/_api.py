@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import atomic_write_text, global_cache_dir
 from w2sbench.leaderboard._board import write_board
 from w2sbench.leaderboard._submission import build_submission, submission_name
 from w2sbench.leaderboard._validate import ValidationReport, Validator, validate_files
-from w2sbench.storage import atomic_write_text
+from w2sbench.plugin_manager import get_plugins
 
 __all__ = ["export_submission", "make_validator", "build_board", "BuildResult", "SUBMISSIONS_DIR"]
 
@@ -37,11 +38,7 @@ def export_submission(results: Sequence[Mapping[str, Any]], destination: Path, r
 
 def make_validator(data_dir: str | Path | None, plugins: Any = None) -> Validator:
     """A validator over the registered plugins and the data mirror (``--data-dir`` or $W2SBENCH_DATA_DIR)."""
-    from w2sbench.models import global_cache_dir
-
     if plugins is None:
-        from w2sbench.plugin_manager import get_plugins
-
         plugins = get_plugins()
     return Validator(plugins, data_dir, global_cache_dir() / "downloads")
 
@@ -49,7 +46,6 @@ def make_validator(data_dir: str | Path | None, plugins: Any = None) -> Validato
 @dataclass
 class BuildResult:
     """The board files written and the report of every submission considered."""
-
     written: list[Path]
     reports: list[ValidationReport]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from w2sbench.files import atomic_write_text
 from w2sbench.interfaces import MetricInfo, TrustMetric
 from w2sbench.leaderboard._validate import ValidationReport
 from w2sbench.results import TASK_METRICS
-from w2sbench.storage import atomic_write_text
 
 __all__ = ["BoardRow", "collect_rows", "render_csv", "render_markdown", "render_html", "write_board", "BOARD_PREFIX"]
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from w2sbench.files import stable_hash
 from w2sbench.leaderboard._safejson import UnsafeInput, gunzip_bounded, loads_bounded
-from w2sbench.storage import stable_hash
 
 __all__ = [
     "SUBMISSION_SCHEMA_VERSION",

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from w2sbench.design import BASELINE_CELLS, task_scores
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import stable_hash
 from w2sbench.interfaces import DataContext, PropertyData, TrustMetric, reference_cells
 from w2sbench.leaderboard._format import (
     SUBMISSION_FORMAT,
@@ -27,10 +29,8 @@ from w2sbench.leaderboard._format import (
     submission_schema,
 )
 from w2sbench.leaderboard._safejson import UnsafeInput, read_json_file
-from w2sbench.pipeline import BASELINE_CELLS, task_scores
 from w2sbench.results import TASK_METRICS
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
-from w2sbench.storage import stable_hash
 
 __all__ = ["ValidationReport", "EntryResult", "Validator", "validate_files", "SCORE_TOLERANCE"]
 

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Classifier", "length_sorted_batches", "nonempty_texts"]
+from w2sbench.errors import W2SBenchError
+
+__all__ = ["Classifier", "length_sorted_batches", "nonempty_texts", "transformer_layers"]
 
 
 def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
@@ -152,3 +154,19 @@ def nonempty_texts(texts: Sequence[str], tokenizer: Any) -> list[str]:
     add no special tokens, and a batch of empty texts would otherwise have length 0."""
     stand_in = tokenizer.eos_token or tokenizer.unk_token or tokenizer.pad_token or "."
     return [t if t.strip() else stand_in for t in texts]
+
+
+def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The backbone's stack of transformer blocks (BERT, GPT-NeoX, Llama, GPT-2 and most others)."""
+    for path in ("encoder.layer", "layers", "h", "transformer.h", "model.layers", "decoder.layers"):
+        module: Any = backbone
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise W2SBenchError(
+        f"Cannot find the transformer layers of {type(backbone).__name__} to freeze.",
+        "Use --train full.trainable_layers=0 (train everything) or --finetune lora for this architecture.",
+    )

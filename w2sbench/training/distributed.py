@@ -35,7 +35,7 @@ from torch import nn
 from w2sbench.errors import W2SBenchError
 
 if TYPE_CHECKING:
-    from w2sbench.storage import StageCache
+    from w2sbench.stage_cache import StageCache
     from w2sbench.training.classifier import Classifier
 
 __all__ = ["CollectiveTraining", "DistributedRun", "current", "launched_rank", "reset"]

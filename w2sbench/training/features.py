@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2sbench.storage import atomic_write_bytes
+from w2sbench.files import atomic_write_bytes
 
 __all__ = ["FeatureStore"]
 
@@ -35,8 +35,8 @@ class FeatureStore:
         self.computed = 0
 
     def _load(self) -> None:
-        from safetensors.numpy import load_file
         from safetensors import safe_open
+        from safetensors.numpy import load_file
 
         if self.root.is_dir():
             for chunk in sorted(self.root.glob("chunk-*.safetensors")):

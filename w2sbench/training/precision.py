@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from w2sbench.errors import W2SBenchError
+
 __all__ = ["PRECISIONS", "CPU_AUTO_BF16", "cpu_has_bf16", "resolve_precision", "legacy_precision", "autocast", "check_precision"]
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -63,8 +65,6 @@ def legacy_precision(device: Any) -> str:
 
 def check_precision(precision: str) -> None:
     """Raise ``W2SBenchError`` for a value outside ``PRECISIONS``."""
-    from w2sbench.errors import W2SBenchError
-
     if precision not in PRECISIONS:
         raise W2SBenchError(
             f'Unknown training precision "{precision}".', f"Use --train MODE.precision={'|'.join(PRECISIONS)}."

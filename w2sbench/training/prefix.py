@@ -19,9 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from w2sbench.training.classifier import Classifier, length_sorted_batches
+from w2sbench.training.classifier import (
+    Classifier,
+    length_sorted_batches,
+    transformer_layers,
+)
 from w2sbench.training.precision import autocast
-from w2sbench.training.trainer import transformer_layers
 
 __all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache", "bottom_states"]
 

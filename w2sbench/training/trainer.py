@@ -24,15 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
+import w2sbench.training.finite_checks as finite
 from w2sbench.errors import W2SBenchError
 from w2sbench.faults import fault_point
 from w2sbench.interfaces import PenaltyContext, Regularizer
-from w2sbench.training import finite_checks as finite
 from w2sbench.training.adversarial import LogitsOf, adversarial_loss
-from w2sbench.training.classifier import Classifier
+from w2sbench.training.classifier import Classifier, transformer_layers
 from w2sbench.training.distributed import CollectiveTraining
 from w2sbench.training.dp import dp_delta, empty_private_step
 from w2sbench.training.losses import soft_cross_entropy
+from w2sbench.training.precision import autocast, check_precision, resolve_precision
+from w2sbench.training.prefix import TopLayers
 
 __all__ = [
     "FINETUNE_MODES",
@@ -53,7 +55,6 @@ TransferLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tor
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings; every field is part of the trained model's cache key."""
-
     epochs: int
     lr: float
     batch_size: int
@@ -71,8 +72,6 @@ class TrainConfig:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        from w2sbench.training.precision import check_precision
-
         check_precision(self.precision)
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,22 +109,6 @@ def estimate_training_memory(params: int, mode: str, batch_tokens: int, hidden: 
     state = params * (16 if mode == "full" else weight_bytes)
     activations = 0 if mode == "head" else batch_tokens * hidden * layers * 34 * (1 if cuda else 2)
     return int(state + activations)
-
-
-def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
-    """The backbone's stack of transformer blocks (BERT, GPT-NeoX, Llama, GPT-2 and most others)."""
-    for path in ("encoder.layer", "layers", "h", "transformer.h", "model.layers", "decoder.layers"):
-        module: Any = backbone
-        for part in path.split("."):
-            module = getattr(module, part, None)
-            if module is None:
-                break
-        if isinstance(module, nn.ModuleList):
-            return module
-    raise W2SBenchError(
-        f"Cannot find the transformer layers of {type(backbone).__name__} to freeze.",
-        "Use --train full.trainable_layers=0 (train everything) or --finetune lora for this architecture.",
-    )
 
 
 def freeze_below(classifier: Classifier, top: int) -> None:
@@ -206,8 +189,6 @@ def _freeze_unused(module: nn.Module, forward: Callable[..., Any], n: int) -> No
 
 def _training_autocast(config: TrainConfig, device: torch.device, mode: str) -> Any:
     """bf16 autocast when the config's precision resolves to bf16 here (training/precision.py), else None."""
-    from w2sbench.training.precision import autocast, resolve_precision
-
     precision = resolve_precision(config.precision, device, mode)
     return autocast(device, precision) if precision == "bf16" else None
 
@@ -282,8 +263,6 @@ def train_classifier(
 
     elif prefix is not None and mode == "full" and config.trainable_layers:
         # Partial fine-tuning on cached states of the frozen layers (w2sbench/training/prefix.py).
-        from w2sbench.training.prefix import TopLayers
-
         module = classifier
         top = TopLayers(classifier, config.trainable_layers)
 
