@@ -11,7 +11,7 @@ from pathlib import Path
 from w2sbench import hookimpl
 from w2sbench.interfaces import ModelFamily, ModelSpec, NamedPair
 
-__all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR"]
+__all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR", "DECODER_PAIR"]
 
 # Total parameter counts of the Pythia suite (Biderman et al. 2023, Table 1 / hub model cards).
 PYTHIA_PARAMS = {
@@ -191,6 +191,19 @@ DEFAULT_PAIR = NamedPair(
 )
 
 
+# --------------------------------------------------------------------------- the offline decoder pair
+# Chosen by measurement (benchmarks/decoder_pair_gaps.py, docs/default-pair.md "The offline decoder pair").
+DECODER_PAIR = NamedPair(
+    name="decoder",
+    weak="smollm2-135m-l0",
+    strong="smollm2-135m",
+    description="offline decoders: SmolLM2-135M's token embeddings alone (bag of word vectors, frozen, linear head) "
+    "-> SmolLM2-135M with its top 2 layers fine-tuned (docs/default-pair.md)",
+    cpu_finetune="head:full",
+    cpu_train={"full": {"trainable_layers": 2, "epochs": 3, "lr": 2e-4}},
+)
+
+
 @hookimpl
 def w2sbench_register_models() -> list[ModelFamily]:
     return [OfflineModels(), PythiaFamily(), HubModels(), LocalFolders()]
@@ -200,5 +213,6 @@ def w2sbench_register_models() -> list[ModelFamily]:
 def w2sbench_register_pairs() -> list[NamedPair]:
     return [
         DEFAULT_PAIR,
+        DECODER_PAIR,
         NamedPair("pythia-160m-1b", "pythia-160m", "pythia-1b", "the paper-style Pythia pair (needs hub access)"),
     ]

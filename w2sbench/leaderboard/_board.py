@@ -269,8 +269,8 @@ def _section(prop: str, metric: TrustMetric, rows: Sequence[BoardRow]) -> str:
     task = [m for m in scores if m.kind == "task"][:1]
     primary = [m for m in scores if m.name == metric.primary]
     compare = [(m.name, m.higher_is_better) for m in primary + task]
-    findings = [(label, {r.strategy: r.seed_scores for r in members}, compare) for label, members in groups]
     unverified = sorted({m for r in rows for m in r.not_verifiable})
+    findings = [(label, {r.strategy: r.seed_scores for r in members}, compare) for label, members in groups]
     parts = [
         f'<section id="{_e(ident)}"><h2>{_e(prop)}</h2><p>{_e(metric.description)}. Primary trust metric: '
         f"<strong>{_e(metric.primary)}</strong>.</p>",
@@ -278,7 +278,7 @@ def _section(prop: str, metric: TrustMetric, rows: Sequence[BoardRow]) -> str:
         '<p class="note">Improvement = strategy − vanilla, paired by seed, positive when the strategy is better '
         "(more trustworthy or more accurate); 95% t-interval over seeds; p from a paired t-test, Holm-corrected "
         "across the strategies of an entry. Verdict at 5%.</p>",
-        render_findings(findings),
+        render_findings(findings, unverified),
         f'<h3 id="gap-{_e(ident)}">Trust gap recovered per strategy</h3>',
         '<p class="note">(strategy − weak) / (ceiling − weak) on the primary trust metric, per seed, with each '
         f"strategy's own reference cells ({_e(_references(rows))}); 0 is the weak reference, 1 the ceiling. "

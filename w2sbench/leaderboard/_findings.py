@@ -109,9 +109,12 @@ def _fmt(value: float | None, signed: bool = True) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-def render_findings(groups: Sequence[tuple[str, Mapping[str, Mapping[str, Any]], Sequence[tuple[str, bool]]]]) -> str:
+def render_findings(
+    groups: Sequence[tuple[str, Mapping[str, Mapping[str, Any]], Sequence[tuple[str, bool]]]], unverified: Sequence[str] = ()
+) -> str:
     """A findings table per entry: ``groups`` holds (entry label, cell -> seed -> metric -> score,
-    [(metric, higher_is_better), ...]); every non-vanilla cell among the strategies is compared with vanilla."""
+    [(metric, higher_is_better), ...]); every non-vanilla cell among the strategies is compared with vanilla.
+    Metrics in ``unverified`` (not recomputed by the validator) are marked †."""
     e = html.escape
     out = []
     for label, cells, metrics in groups:
@@ -129,7 +132,7 @@ def render_findings(groups: Sequence[tuple[str, Mapping[str, Mapping[str, Any]],
                 p = "–" if eff.p_holm is None else f"{eff.p_holm:.3g}"
                 cls = {"better": "good", "worse": "bad"}.get(eff.verdict, "")
                 rows.append(
-                    f"<tr><td>{e(metric).replace('_', '_<wbr>')} {'↑' if higher else '↓'}</td><td>{e(eff.strategy)}</td>"
+                    f"<tr><td>{e(metric).replace('_', '_<wbr>')} {'↑' if higher else '↓'}{' †' if metric in unverified else ''}</td><td>{e(eff.strategy)}</td>"
                     f'<td class="num">{_fmt(means[0], False)}</td><td class="num">{_fmt(means[1], False)}</td>'
                     f'<td class="num">{_fmt(eff.improvement)}{ci}</td><td class="num">{p}</td><td class="num">{eff.n}</td>'
                     f'<td class="verdict {cls}">{e(eff.verdict)}</td></tr>'
