@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PairedEffect", "paired_effects", "render_findings", "ALPHA"]
+__all__ = ["ALPHA", "PairedEffect", "paired_effects", "render_findings"]
 
 ALPHA = 0.05  # family-wise error rate per entry and metric
 
@@ -54,7 +54,8 @@ def _paired(a: Mapping[str, Any], b: Mapping[str, Any], higher: bool) -> list[fl
 def _holm(p: Sequence[float | None]) -> list[float | None]:
     """Holm-adjusted p-values (None stays None): p_(i) * (m - i + 1), made monotone, capped at 1."""
     order = sorted((v, i) for i, v in enumerate(p) if v is not None)
-    m, running, out = len(order), 0.0, [None] * len(p)  # type: list[float | None]
+    m, running = len(order), 0.0
+    out: list[float | None] = [None] * len(p)
     for rank, (value, i) in enumerate(order):
         running = max(running, min(1.0, value * (m - rank)))
         out[i] = running
@@ -77,8 +78,9 @@ def paired_effects(
         diffs = _paired(scores, baseline, higher_is_better)
         n = len(diffs)
         mean = sum(diffs) / n if n else None
-        ci, p = None, None
-        if n >= 2:
+        ci: tuple[float, float] | None = None
+        p: float | None = None
+        if mean is not None and n >= 2:
             sem = float(stats.sem(diffs))
             if sem > 1e-12 * max(1.0, abs(mean)):  # below this, float noise on identical differences
                 lo, hi = stats.t.interval(0.95, n - 1, loc=mean, scale=sem)

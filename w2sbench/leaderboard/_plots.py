@@ -13,7 +13,7 @@ from w2sbench.interfaces import TrustMetric
 if TYPE_CHECKING:
     from w2sbench.leaderboard._board import BoardRow
 
-__all__ = ["size_plot", "gap_plot"]
+__all__ = ["gap_plot", "size_plot"]
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
