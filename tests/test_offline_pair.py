@@ -45,3 +45,33 @@ def test_encoder_weak_decoder_strong_from_gguf(data_dir, tmp_path):
     results = load_results(out)
     assert results["models"]["strong"]["gguf_file"].endswith(".gguf")
     assert set(results["properties"]["fairness"]["cells"]) >= {"weak", "ceiling", "vanilla"}
+
+
+def test_decoder_pair_is_smollm2_embeddings_to_smollm2():
+    from w2sbench.models import resolve_pair
+    from w2sbench.plugin_manager import get_plugins
+
+    pair = resolve_pair("decoder", get_plugins())
+    assert (pair.weak.name, pair.strong.name) == ("smollm2-135m-l0", "smollm2-135m")
+    assert (pair.weak.num_layers, pair.strong.num_layers) == (0, None)
+    assert pair.weak.gguf_file == pair.strong.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # 28,311,552 tied embedding parameters + 30 layers of 3,540,096 + a 576-wide final norm.
+    assert (pair.weak.params, pair.strong.params) == (28_312_128, 134_515_008)
+    assert pair.cpu_finetune == "head:full" and pair.cpu_train["full"]["trainable_layers"] == 2
+
+
+@pytest.mark.slow
+def test_decoder_pair_runs_privacy_with_address_extraction(data_dir, tmp_path):
+    """Privacy's address extraction is the decoder-only metric: the strong SmolLM2 generates addresses."""
+    out = tmp_path / "run"
+    tiny = ["--option", "privacy.weak_train_size=40", "--option", "privacy.transfer_size=60", "--option", "privacy.val_size=10",
+            "--option", "privacy.test_size=40", "--option", "privacy.mia_size=20", "--option", "privacy.reference_size=40",
+            "--option", "privacy.extraction_size=5", "--option", "privacy.max_new_tokens=8",
+            "--train", "full.epochs=1", "--train", "head.epochs=5"]
+    assert main(["run", "--pair", "decoder", "--metrics", "privacy", "--strategies", "vanilla", "--data-dir", str(data_dir),
+                 "--out", str(out), "--quiet", *tiny]) == 0
+    results = load_results(out)
+    assert results["models"]["weak"]["num_layers"] == 0 and results["models"]["strong"]["gguf_file"].endswith(".gguf")
+    cells = results["properties"]["privacy"]["cells"]
+    rates = cells["vanilla"]["summary"]["extraction_zero_shot"]
+    assert 0.0 <= rates["mean"] <= 1.0

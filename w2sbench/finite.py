@@ -3,7 +3,7 @@
 A NaN loss, a NaN probability or a NaN option is a fault of the settings (a learning rate or a
 regularizer weight too large), not a result: training stops with the cell and the setting to
 change, score functions refuse non-finite probabilities, and nothing non-finite is cached or
-written (w2sbench/storage.py uses ``first_non_finite`` for JSON and arrays).
+written (w2sbench/stage_cache.py uses ``first_non_finite`` for JSON and arrays).
 """
 
 from __future__ import annotations

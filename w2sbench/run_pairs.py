@@ -121,7 +121,7 @@ def execute_pairs(
             f"This process is one of {dist.world} launched by accelerate/torchrun; the {executor.name} executor cannot join them.",
             "Drop --executor (the local executor trains each model on all the launched processes), or run without accelerate launch.",
         )
-    # A folder, or an fsspec URL: then each machine works in a local copy that mirrors it (storage.StageCache).
+    # A folder, or an fsspec URL: then each machine works in a local copy that mirrors it (stage_cache.StageCache).
     caches = [cache_location(cache_dir) if cache_dir else job.run_dir / "cache" for job in jobs]
     with contextlib.ExitStack() as stack:
         for job in jobs if dist.is_main else ():

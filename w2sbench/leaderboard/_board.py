@@ -12,7 +12,6 @@ import csv
 import hashlib
 import html
 import io
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +20,14 @@ from typing import Any
 
 from w2sbench.files import atomic_write_text
 from w2sbench.interfaces import MetricInfo, TrustMetric
+from w2sbench.leaderboard._findings import render_findings
+from w2sbench.leaderboard._plots import _e, _interval, _params, gap_plot, size_plot
 from w2sbench.leaderboard._validate import ValidationReport
 from w2sbench.results import TASK_METRICS
 
 __all__ = ["BoardRow", "collect_rows", "render_csv", "render_markdown", "render_html", "write_board", "BOARD_PREFIX"]
 
 BOARD_PREFIX = "board-"  # board files are leaderboards/board-<property>.csv|md; stale ones are removed
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
 
 @dataclass
@@ -46,6 +46,9 @@ class BoardRow:
     scores: dict[str, dict[str, Any]]  # metric -> summary (mean, ci95, ...)
     gaps: dict[str, dict[str, Any]]  # metric -> summary of the gap-recovered ratio
     not_verifiable: list[str] = field(default_factory=list)
+    entry: str = ""  # which submission entry (submission#index): rows of one entry are paired by seed
+    seed_scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # seed -> metric -> score
+    gap_references: dict[str, str] = field(default_factory=dict)  # {"weak": cell, "ceiling": cell}
 
 
 def _slug(name: str) -> str:
@@ -58,7 +61,7 @@ def collect_rows(reports: Sequence[ValidationReport], metrics: Mapping[str, Trus
     for report in reports:
         if not report.ok or report.submission is None:
             continue
-        for entry, result in zip(report.submission["entries"], report.entries, strict=True):
+        for index, (entry, result) in enumerate(zip(report.submission["entries"], report.entries, strict=True)):
             models = entry["models"]
             for cell in entry["strategies"]:
                 body = entry["cells"][cell]
@@ -76,6 +79,9 @@ def collect_rows(reports: Sequence[ValidationReport], metrics: Mapping[str, Trus
                         scores=body["summary"],
                         gaps={k: v["summary"] for k, v in (body.get("gap_recovered") or {}).items()},
                         not_verifiable=list(result.not_verifiable),
+                        entry=f"{report.submission['name']}#{index}",
+                        seed_scores=dict(body.get("seeds") or {}),
+                        gap_references=dict(body.get("references") or {}),
                     )
                 )
     for prop, prop_rows in rows.items():
@@ -99,25 +105,11 @@ def _columns(metric: TrustMetric, rows: Sequence[BoardRow]) -> tuple[list[Metric
     return task + trust, gap
 
 
-def _interval(summary: Mapping[str, Any] | None) -> tuple[float | None, float | None, float | None]:
-    summary = summary or {}
-    ci = summary.get("ci95") or [None, None]
-    return summary.get("mean"), ci[0], ci[1]
-
-
 def _text(summary: Mapping[str, Any] | None, mark: str = "") -> str:
     mean, lo, hi = _interval(summary)
     if mean is None:
         return "–"
     return f"{mean:.3f}{mark}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
-
-
-def _params(n: int | None) -> str:
-    if not n:
-        return "?"
-    if n >= 1e9:
-        return f"{n / 1e9:.1f}B"
-    return f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
 
 
 def render_csv(metric: TrustMetric, rows: Sequence[BoardRow]) -> str:
@@ -193,6 +185,9 @@ th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{co
 td.num{text-align:right;white-space:nowrap}tr:nth-child(even) td{background:#fafafa}
 .note{color:#666}.plot{max-width:760px}svg text{font:12px system-ui,sans-serif}
 .swatch{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 1em;border-radius:50%}
+.plot{min-width:600px}svg text.halo{stroke:#fff;stroke-width:4px;paint-order:stroke}table.findings th{cursor:auto}p.entry{font-weight:600;margin:1rem 0 0}
+td.verdict{min-width:11em}.verdict.good{color:#1a7f37;font-weight:600}.verdict.bad{color:#b42318;font-weight:600}
+.basis{background:#f6f8fa;padding:.5rem .8rem;border-left:3px solid #1f77b4}
 """
 
 _JS = """
@@ -216,10 +211,6 @@ _JS = """
 """
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def _num_cell(summary: Mapping[str, Any] | None, mark: str = "") -> str:
     mean = (summary or {}).get("mean")
     value = "" if mean is None else repr(float(mean))
@@ -231,6 +222,9 @@ def _table(metric: TrustMetric, rows: Sequence[BoardRow], ident: str) -> str:
     head = ["#", "submission", "weak", "strong", "strong size", "fine-tune", "strategy", "seeds"]
     head += [f"{m.name} {_arrow(m)}" for m in scores] + [f"gap recovered: {m.name}" for m in gaps]
     titles = ["", "", "", "", "", "", "", ""] + [m.description for m in scores] + ["(strategy − weak) / (ceiling − weak)"] * len(gaps)
+    unverified = {m for row in rows for m in row.not_verifiable}
+    head = [h + (" †" if i >= 8 and i - 8 < len(scores) and scores[i - 8].name in unverified else "") for i, h in enumerate(head)]
+    titles = [t + ("; † not recomputed by the validator" if h.endswith("†") else "") for h, t in zip(head, titles, strict=True)]
     out = [f'<div class="scroll"><table class="board" id="{_e(ident)}"><thead><tr>']
     # <wbr> after underscores lets long metric names wrap inside their header.
     out += [f'<th scope="col" title="{_e(t)}">{_e(h).replace("_", "_<wbr>")}</th>' for h, t in zip(head, titles, strict=True)]
@@ -249,72 +243,68 @@ def _table(metric: TrustMetric, rows: Sequence[BoardRow], ident: str) -> str:
     return "".join(out)
 
 
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
-
-
-def _plot(metric: TrustMetric, rows: Sequence[BoardRow]) -> str:
-    """Primary trust score (mean with 95% interval) against the strong model's parameter count, per strategy."""
-    primary = metric.primary
-    points = []
+def _entry_groups(rows: Sequence[BoardRow]) -> list[tuple[str, list[BoardRow]]]:
+    """Rows grouped by submission entry (first appearance order), vanilla first within each."""
+    groups: dict[str, list[BoardRow]] = {}
     for row in rows:
-        mean, lo, hi = _interval(row.scores.get(primary))
-        if mean is not None and row.strong_params:
-            points.append((math.log10(row.strong_params), mean, lo if lo is not None else mean, hi if hi is not None else mean, row))
-    if not points:
-        return '<p class="note">No entry records its strong model\'s size, so there is nothing to plot.</p>'
-    w, h, left, right, top, bottom = 720, 380, 64, 20, 16, 48
-    xs = [p[0] for p in points]
-    ys = [v for p in points for v in p[1:4]]
-    x0, x1 = min(xs), max(xs)
-    if x1 - x0 < 0.2:
-        x0, x1 = x0 - 0.5, x1 + 0.5
-    y0, y1 = min(ys), max(ys)
-    pad = (y1 - y0) * 0.1 or 0.05
-    y0, y1 = y0 - pad, y1 + pad
+        groups.setdefault(row.entry, []).append(row)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda r: (r.strategy != "vanilla", r.strategy))
+        r = members[0]
+        out.append((f"{r.submission}: {r.weak} → {r.strong} ({r.finetune}), {r.seeds} seed(s)", members))
+    return out
 
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (w - left - right)
 
-    def sy(y: float) -> float:
-        return top + (y1 - y) / (y1 - y0) * (h - top - bottom)
+def _references(rows: Sequence[BoardRow]) -> str:
+    refs = {r.strategy: r.gap_references for r in rows if r.gap_references}
+    return "; ".join(f"{s}: {v.get('weak', '?')} and {v.get('ceiling', '?')}" for s, v in sorted(refs.items()))
 
-    strategies = sorted({p[4].strategy for p in points})
-    color = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(strategies)}
+
+def _section(prop: str, metric: TrustMetric, rows: Sequence[BoardRow]) -> str:
+    """A property's findings, gap-recovered plot, sortable table and size plot."""
+    ident = _slug(prop)
+    groups = _entry_groups(rows)
+    scores, _ = _columns(metric, rows)
+    task = [m for m in scores if m.kind == "task"][:1]
+    primary = [m for m in scores if m.name == metric.primary]
+    compare = [(m.name, m.higher_is_better) for m in primary + task]
+    unverified = sorted({m for r in rows for m in r.not_verifiable})
+    findings = [(label, {r.strategy: r.seed_scores for r in members}, compare) for label, members in groups]
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" '
-        f'aria-label="{_e(primary)} against strong model size">',
-        f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="none" stroke="#999"/>',
+        f'<section id="{_e(ident)}"><h2>{_e(prop)}</h2><p>{_e(metric.description)}. Primary trust metric: '
+        f"<strong>{_e(metric.primary)}</strong>.</p>",
+        f'<h3 id="findings-{_e(ident)}">Findings: each strategy against vanilla</h3>',
+        '<p class="note">Improvement = strategy − vanilla, paired by seed, positive when the strategy is better '
+        "(more trustworthy or more accurate); 95% t-interval over seeds; p from a paired t-test, Holm-corrected "
+        "across the strategies of an entry. Verdict at 5%.</p>",
+        render_findings(findings, unverified),
+        f'<h3 id="gap-{_e(ident)}">Trust gap recovered per strategy</h3>',
+        '<p class="note">(strategy − weak) / (ceiling − weak) on the primary trust metric, per seed, with each '
+        f"strategy's own reference cells ({_e(_references(rows))}); 0 is the weak reference, 1 the ceiling. "
+        "Undefined on a seed where the ceiling is not more trustworthy than the weak reference.</p>",
+        gap_plot(metric, groups),
+        "<h3>All entries</h3>",
+        _table(metric, rows, f"table-{ident}"),
     ]
-    for y in _ticks(y0, y1):
-        parts.append(f'<line x1="{left - 4}" x2="{left}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#999"/>')
-        parts.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
-    for x in sorted(set(xs)):
-        parts.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{h - bottom}" y2="{h - bottom + 4}" stroke="#999"/>')
-        parts.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 18}" text-anchor="middle">{_e(_params(round(10 ** x)))}</text>')
-    parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">strong model parameters (log scale)</text>')
-    parts.append(
-        f'<text transform="translate(14 {(top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">{_e(primary)} '
-        f'({"higher" if next((m.higher_is_better for m in metric.metrics if m.name == primary), True) else "lower"} is better)</text>'
-    )
-    for k, strategy in enumerate(strategies):
-        mine = sorted((p for p in points if p[4].strategy == strategy), key=lambda p: (p[0], p[1]))
-        c = color[strategy]
-        dodge = (k - (len(strategies) - 1) / 2) * 7  # strategies at the same size sit side by side, not on top
+    if unverified:
+        parts.append(f'<p class="note unverified">† {_e(", ".join(unverified))}: not recomputed by the validator. These '
+                     "scores need the model itself (live attacks, membership inference on its training rows), so "
+                     "they are shown as the submitter reported them.</p>")
+    parts += [f"<h3>{_e(metric.primary)} against strong model size</h3>", '<div class="scroll">', size_plot(metric, rows), "</div></section>"]
+    return "".join(parts)
 
-        def px(x: float, dodge: float = dodge) -> float:
-            return sx(x) + dodge
 
-        if len(mine) > 1:
-            path = " ".join(f"{px(p[0]):.1f},{sy(p[1]):.1f}" for p in mine)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-opacity=".5"/>')
-        for x, mean, lo, hi, row in mine:
-            parts.append(f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{sy(lo):.1f}" y2="{sy(hi):.1f}" stroke="{c}"/>')
-            label = f"{row.submission}: {row.weak} → {row.strong} ({row.finetune}), {strategy}: {primary} = {mean:.4f}"
-            parts.append(f'<circle cx="{px(x):.1f}" cy="{sy(mean):.1f}" r="5" fill="{c}" fill-opacity=".8"><title>{_e(label)}</title></circle>')
-    parts.append("</svg>")
-    legend = "".join(f'<span class="swatch" style="background:{color[s]}"></span>{_e(s)}' for s in strategies)
-    return "".join(parts) + f'<p class="legend">{legend}</p>'
+def _basis(boards: Mapping[str, tuple[TrustMetric, Sequence[BoardRow]]], submissions: Sequence[str]) -> str:
+    """What the page rests on: submissions, entries, model pairs and seeds."""
+    rows = [r for _, prop_rows in boards.values() for r in prop_rows]
+    entries = {r.entry: r.seeds for r in rows}
+    pairs = {(r.weak, r.strong) for r in rows}
+    seeds = sorted(set(entries.values()))
+    span = "no" if not seeds else str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    return (f'<p class="basis"><strong>This board rests on {len(submissions)} submission(s), {len(entries)} '
+            f"entr{'y' if len(entries) == 1 else 'ies'} (one per run and trust property), {len(pairs)} weak → strong "
+            f"pair(s), {len(boards)} trust propert{'y' if len(boards) == 1 else 'ies'} and {span} seed(s) per entry.</strong></p>")
 
 
 def render_html(boards: Mapping[str, tuple[TrustMetric, Sequence[BoardRow]]], submissions: Sequence[str]) -> str:
@@ -327,19 +317,14 @@ def render_html(boards: Mapping[str, tuple[TrustMetric, Sequence[BoardRow]]], su
         "Every score was recomputed from the submitted predictions by <code>w2sbench leaderboard validate</code>; "
         "† marks scores that need the model itself and are shown as reported. Cells show the mean over seeds "
         "[95% interval]. Click a column header to sort.</p>",
+        _basis(boards, submissions),
     ]
     if boards:
         body.append("<nav><ul>" + "".join(f'<li><a href="#{_e(_slug(p))}">{_e(p)}</a></li>' for p in boards) + "</ul></nav>")
     else:
         body.append('<p class="note">No valid submissions yet.</p>')
     for prop, (metric, rows) in boards.items():
-        ident = _slug(prop)
-        body.append(f'<section id="{_e(ident)}"><h2>{_e(prop)}</h2><p>{_e(metric.description)}. Primary trust metric: '
-                    f"<strong>{_e(metric.primary)}</strong>.</p>")
-        body.append(_table(metric, rows, f"table-{ident}"))
-        body.append(f"<h3>{_e(metric.primary)} against strong model size</h3>")
-        body.append(_plot(metric, rows))
-        body.append("</section>")
+        body.append(_section(prop, metric, rows))
     body.append(f'<p class="note">Built from {len(submissions)} submission(s): {_e(", ".join(submissions))}.</p>')
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
