@@ -92,7 +92,7 @@ def test_round_trip_export_validate_build(exported, data_dir, tmp_path, capsys):
     md = (board / "board-fairness.md").read_text()
     assert "| # | submission |" in md and "gap recovered: demographic_parity_difference" in md
     html = (board / "index.html").read_text()
-    assert html.count("<svg") == 1 and 'class="board"' in html
+    assert html.count("<svg") == 2 and 'class="board"' in html  # the size plot and the gap-recovered plot
     assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:|//)""", html)  # nothing loads from the network
 
 
