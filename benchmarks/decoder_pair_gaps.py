@@ -41,7 +41,7 @@ def _load(prop: str, pool: int, test: int, data_dir: str) -> tuple[list[str], np
     from w2sbench.files import global_cache_dir
     from w2sbench.plugin_manager import get_plugins
 
-    metric = get_plugins().trust_metrics.items[prop]
+    metric = get_plugins().trust_properties.items[prop]
     data = metric.load_data(DataContext(Path(data_dir), global_cache_dir() / "downloads"), metric.options())
     rng = np.random.default_rng(2026)
     take = np.sort(rng.choice(len(data.train), min(pool, len(data.train)), replace=False))

@@ -1,7 +1,7 @@
 """Wall time of the offline default suite, cold and cached, against the project's targets.
 
     python benchmarks/offline_default.py                       # fairness only (target 600 s cold, 15 s cached)
-    python benchmarks/offline_default.py --metrics fairness,ood,adversarial,privacy   # target 1200 s
+    python benchmarks/offline_default.py --properties fairness,ood,adversarial,privacy   # target 1200 s
 
 Runs `w2sbench run` twice in a fresh directory (subprocesses, so imports are counted as a user sees
 them), then prints each wall time and its ratio to the target (< 1.0 meets it).
@@ -29,20 +29,20 @@ def timed_run(args: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metrics", default="fairness")
+    parser.add_argument("--properties", default="fairness")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--out", help="run directory [a fresh temporary one]")
     args = parser.parse_args()
     if not os.environ.get("W2SBENCH_DATA_DIR"):
         os.environ["W2SBENCH_DATA_DIR"] = str(Path(__file__).resolve().parents[2] / "shared" / "data")
     out = Path(args.out or tempfile.mkdtemp(prefix="w2s-bench-")) / "run"
-    common = ["--metrics", args.metrics, "--seeds", args.seeds, "--out", str(out)]
+    common = ["--properties", args.properties, "--seeds", args.seeds, "--out", str(out)]
     cold = timed_run(common)
     cached = timed_run(common)
     results = json.loads((out / "results.json").read_text())
-    target = TARGETS["cold_one_metric"] if len(args.metrics.split(",")) == 1 else TARGETS["cold_all"]
+    target = TARGETS["cold_one_metric"] if len(args.properties.split(",")) == 1 else TARGETS["cold_all"]
     print(f"pair {results['settings']['weak']} -> {results['settings']['strong']} "
-          f"({results['settings']['finetune_weak']}:{results['settings']['finetune_strong']}), metrics {args.metrics}")
+          f"({results['settings']['finetune_weak']}:{results['settings']['finetune_strong']}), properties {args.properties}")
     print(f"cold run:   {cold:7.1f} s   target {target:6.0f} s   ratio {cold / target:.2f}")
     print(f"cached run: {cached:7.1f} s   target {TARGETS['cached']:6.0f} s   ratio {cached / TARGETS['cached']:.2f}"
           f"   (stages computed on re-run: {results['timing']['stages_computed']})")

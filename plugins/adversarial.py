@@ -36,7 +36,7 @@ from w2sbench.interfaces import (
     PenaltyContext,
     PropertyData,
     Regularizer,
-    TrustMetric,
+    TrustProperty,
 )
 from w2sbench.values import Range
 
@@ -240,7 +240,7 @@ class AdversarialTraining(Regularizer):
         return self.embedding
 
 
-class Adversarial(TrustMetric):
+class Adversarial(TrustProperty):
     name = "adversarial"
     description = "SST-2 sentiment; AdvGLUE robust accuracy and live character-level attacks (adversarial robustness)"
     primary = "advglue_robust_accuracy"
@@ -359,5 +359,5 @@ class Adversarial(TrustMetric):
 
 
 @hookimpl
-def w2sbench_register_trust_metrics() -> list[TrustMetric]:
+def w2sbench_register_trust_properties() -> list[TrustProperty]:
     return [Adversarial()]

@@ -25,7 +25,7 @@ from w2sbench.interfaces import (
     PenaltyContext,
     PropertyData,
     Regularizer,
-    TrustMetric,
+    TrustProperty,
 )
 
 __all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics", "clean_overlap"]
@@ -207,7 +207,7 @@ class GroupFairnessPenalty(Regularizer):
         return self.weight * gap
 
 
-class Fairness(TrustMetric):
+class Fairness(TrustProperty):
     name = "fairness"
     description = "UCI Adult income; group fairness w.r.t. a sensitive attribute"
     primary = "demographic_parity_difference"
@@ -282,5 +282,5 @@ class Fairness(TrustMetric):
 
 
 @hookimpl
-def w2sbench_register_trust_metrics() -> list[TrustMetric]:
+def w2sbench_register_trust_properties() -> list[TrustProperty]:
     return [Fairness()]

@@ -24,7 +24,7 @@ from w2sbench.interfaces import (
     PenaltyContext,
     PropertyData,
     Regularizer,
-    TrustMetric,
+    TrustProperty,
 )
 
 __all__ = ["OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "style_test_name", "ood_scores"]
@@ -114,7 +114,7 @@ class ConsistencyPenalty(PerturbedViews):
         return self.weight * torch.stack(terms).mean()
 
 
-class OOD(TrustMetric):
+class OOD(TrustProperty):
     name = "ood"
     description = "SST-2 sentiment; accuracy on DecodingTrust's style-transferred SST-2 dev (OOD robustness)"
     primary = "ood_accuracy"
@@ -184,5 +184,5 @@ class OOD(TrustMetric):
 
 
 @hookimpl
-def w2sbench_register_trust_metrics() -> list[TrustMetric]:
+def w2sbench_register_trust_properties() -> list[TrustProperty]:
     return [OOD()]

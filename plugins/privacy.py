@@ -37,7 +37,7 @@ from w2sbench.interfaces import (
     PrivacySpec,
     PropertyData,
     Regularizer,
-    TrustMetric,
+    TrustProperty,
 )
 from w2sbench.values import Range
 
@@ -101,7 +101,7 @@ def load_enron(ctx: DataContext) -> tuple[dict[str, Examples], dict[str, str]]:
     return {s: drop_empty_texts(e, f"enron_aeslc/aeslc_{s}.jsonl.gz") for s, e in examples.items()}, sources
 
 
-class Privacy(TrustMetric):
+class Privacy(TrustProperty):
     name = "privacy"
     description = "Enron e-mails (sent vs received); DP-SGD; membership inference on the training e-mails"
     primary = "mia_auc"
@@ -238,5 +238,5 @@ class Privacy(TrustMetric):
 
 
 @hookimpl
-def w2sbench_register_trust_metrics() -> list[TrustMetric]:
+def w2sbench_register_trust_properties() -> list[TrustProperty]:
     return [Privacy()]

@@ -1,4 +1,4 @@
-"""SST-2 (GLUE) loading shared by the ``ood`` and ``adversarial`` trust metrics.
+"""SST-2 (GLUE) loading shared by the ``ood`` and ``adversarial`` trust properties.
 
 The mirror holds ``sst2/train.tsv`` and ``sst2/dev.tsv`` (``sentence<TAB>label`` with a header);
 without a mirror, GLUE's SST-2.zip is downloaded once and the split is extracted from it.

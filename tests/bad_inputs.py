@@ -74,16 +74,16 @@ def _foreign_out(tmp: Path, data: Path) -> None:
 
 
 RUN = ["run", "--seeds", "0", "--quiet", "--data-dir", "{data}"]
-PAIR = ["--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "fairness"]
+PAIR = ["--pair", "{weak}:{strong}", "--finetune", "head", "--properties", "fairness"]
 CASES = [
     BadInput("unknown model name", [*RUN, "--pair", "pythia-160:pythia-1b"], 'Unknown model "pythia-160"'),
     BadInput("malformed pair", [*RUN, "--pair", "pythia-160m"], "is neither a named pair nor of the form WEAK:STRONG"),
     BadInput("empty side of a pair", [*RUN, "--pair", "pythia-160m:"], "has an empty side"),
     BadInput("unknown named pair", [*RUN, "--pair", "defualt"], "is neither a named pair"),
     BadInput("weak model larger than strong", [*RUN, "--pair", "pythia-1b:pythia-160m"], "is larger than the strong model"),
-    BadInput("unknown trust metric", [*RUN, *PAIR, "--metrics", "fairnes"], 'Unknown trust metric "fairnes"'),
-    BadInput("empty metrics list", [*RUN, *PAIR, "--metrics", ","], "The list of trust metrics is empty"),
-    BadInput("repeated metric", [*RUN, *PAIR, "--metrics", "fairness,fairness"], "repeats a name"),
+    BadInput("unknown trust property", [*RUN, *PAIR, "--properties", "fairnes"], 'Unknown trust property "fairnes"'),
+    BadInput("empty metrics list", [*RUN, *PAIR, "--properties", ","], "The list of trust properties is empty"),
+    BadInput("repeated metric", [*RUN, *PAIR, "--properties", "fairness,fairness"], "repeats a name"),
     BadInput("unknown strategy", [*RUN, *PAIR, "--strategies", "vanila"], 'Unknown strategy "vanila"'),
     BadInput("seeds that are not numbers", [*RUN, *PAIR, "--seeds", "a,b"], 'Bad seeds list "a,b"'),
     BadInput("negative or repeated seeds", [*RUN, *PAIR, "--seeds", "1,1"], "distinct non-negative integers"),
@@ -105,8 +105,8 @@ CASES = [
     BadInput("unknown metric option", [*RUN, *PAIR, "--option", "fairness.lambda=2"], 'has no option "lambda"'),
     BadInput("malformed option", [*RUN, *PAIR, "--option", "fairness"], 'Bad option "fairness"'),
     BadInput("option of the wrong type", [*RUN, *PAIR, "--option", "fairness.weight=heavy"], "is not a valid float"),
-    BadInput("option for a metric not in the run", [*RUN, *PAIR, "--metrics", "fairness", "--option", "fairnss.weight=1"],
-             'Unknown trust metric "fairnss"'),
+    BadInput("option for a metric not in the run", [*RUN, *PAIR, "--properties", "fairness", "--option", "fairnss.weight=1"],
+             'Unknown trust property "fairnss"'),
     BadInput("unknown training mode", [*RUN, *PAIR, "--train", "fast.epochs=1"], "unknown mode(s): fast"),
     BadInput("unknown training setting", [*RUN, *PAIR, "--train", "head.epoch=1"], 'Unknown training setting "head.epoch"'),
     BadInput("training setting of the wrong type", [*RUN, *PAIR, "--train", "head.epochs=two"], 'Training setting "head.epochs" got "two"'),
@@ -127,7 +127,7 @@ CASES = [
              'Training setting "full.compile" got "ture", which is not a valid bool.'),
     BadInput("seed beyond every library's range", [*RUN, *PAIR, "--seeds", "99999999999999999999"],
              'Bad seeds list "99999999999999999999": seeds must be integers from 0 to 4294967295'),
-    BadInput("DP-SGD delta of at least 1/N", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "privacy",
+    BadInput("DP-SGD delta of at least 1/N", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--properties", "privacy",
                                               "--option", "privacy.delta=0.001"],
              "privacy.delta is 0.001; it must be below 1/N = 0.001 (N = 1000, the largest DP-SGD training split)"),
     # Non-finite training (issue 13, item 1): stops naming the cell and the setting; nothing is cached.
@@ -136,7 +136,7 @@ CASES = [
               "--option", "fairness.transfer_size=40", "--option", "fairness.val_size=10", "--option", "fairness.test_size=50"],
              "Training fairness s0 weak (head mode) met a non-finite loss"),
     # Model limits (issue 13, items 2, 3, 6).
-    BadInput("inputs longer than the model can read", ["run", "--quiet", "--data-dir", "{data}", "--metrics", "privacy",
+    BadInput("inputs longer than the model can read", ["run", "--quiet", "--data-dir", "{data}", "--properties", "privacy",
                                                         "--option", "privacy.max_length=1024"],
              'Option "privacy.max_length" is 1024, but model "minilm-l0" reads at most 512 tokens'),
     BadInput("Pythia checkpoint that was never saved", [*RUN, "--pair", "pythia-160m@step143001:pythia-1b"],
@@ -154,12 +154,12 @@ CASES = [
              'Unknown sensitive attribute "age"'),
     BadInput("unknown fairness regularizer", [*RUN, *PAIR, "--option", "fairness.regularizer=parity"],
              'Unknown fairness regularizer "parity"'),
-    BadInput("unknown adversarial training method", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "adversarial", "--option", "adversarial.method=embeding"],
+    BadInput("unknown adversarial training method", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--properties", "adversarial", "--option", "adversarial.method=embeding"],
              'Unknown adversarial training method "embeding"'),
     BadInput("embedding adversarial training of a head-mode model",
-             [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "adversarial", "--option", "adversarial.method=embedding"],
+             [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--properties", "adversarial", "--option", "adversarial.method=embedding"],
              "perturbs input embeddings, but the weak model trains in head mode"),
-    BadInput("unknown extraction template", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--metrics", "privacy", "--option", "privacy.extraction_template=g"],
+    BadInput("unknown extraction template", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head", "--properties", "privacy", "--option", "privacy.extraction_template=g"],
              'Unknown extraction template "g"'),
     BadInput("hub model not cached while offline", [*RUN, "--pair", "pythia-70m:pythia-160m"],
              "is not in the local Hugging Face cache", env={"HF_HUB_OFFLINE": "1"}),

@@ -1,4 +1,4 @@
-"""The ``adversarial`` trust metric: AdvGLUE loader, scores, adversarial augmentation, live attacks, end to end."""
+"""The ``adversarial`` trust property: AdvGLUE loader, scores, adversarial augmentation, live attacks, end to end."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_run_reports_every_adversarial_metric(tiny_models, data_dir, tmp_path):
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
     small = ["weak_train_size=80", "transfer_size=80", "val_size=10", "test_size=40", "max_length=32", "attack_examples=3", "query_budget=30"]
-    args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "adversarial", "--strategies", "vanilla", "--finetune", "head",
+    args = ["run", "--seeds", "0", "--pair", pair, "--properties", "adversarial", "--strategies", "vanilla", "--finetune", "head",
             "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
     for option in small:
         args += ["--option", f"adversarial.{option}"]

@@ -22,7 +22,7 @@ def test_list_tables_fit_80_columns_with_identifiers_whole(what, capsys, monkeyp
         "pairs": list(plugins.pairs.names()),
         "models": [m for f in plugins.model_families.items.values() for m in f.names()],
         "strategies": list(plugins.strategies.names()),
-        "metrics": [x.name for m in plugins.trust_metrics.items.values() for x in m.metrics],
+        "metrics": [x.name for m in plugins.trust_properties.items.values() for x in m.metrics],
         "exporters": list(plugins.exporters.names()),
     }[what]
     assert names

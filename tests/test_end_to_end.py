@@ -19,7 +19,7 @@ CELLS = {"weak", "weak-reg", "ceiling", "ceiling-reg", "vanilla", "weak-tft", "w
 
 def _run(tiny_models, data_dir, out: Path, *extra: str) -> int:
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    return main(["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS, *extra])
+    return main(["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS, *extra])
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def test_third_party_plugin_installed_with_pip_runs(tiny_models, data_dir, tmp_p
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
     done = subprocess.run(
-        [*cli, "run", "--seeds", "0", "--pair", pair, "--metrics", "label-balance", "--strategies", "vanilla,hard-labels",
+        [*cli, "run", "--seeds", "0", "--pair", pair, "--properties", "label-balance", "--strategies", "vanilla,hard-labels",
          "--finetune", "head", "--data-dir", str(data_dir), "--out", str(out), "--quiet"],
         env=env, capture_output=True, text=True,
     )

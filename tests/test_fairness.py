@@ -171,7 +171,7 @@ def test_run_trains_each_phase_with_its_weight(tiny_models, data_dir, tmp_path):
 
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--strategies", "weak-wts-tft", "--finetune", "head",
+    args = ["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--strategies", "weak-wts-tft", "--finetune", "head",
             "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS,
             "--option", "fairness.weak_weight=3", "--option", "fairness.strong_weight=0.25"]
     assert main(args) == 0

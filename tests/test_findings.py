@@ -11,7 +11,7 @@ import pytest
 
 from w2sbench.findings import comparison_pairs
 from w2sbench.findings_table import render_findings
-from w2sbench.interfaces import Examples, MetricInfo, PropertyData, Strategy, TrustMetric
+from w2sbench.interfaces import Examples, MetricInfo, PropertyData, Strategy, TrustProperty
 from w2sbench.design import task_scores
 from w2sbench.results import build_property_result, build_results
 from w2sbench.stats import holm
@@ -24,7 +24,7 @@ AUX = Strategy("aux-conf", "a new strategy", False, False)
 LEVELS = {"weak": 0.6, "weak-reg": 0.6, "ceiling": 0.9, "ceiling-reg": 0.95, "vanilla": 0.75, "weak-tft": 0.75, "weak-wts-tft": 0.85, "aux-conf": 0.7}
 
 
-class Toy(TrustMetric):
+class Toy(TrustProperty):
     name = "toy"
     description = "synthetic"
     primary = "shifted_accuracy"
@@ -82,7 +82,7 @@ class ToyLive(Toy):
 
 
 def _run(
-    strategies: list[Strategy], levels: Mapping[str, float] = LEVELS, seeds: tuple[int, ...] = (0, 1, 2), metric: TrustMetric | None = None
+    strategies: list[Strategy], levels: Mapping[str, float] = LEVELS, seeds: tuple[int, ...] = (0, 1, 2), metric: TrustProperty | None = None
 ) -> dict[str, Any]:
     prop = build_property_result(metric or Toy(), strategies, _outcome(strategies, levels, seeds), resamples=100)
     settings = {"seeds": list(seeds), "weak": "w", "strong": "s"}

@@ -48,3 +48,33 @@ def test_signature_check_fails_for_a_missing_return_type():
             documented_signature("w2sbench_register_widgets")
     finally:
         del hookspecs.w2sbench_register_widgets  # type: ignore[attr-defined]
+
+
+def test_the_old_trust_metric_names_work_for_one_release_with_a_warning():
+    import w2sbench.interfaces as interfaces
+    from w2sbench import hookimpl
+    from w2sbench.plugin_manager import Plugins
+    from w2sbench_plugins.fairness import Fairness
+
+    with pytest.warns(DeprecationWarning, match="renamed TrustProperty"):
+        assert interfaces.TrustMetric is interfaces.TrustProperty
+
+    class OldStyle:
+        @staticmethod
+        @hookimpl
+        def w2sbench_register_trust_metrics():
+            return [Fairness()]
+
+    plugins = Plugins(extra_plugins=[("old-style", OldStyle)], load_entry_points=False)
+    with pytest.warns(DeprecationWarning, match='plugin "old-style" implements w2sbench_register_trust_metrics, renamed'):
+        assert plugins.trust_properties.names() == ["fairness"]
+    assert plugins.trust_metrics is plugins.trust_properties
+
+
+def test_the_old_metrics_flag_still_selects_properties_with_a_warning(capsys):
+    from w2sbench.cli import main
+
+    with pytest.warns(FutureWarning, match="--metrics is renamed --properties; the old name works for one more release."):
+        assert main(["run", "--metrics", "fairnes", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert 'Unknown trust property "fairnes". Did you mean "fairness"?' in err

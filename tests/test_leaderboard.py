@@ -34,7 +34,7 @@ def exported(tiny_models, data_dir, tmp_path_factory) -> dict[str, Any]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
         run = root / "run"
-        assert main(["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--data-dir", str(data_dir), "--out", str(run),
+        assert main(["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--data-dir", str(data_dir), "--out", str(run),
                      "--quiet", "--finetune", "head", "--seeds", "0,1", *SMALL_FAIRNESS]) == 0
         path = root / "submissions" / "tiny-lab.json"
         path.parent.mkdir()
@@ -178,7 +178,7 @@ TAMPERINGS = {
     "missing field": (_missing_field, "schema at entries/0: 'seeds' is a required property"),
     "missing cell": (_missing_cell, 'cell "weak-tft" is missing'),
     "unknown metric": (_unknown_metric, 'cell "ceiling" seed 0: unknown metric "telepathy_score"'),
-    "unknown property": (_unknown_property, 'unknown trust metric "telepathy"'),
+    "unknown property": (_unknown_property, 'unknown trust property "telepathy"'),
     "wrong version": (_wrong_version, "has schema version '2.0'"),
     "duplicate entry": (_duplicate_entry, "entry 1 (fairness: tiny-bert -> tiny-bert-big (head:head)) duplicates entry 0"),
     "hostile name": (_hostile_name, "schema at name: '../../etc/<script>alert(1)</script>' does not match"),
@@ -303,8 +303,8 @@ def test_model_only_scores_are_listed_as_not_verifiable(exported, data_dir, tmp_
     # Editing it is not caught by recomputation (it cannot be), but the board marks it as reported-only.
     from w2sbench.leaderboard import collect_rows, render_markdown
 
-    rows = collect_rows([report], plugins.trust_metrics.items)["fairness"]
-    assert "†" in render_markdown(plugins.trust_metrics.get("fairness"), rows)
+    rows = collect_rows([report], plugins.trust_properties.items)["fairness"]
+    assert "†" in render_markdown(plugins.trust_properties.get("fairness"), rows)
 
 
 def test_shipped_submissions_validate_and_the_board_is_current(data_dir, tmp_path):

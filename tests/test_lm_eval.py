@@ -25,11 +25,11 @@ def test_export_writes_yaml_tasks_with_local_data(tmp_path, data_dir):
     assert config["task"] == ADULT_TASK and config["doc_to_choice"] == ["no", "yes"]
     rows = [json.loads(line) for line in Path(config["dataset_kwargs"]["data_files"]["test"]).read_text().splitlines()]
     assert len(rows) == 40 and {r["label"] for r in rows} <= {0, 1} and {"sex", "race"} <= set(rows[0])
-    # The same fixed test subset the fairness trust metric evaluates on (loaded through the registry).
+    # The same fixed test subset the fairness trust property evaluates on (loaded through the registry).
     from w2sbench.interfaces import DataContext
     from w2sbench.plugin_manager import get_plugins
 
-    metric = get_plugins().trust_metrics.get("fairness")
+    metric = get_plugins().trust_properties.get("fairness")
     data = metric.load_data(DataContext(data_dir, tmp_path), metric.options({"test_size": "40"}))
     assert [r["id"] for r in rows] == data.tests["adult_test"].ids
     shots = [json.loads(line) for line in (out / ADULT_TASK / "fewshot.jsonl").read_text().splitlines()]
@@ -70,7 +70,7 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
     run = tmp_path / "run"
     small = ["--option", "fairness.weak_train_size=60", "--option", "fairness.transfer_size=60",
              "--option", "fairness.val_size=10", "--option", "fairness.test_size=40", "--option", "fairness.max_length=32"]
-    assert main(["run", "--seeds", "0", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--metrics", "fairness",
+    assert main(["run", "--seeds", "0", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--properties", "fairness",
                  "--strategies", "vanilla", "--finetune", "head:full", "--train", "full.epochs=1",
                  "--data-dir", str(data_dir), "--out", str(run), "--quiet", *small]) == 0
     capsys.readouterr()

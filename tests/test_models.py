@@ -69,7 +69,7 @@ def test_uncached_hub_model_fails_fast_with_clear_message(tmp_path, monkeypatch,
     import huggingface_hub.constants as c
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty-hf" / "hub"))
-    code = main(["run", "--pair", "pythia-160m:pythia-1b", "--metrics", "fairness", "--seeds", "0,1,2", "--out", str(tmp_path / "x")])
+    code = main(["run", "--pair", "pythia-160m:pythia-1b", "--properties", "fairness", "--seeds", "0,1,2", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2
     assert "not in the local Hugging Face cache" in err and "Traceback" not in err

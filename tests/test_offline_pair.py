@@ -8,7 +8,7 @@ from w2sbench.cli import main
 from w2sbench.results import load_results
 
 TINY = [
-    "--metrics", "fairness", "--quiet",
+    "--properties", "fairness", "--quiet",
     "--option", "fairness.weak_train_size=60", "--option", "fairness.transfer_size=60",
     "--option", "fairness.val_size=10", "--option", "fairness.test_size=80", "--option", "fairness.max_length=32",
     "--train", "full.epochs=1", "--train", "lora.epochs=1", "--train", "head.epochs=5",
@@ -68,7 +68,7 @@ def test_decoder_pair_runs_privacy_with_address_extraction(data_dir, tmp_path):
             "--option", "privacy.test_size=40", "--option", "privacy.mia_size=20", "--option", "privacy.reference_size=40",
             "--option", "privacy.extraction_size=5", "--option", "privacy.max_new_tokens=8",
             "--train", "full.epochs=1", "--train", "head.epochs=5"]
-    assert main(["run", "--pair", "decoder", "--metrics", "privacy", "--strategies", "vanilla", "--data-dir", str(data_dir),
+    assert main(["run", "--pair", "decoder", "--properties", "privacy", "--strategies", "vanilla", "--data-dir", str(data_dir),
                  "--out", str(out), "--quiet", *tiny]) == 0
     results = load_results(out)
     assert results["models"]["weak"]["num_layers"] == 0 and results["models"]["strong"]["gguf_file"].endswith(".gguf")

@@ -1,4 +1,4 @@
-"""The ``ood`` trust metric: SST-2 / DecodingTrust style loaders, scores, consistency regularizer, end to end."""
+"""The ``ood`` trust property: SST-2 / DecodingTrust style loaders, scores, consistency regularizer, end to end."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_run_reports_every_ood_metric(tiny_models, data_dir, tmp_path):
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
     small = ["weak_train_size=80", "transfer_size=80", "val_size=10", "test_size=40", "max_length=32"]
-    args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "ood", "--strategies", "vanilla", "--finetune", "head",
+    args = ["run", "--seeds", "0", "--pair", pair, "--properties", "ood", "--strategies", "vanilla", "--finetune", "head",
             "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
     for option in small:
         args += ["--option", f"ood.{option}"]

@@ -26,7 +26,7 @@ def test_plots_for_one_run_and_across_strong_sizes(tiny_models, data_dir, tmp_pa
     for strong in ("bert-big", "neox"):
         out = tmp_path / f"run-{strong}"
         pair = f"{tiny_models['bert']}:{tiny_models[strong]}"
-        assert main(["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--finetune", "head", "--data-dir", str(data_dir),
+        assert main(["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--finetune", "head", "--data-dir", str(data_dir),
                      "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet", *SMALL_FAIRNESS]) == 0
         runs.append(out)
     sizes = {load_results(r)["models"]["strong"]["params"] for r in runs}

@@ -49,7 +49,7 @@ def test_faulty_plugins_are_named_and_others_keep_working():
 def test_disable_env_var_skips_a_named_plugin(monkeypatch):
     monkeypatch.setenv("W2SBENCH_DISABLE_PLUGINS", "fairness")
     plugins = Plugins()
-    assert "fairness" not in plugins.trust_metrics
+    assert "fairness" not in plugins.trust_properties
     assert "fairness" in plugins.disabled
 
 
@@ -58,7 +58,7 @@ def test_unknown_names_get_did_you_mean():
     with pytest.raises(W2SBenchError, match='Did you mean "weak-tft"'):
         plugins.strategies.get("weak-tfts")
     with pytest.raises(W2SBenchError, match='Did you mean "fairness"'):
-        plugins.trust_metrics.get("fairnes")
+        plugins.trust_properties.get("fairnes")
 
 
 def test_builtin_plugins_come_from_entry_points():

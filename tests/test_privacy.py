@@ -137,7 +137,7 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
         "weak_train_size=60", "transfer_size=60", "val_size=10", "test_size=80", "max_length=32",
         "mia_size=40", "reference_size=200", "target_epsilon=4", "extraction_size=4", "max_new_tokens=5",
     ]
-    args = ["run", "--seeds", "0", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--metrics", "privacy",
+    args = ["run", "--seeds", "0", "--pair", f"{tiny_models['bert']}:{tiny_models['neox']}", "--properties", "privacy",
             "--finetune", "head:full", "--data-dir", str(data_dir), "--out", str(out)]
     for option in small:
         args += ["--option", f"privacy.{option}"]

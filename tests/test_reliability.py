@@ -55,7 +55,7 @@ def _cli(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess
 
 
 def _args(tiny_models, data_dir, out: Path, finetune: str = "head:full") -> list[str]:
-    return ["run", "--seeds", "0", "--quiet", "--pair", f"{tiny_models['bert']}:{tiny_models['bert-big']}", "--metrics", "fairness",
+    return ["run", "--seeds", "0", "--quiet", "--pair", f"{tiny_models['bert']}:{tiny_models['bert-big']}", "--properties", "fairness",
             "--finetune", finetune, "--data-dir", str(data_dir), "--out", str(out), *SMALL_FAIRNESS]
 
 

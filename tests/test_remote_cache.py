@@ -172,7 +172,7 @@ def test_cli_prints_the_missing_package_without_a_traceback(tiny_models, data_di
     from w2sbench.cli import main
 
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    code = main(["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--finetune", "head", "--data-dir", str(data_dir),
+    code = main(["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--finetune", "head", "--data-dir", str(data_dir),
                  "--out", str(tmp_path / "run"), "--cache-dir", "nosuchfs://bucket/cache", "--quiet", *SMALL_FAIRNESS])
     err = capsys.readouterr().err
     assert code == 2 and 'unknown protocol "nosuchfs://"' in err and "Traceback" not in err
@@ -190,7 +190,7 @@ def test_two_runs_on_different_machines_share_stages_through_the_url(tiny_models
     def run(machine: str) -> dict:
         monkeypatch.setenv("W2SBENCH_LOCAL_CACHE", str(tmp_path / machine / "stages"))
         out = tmp_path / machine / "run"
-        args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--strategies", "vanilla,weak-tft", "--finetune", "head",
+        args = ["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--strategies", "vanilla,weak-tft", "--finetune", "head",
                 "--train", "head.epochs=2", "--data-dir", str(data_dir), "--out", str(out), "--cache-dir", url, "--quiet"]
         assert main([*args, *SMALL_FAIRNESS]) == 0
         return load_results(out)
@@ -214,7 +214,7 @@ def test_ray_workers_upload_to_the_url_and_a_local_run_elsewhere_downloads(tiny_
 
     url = (tmp_path / "bucket" / "cache").as_uri()
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    base = ["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--strategies", "vanilla", "--finetune", "head", "--seeds", "0,1",
+    base = ["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--strategies", "vanilla", "--finetune", "head", "--seeds", "0,1",
             "--train", "head.epochs=2", "--data-dir", str(data_dir), "--cache-dir", url, "--quiet", *SMALL_FAIRNESS]
     monkeypatch.setenv("W2SBENCH_LOCAL_CACHE", str(tmp_path / "ray-node" / "stages"))  # the workers inherit it
     assert main([*base, "--out", str(tmp_path / "ray-run"), "--executor", "ray"]) == 0

@@ -29,7 +29,7 @@ def runs(tiny_models, data_dir, tmp_path_factory) -> dict[str, Path]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         for name, seeds in (("two", "0,1"), ("one", "0")):
             out[name] = root / name
-            args = ["run", "--seeds", "0", "--pair", pair, "--metrics", "fairness", "--finetune", "head", "--seeds", seeds,
+            args = ["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--finetune", "head", "--seeds", seeds,
                     "--data-dir", str(data_dir), "--out", str(out[name]), "--cache-dir", str(root / "cache"), "--quiet"]
             assert main([*args, *SMALL_FAIRNESS]) == 0
     return out

@@ -20,7 +20,7 @@ from w2sbench.leaderboard._safejson import UnsafeInput, loads_bounded
 def finished_run(tmp_path_factory, tiny_models, data_dir) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
     code = main(["run", "--quiet", "--data-dir", str(data_dir), "--pair", f"{tiny_models['bert']}:{tiny_models['bert-big']}",
-                 "--finetune", "head", "--metrics", "fairness", "--strategies", "vanilla", "--seeds", "0", *SMALL_FAIRNESS, "--out", str(out)])
+                 "--finetune", "head", "--properties", "fairness", "--strategies", "vanilla", "--seeds", "0", *SMALL_FAIRNESS, "--out", str(out)])
     assert code == 0
     return out
 

@@ -25,7 +25,7 @@ from w2sbench.plugin_manager import get_plugins
 
 
 def test_privacy_max_length_beyond_the_default_pair_is_refused_at_validation(data_dir, tmp_path, capsys):
-    code = main(["run", "--quiet", "--data-dir", str(data_dir), "--metrics", "privacy", "--option", "privacy.max_length=1024",
+    code = main(["run", "--quiet", "--data-dir", str(data_dir), "--properties", "privacy", "--option", "privacy.max_length=1024",
                  "--out", str(tmp_path / "run")])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2, err

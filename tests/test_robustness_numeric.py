@@ -33,7 +33,7 @@ ISSUE_SIZES = [
 def _issue_run(tiny_models, data_dir, out: Path, lr: str) -> list[str]:
     return [
         "run", "--quiet", "--data-dir", str(data_dir), "--pair", f"{tiny_models['bert']}:{tiny_models['bert-big']}",
-        "--metrics", "fairness", "--strategies", "vanilla", "--finetune", "head", "--train", f"head.lr={lr}",
+        "--properties", "fairness", "--strategies", "vanilla", "--finetune", "head", "--train", f"head.lr={lr}",
         *ISSUE_SIZES, "--out", str(out),
     ]
 

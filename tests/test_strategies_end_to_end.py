@@ -45,7 +45,7 @@ def in_code_strategies():
 
 def _run(tiny_models, data_dir, out: Path, strategies: str) -> int:
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    return main(["run", "--pair", pair, "--metrics", "fairness", "--data-dir", str(data_dir), "--out", str(out), "--quiet",
+    return main(["run", "--pair", pair, "--properties", "fairness", "--data-dir", str(data_dir), "--out", str(out), "--quiet",
                  "--finetune", "head", "--strategies", strategies, "--seeds", "0", *SMALL_FAIRNESS])
 
 
@@ -111,7 +111,7 @@ def test_third_party_strategy_package_runs(tiny_models, data_dir, tmp_path):
     out = tmp_path / "run"
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
     done = subprocess.run(
-        [*cli, "run", "--pair", pair, "--metrics", "fairness", "--strategies", "vanilla,sharpened,two-teachers",
+        [*cli, "run", "--pair", pair, "--properties", "fairness", "--strategies", "vanilla,sharpened,two-teachers",
          "--finetune", "head", "--seeds", "0", "--data-dir", str(data_dir), "--out", str(out), "--quiet", *SMALL_FAIRNESS],
         env=env, capture_output=True, text=True,
     )

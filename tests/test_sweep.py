@@ -138,7 +138,7 @@ def test_ray_sweep_matches_local_executor(ray_cluster, tiny_models, data_dir, tm
 
     # `run --executor ray` goes through the same machinery: against the sweep's cache it only reads.
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    args = ["run", "--pair", pair, "--metrics", "fairness,ood", "--strategies", ",".join(STRATEGIES), "--seeds", "0,1",
+    args = ["run", "--pair", pair, "--properties", "fairness,ood", "--strategies", ",".join(STRATEGIES), "--seeds", "0,1",
             "--finetune", "head", "--train", "head.epochs=2", "--data-dir", str(data_dir), "--quiet",
             "--cache-dir", str(tmp_path / "ray" / "cache"), "--out", str(tmp_path / "single"), "--executor", "ray"]
     for metric, opts in OPTIONS.items():

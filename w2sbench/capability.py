@@ -155,7 +155,7 @@ def run_capability(
         if role.mode == "head":
             notes.append("strong models were trained with a frozen backbone (head mode): their LM is the pretrained one")
         for name in settings.metrics:
-            outcome = pipeline.run_metric(plugins.trust_metrics.get(name))
+            outcome = pipeline.run_metric(plugins.trust_properties.get(name))
             per_cell: dict[str, dict[str, Any]] = {}
             for seed, trained in outcome["models"].items():
                 for cell in chosen:

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run (or resume) a benchmark")
     run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
-    run.add_argument("--metrics", help="comma-separated trust metrics [all registered]")
+    run.add_argument("--properties", help="comma-separated trust properties, e.g. fairness,ood [all registered]")
+    run.add_argument("--metrics", help=argparse.SUPPRESS)  # deprecated name of --properties (one release)
     run.add_argument("--strategies", help="comma-separated strategies [the default ones in `w2sbench list strategies`]")
     run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; three or more "
                      "give intervals over seeds [0-2]")
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics, exporters, or every "
                          "--option and --train setting with its default and valid range")
-    lst.add_argument("what", choices=["pairs", "models", "strategies", "metrics", "exporters", "options"])
+    lst.add_argument("what", choices=["pairs", "models", "strategies", "properties", "metrics", "exporters", "options"])
 
     sub.add_parser("plugins", help="list loaded plugins with their package and version")
 
@@ -117,6 +118,15 @@ def _plugins():  # noqa: ANN202
     return plugins
 
 
+def _properties_argument(args: argparse.Namespace) -> str | None:
+    """--properties, or its deprecated name --metrics (with a warning)."""
+    if args.metrics is not None:
+        warnings.warn("--metrics is renamed --properties; the old name works for one more release.", FutureWarning, stacklevel=1)
+        if args.properties is not None and args.properties != args.metrics:
+            raise W2SBenchError("--properties and --metrics (its old name) name different trust properties.", "Pass only --properties.")
+    return args.properties if args.properties is not None else args.metrics
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from w2sbench.data import default_data_dir
     from w2sbench.progress import Progress, RichProgress
@@ -127,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plugins = _plugins()
     request = RunRequest(
         pair=args.pair,
-        metrics=args.metrics,
+        metrics=_properties_argument(args),
         strategies=args.strategies,
         seeds=parse_seeds(args.seeds),
         finetune=args.finetune,
@@ -210,13 +220,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         _console().print(table)
         _console().print(described)
         return 0
-    elif args.what == "metrics":
+    elif args.what in ("properties", "metrics"):
         list_metrics(_console(), plugins)
         return 0
     elif args.what == "options":
         for col in ("setting", "default", "valid values"):
             table.add_column(col)
-        for row in option_table(plugins.trust_metrics.items.values()):
+        for row in option_table(plugins.trust_properties.items.values()):
             table.add_row(*row)
     else:
         for col in ("exporter", "description", "plugin"):
@@ -361,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("W2SBENCH_DEBUG") == "1"
+    if not debug:  # a user reads "warning: ...", not the source line that raised it
+        warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {message}\n"
     try:
         return COMMANDS[args.command](args)
     except W2SBenchError as exc:

@@ -34,12 +34,12 @@ def end_screen(console: Any, results: Mapping[str, Any], run_dir: Path) -> None:
 
 
 def list_metrics(console: Any, plugins: Any) -> None:
-    """One table per trust metric (its metrics as rows), so no metric name is ever cut at 80 columns."""
+    """One table per trust property (its metrics as rows), so no metric name is ever cut at 80 columns."""
     from rich.markup import escape
     from rich.table import Table
 
-    for name, m in plugins.trust_metrics.items.items():
-        owner = plugins.trust_metrics.owners[name]
+    for name, m in plugins.trust_properties.items.items():
+        owner = plugins.trust_properties.owners[name]
         table = Table(title=escape(f"{name}: {m.description} (plugin {owner})"), title_justify="left")
         table.add_column = list_column(table)  # type: ignore[method-assign]
         for col in ("metric", "better", "description"):
@@ -50,7 +50,7 @@ def list_metrics(console: Any, plugins: Any) -> None:
         console.print(table)
 
 
-_IDENTIFIER_COLUMNS = {"metric", "better", "pair", "weak", "strong", "family", "name", "strategy", "trust metric", "primary", "exporter", "plugin"}
+_IDENTIFIER_COLUMNS = {"metric", "better", "pair", "weak", "strong", "family", "name", "strategy", "trust property", "primary", "exporter", "plugin"}
 
 
 def list_column(table: Any):  # noqa: ANN202
@@ -67,7 +67,7 @@ def list_column(table: Any):  # noqa: ANN202
 
 
 def option_table(metrics: Iterable[Any]) -> list[tuple[str, str, str]]:
-    """(``--option``/``--train`` name, default, valid values) for every trust metric and fine-tune mode."""
+    """(``--option``/``--train`` name, default, valid values) for every trust property and fine-tune mode."""
     rows = []
     for metric in metrics:
         for key, rng in ranges_for(metric.default_options, metric.option_ranges).items():

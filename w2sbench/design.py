@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.finite import require_finite_probabilities
-from w2sbench.interfaces import Examples, PropertyData, TrustMetric
+from w2sbench.interfaces import Examples, PropertyData, TrustProperty
 
 __all__ = ["BASELINE_CELLS", "split_pool", "split_sizes", "task_scores", "merge_seeds", "call_plugin"]
 
@@ -50,7 +50,7 @@ def split_sizes(options: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """Combine per-seed outcomes (from any executor) into one trust metric's outcome."""
+    """Combine per-seed outcomes (from any executor) into one trust property's outcome."""
     return {
         "data": data,
         "scores": {s: o["scores"] for s, o in per_seed.items()},
@@ -60,8 +60,8 @@ def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -
     }
 
 
-def call_plugin(metric: TrustMetric, what: str, call: Any) -> Any:
-    """Run a plugin call; turn a crash into a message that names the trust metric and its package."""
+def call_plugin(metric: TrustProperty, what: str, call: Any) -> Any:
+    """Run a plugin call; turn a crash into a message that names the trust property and its package."""
     try:
         return call()
     except W2SBenchError:
@@ -69,7 +69,7 @@ def call_plugin(metric: TrustMetric, what: str, call: Any) -> Any:
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
         module = type(metric).__module__
         raise W2SBenchError(
-            f'Trust metric "{metric.name}" ({module}) failed to {what}: {type(exc).__name__}: {exc}',
+            f'Trust property "{metric.name}" ({module}) failed to {what}: {type(exc).__name__}: {exc}',
             "If it read a dataset file, check that the file is the original (docs/data.md lists them and their "
             "sources); otherwise report the bug to the plugin's authors (rerun with --debug for the traceback).",
         ) from exc

@@ -116,10 +116,10 @@ class Workspace:
         return self._pipelines[key]
 
     def data(self, pipeline: Any, metric_name: str) -> Any:
-        """A trust metric's data, loaded once per process and option set."""
+        """A trust property's data, loaded once per process and option set."""
         key = (stable_hash([pipeline.settings.options[metric_name], pipeline.settings.data_dir, str(pipeline.cache.root)]), metric_name)
         if key not in self._data:
-            self._data[key] = pipeline.load_data(self.plugins.trust_metrics.get(metric_name))
+            self._data[key] = pipeline.load_data(self.plugins.trust_properties.get(metric_name))
         return self._data[key]
 
 
@@ -127,7 +127,7 @@ def run_task(task: StageTask, workspace: Workspace) -> TaskResult:
     """Run one task in this process; the stage cache turns finished stages into reads."""
     start = time.perf_counter()
     pipeline = workspace.pipeline(task)
-    metric = workspace.plugins.trust_metrics.get(task.metric)
+    metric = workspace.plugins.trust_properties.get(task.metric)
     data = workspace.data(pipeline, task.metric)
     misses, hits = pipeline.cache.misses, pipeline.cache.hits
     if task.kind == "train_weak":

@@ -14,7 +14,7 @@ Statistics (docs/results.md):
   Stat. 1(2). Effects get the bootstrap standard error, a 95% normal interval and a two-sided Wald
   p-value (scipy.stats.norm): percentile p-values cannot go below 1/(resamples + 1), too coarse for a
   Holm correction over dozens of comparisons.
-* Live scores (computed by the trust metric on the model itself, e.g. membership inference, live attacks)
+* Live scores (computed by the trust property on the model itself, e.g. membership inference, live attacks)
   have no per-example record: a paired t-test over seeds (scipy.stats.ttest_rel) and its t interval.
 * Holm's correction over all comparisons of the run (statsmodels' multipletests), then a verdict per
   comparison from the corrected p-value: ``better`` / ``worse`` (at 0.05) or ``no significant difference``.

@@ -38,7 +38,7 @@ class NonFiniteTraining(W2SBenchError):
     """Training met a NaN or infinite loss, gradient, parameter or target.
 
     Raised by ``w2sbench.training.trainer.train_classifier``; the pipeline adds the cell's name
-    (e.g. "fairness s0 weak", whose first word is the trust metric) with ``in_cell``.
+    (e.g. "fairness s0 weak", whose first word is the trust property) with ``in_cell``.
     """
 
     def __init__(

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
         ModelFamily,
         NamedPair,
         Strategy,
-        TrustMetric,
+        TrustProperty,
     )
 
 __all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
@@ -44,8 +44,13 @@ def w2sbench_register_strategies() -> list[Strategy]:  # type: ignore[empty-body
 
 
 @hookspec
-def w2sbench_register_trust_metrics() -> list[TrustMetric]:  # type: ignore[empty-body]
-    """Return a list of ``TrustMetric`` objects: a trust property's data, regularizer and metrics."""
+def w2sbench_register_trust_properties() -> list[TrustProperty]:  # type: ignore[empty-body]
+    """Return a list of ``TrustProperty`` objects: a trust property's data, regularizer and metrics."""
+
+
+@hookspec
+def w2sbench_register_trust_metrics() -> list[TrustProperty]:  # type: ignore[empty-body]
+    """Deprecated name of ``w2sbench_register_trust_properties`` (one release); works the same, with a warning."""
 
 
 @hookspec

@@ -1,4 +1,4 @@
-"""The objects plugins hand to the core: model families, named pairs, strategies, trust metrics, exporters.
+"""The objects plugins hand to the core: model families, named pairs, strategies, trust properties, exporters.
 
 Keep these small: a plugin author should be able to read this file in five minutes.
 """
@@ -36,7 +36,7 @@ __all__ = [
     "EmbeddingAdversary",
     "Regularizer",
     "NoRegularizer",
-    "TrustMetric",
+    "TrustProperty",
     "Strategy",
     "Teacher",
     "TransferLoss",
@@ -173,7 +173,7 @@ class DataContext:
     cache_dir: Path
 
 
-# --------------------------------------------------------------------------- trust metrics
+# --------------------------------------------------------------------------- trust properties
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ class NoRegularizer(Regularizer):
     """Plain training."""
 
 
-class TrustMetric(ABC):
+class TrustProperty(ABC):
     """A trust property: its data, its regularizer and the metrics it reports."""
 
     name: str = ""
@@ -274,7 +274,7 @@ class TrustMetric(ABC):
         for key, value in (overrides or {}).items():
             if key not in merged:
                 raise W2SBenchError(
-                    f'Trust metric "{self.name}" has no option "{key}".' + did_you_mean(key, merged),
+                    f'Trust property "{self.name}" has no option "{key}".' + did_you_mean(key, merged),
                     f"Use one of: {', '.join(sorted(merged)) or '(none)'}.",
                 )
             default = merged[key]
@@ -418,3 +418,14 @@ class Exporter(ABC):
 
 
 PredictFn = Callable[[Sequence[str]], np.ndarray]
+
+
+def __getattr__(name: str) -> Any:
+    """``TrustMetric``: the deprecated name of ``TrustProperty`` (one release), with a DeprecationWarning."""
+    if name == "TrustMetric":
+        import warnings
+
+        warnings.warn("w2sbench.interfaces.TrustMetric is renamed TrustProperty; the old name works for one more release.",
+                      DeprecationWarning, stacklevel=2)
+        return TrustProperty
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

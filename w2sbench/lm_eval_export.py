@@ -95,12 +95,12 @@ def _balanced(examples: Examples, n: int, seed: int = 0) -> Examples:
 
 def export_adult(out_dir: Path, plugins: Any, ctx: DataContext, rows: int, fewshot_rows: int) -> list[Path]:
     """The fairness property's Adult test set as a zero/few-shot yes/no task (income > 50K)."""
-    if "fairness" not in plugins.trust_metrics:
+    if "fairness" not in plugins.trust_properties:
         raise W2SBenchError(
-            'The "fairness" trust metric is not registered, so the Adult task cannot be exported.',
+            'The "fairness" trust property is not registered, so the Adult task cannot be exported.',
             "Reinstall w2sbench (its built-in plugins register it) or unset W2SBENCH_DISABLE_PLUGINS.",
         )
-    metric = plugins.trust_metrics.get("fairness")
+    metric = plugins.trust_properties.get("fairness")
     overrides = {"test_size": str(rows)} if "test_size" in metric.default_options else {}
     data = metric.load_data(ctx, metric.options(overrides))
     folder = out_dir / ADULT_TASK

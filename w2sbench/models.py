@@ -321,7 +321,7 @@ def position_limit(spec: ModelSpec, folder: Path | None = None) -> tuple[int, st
 
 
 def check_input_lengths(specs: list[tuple[ModelSpec, Path | None]], max_lengths: dict[str, int]) -> None:
-    """Refuse a trust metric's ``max_length`` (tokens per input) above what a model of the run can read;
+    """Refuse a trust property's ``max_length`` (tokens per input) above what a model of the run can read;
     ``max_lengths`` maps metric name to its max_length. Models whose limit is not known yet pass."""
     for spec, folder in specs:
         limit = position_limit(spec, folder)

@@ -1,6 +1,6 @@
 """The weak-to-strong pipeline: split, train weak, label, train strong, evaluate; every stage cached.
 
-Per trust metric and seed, the cells are:
+Per trust property and seed, the cells are:
   weak, weak-reg             weak model on A's ground truth (without / with the trust regularizer)
   ceiling, ceiling-reg       strong model on B's ground truth (without / with the regularizer)
   <strategy>                 strong model on the weak model's labels on B, per strategy
@@ -40,7 +40,7 @@ from w2sbench.interfaces import (
     NoRegularizer,
     PropertyData,
     Regularizer,
-    TrustMetric,
+    TrustProperty,
     reference_cells,
 )
 from w2sbench.jsonio import loads_strict
@@ -309,10 +309,10 @@ class Pipeline:
         return np.load(path / "probabilities.npy", allow_pickle=False)
 
     def live_stage(
-        self, metric: TrustMetric, options: Mapping[str, Any], data: PropertyData, train_key: Mapping[str, Any],
+        self, metric: TrustProperty, options: Mapping[str, Any], data: PropertyData, train_key: Mapping[str, Any],
         train_path: Path, role_name: str, seed: int, label: str,
     ) -> dict[str, float]:
-        if type(metric).evaluate_model is TrustMetric.evaluate_model:
+        if type(metric).evaluate_model is TrustProperty.evaluate_model:
             return {}
         key = {"stage": "live", "metric": metric.name, "options": dict(options), "model_stage": stable_hash(train_key), "seed": seed}
 
@@ -329,8 +329,8 @@ class Pipeline:
 
     # ----------------------------------------------------------------- one property
 
-    def load_data(self, metric: TrustMetric) -> PropertyData:
-        """The trust metric's data, checked (names the plugin when it fails)."""
+    def load_data(self, metric: TrustProperty) -> PropertyData:
+        """The trust property's data, checked (names the plugin when it fails)."""
         options = self.settings.options[metric.name]
         with self.progress.stage(f"{metric.name}: load data"):
             # rank 0 first: only it downloads; the other ranks then read its files
@@ -338,7 +338,7 @@ class Pipeline:
         _check_data(metric, data)
         return data
 
-    def train_weak(self, metric: TrustMetric, data: PropertyData, seed: int) -> dict[str, tuple[dict[str, Any], Path, str]]:
+    def train_weak(self, metric: TrustProperty, data: PropertyData, seed: int) -> dict[str, tuple[dict[str, Any], Path, str]]:
         """The weak models of one seed (plain and regularized). Sweeps run these first, once per weak model."""
         options = self.settings.options[metric.name]
         a, _b, _val = split_pool(data.train, seed, split_sizes(options))
@@ -349,7 +349,7 @@ class Pipeline:
             trained[cell] = (k, p, "weak")
         return trained
 
-    def run_seed(self, metric: TrustMetric, data: PropertyData, seed: int) -> dict[str, Any]:
+    def run_seed(self, metric: TrustProperty, data: PropertyData, seed: int) -> dict[str, Any]:
         """Every cell of one seed: scores, test-set probabilities, training reports and trained-model handles."""
         options = self.settings.options[metric.name]
         _a, b, _val = split_pool(data.train, seed, split_sizes(options))
@@ -385,8 +385,8 @@ class Pipeline:
             predictions[cell] = probs
         return {"scores": scores, "predictions": predictions, "reports": reports, "models": trained}
 
-    def run_metric(self, metric: TrustMetric) -> dict[str, Any]:
-        """All seeds and cells of one trust metric: scores, predictions and stage reports."""
+    def run_metric(self, metric: TrustProperty) -> dict[str, Any]:
+        """All seeds and cells of one trust property: scores, predictions and stage reports."""
         data = self.load_data(metric)
         per_seed = {seed: self.run_seed(metric, data, seed) for seed in self.settings.seeds}
         return merge_seeds(data, per_seed)
@@ -469,17 +469,17 @@ def _language_model(role: _Role, model: Classifier) -> Any | None:
         return None
 
 
-def _check_data(metric: TrustMetric, data: PropertyData) -> None:
+def _check_data(metric: TrustProperty, data: PropertyData) -> None:
     if not isinstance(data, PropertyData):
         raise W2SBenchError(
-            f'Trust metric "{metric.name}" returned {type(data).__name__} from load_data, not PropertyData.',
+            f'Trust property "{metric.name}" returned {type(data).__name__} from load_data, not PropertyData.',
             "Fix the plugin's load_data (see CONTRIBUTING.md).",
         )
     if len(data.train) == 0:
         raise W2SBenchError(f'The training data of "{metric.name}" is empty.', "Check the dataset files.")
     if data.main_test not in data.tests:
         raise W2SBenchError(
-            f'Trust metric "{metric.name}" names main test set "{data.main_test}" but has {sorted(data.tests)}.',
+            f'Trust property "{metric.name}" names main test set "{data.main_test}" but has {sorted(data.tests)}.',
             "Fix the plugin's load_data.",
         )
     for name, test in data.tests.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import traceback
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +20,7 @@ import pluggy
 
 from w2sbench import hookspecs
 from w2sbench.errors import W2SBenchError, did_you_mean
-from w2sbench.interfaces import Exporter, ModelFamily, NamedPair, Strategy, TrustMetric
+from w2sbench.interfaces import Exporter, ModelFamily, NamedPair, Strategy, TrustProperty
 
 __all__ = ["PluginInfo", "PluginProblem", "Registry", "Plugins", "get_plugins", "reset_plugins", "DISABLE_ENV"]
 
@@ -56,7 +57,7 @@ class PluginProblem:
 class Registry(Generic[T]):
     """Named objects of one kind, with did-you-mean lookups."""
 
-    kind: str  # "strategy", "trust metric", ...
+    kind: str  # "strategy", "trust property", ...
     items: dict[str, T] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # name -> plugin name
 
@@ -77,12 +78,16 @@ class Registry(Generic[T]):
         return name in self.items
 
 
+_DEPRECATED_HOOKS = {"w2sbench_register_trust_metrics": "w2sbench_register_trust_properties"}
+
 _HOOKS: dict[str, tuple[str, type, str]] = {
     # hook name -> (registry attribute, expected type, kind shown to users)
     "w2sbench_register_models": ("model_families", ModelFamily, "model family"),
     "w2sbench_register_pairs": ("pairs", NamedPair, "pair"),
     "w2sbench_register_strategies": ("strategies", Strategy, "strategy"),
-    "w2sbench_register_trust_metrics": ("trust_metrics", TrustMetric, "trust metric"),
+    "w2sbench_register_trust_properties": ("trust_properties", TrustProperty, "trust property"),
+    # Deprecated name of the hook above (one release): collected into the same registry, with a warning.
+    "w2sbench_register_trust_metrics": ("trust_properties", TrustProperty, "trust property"),
     "w2sbench_register_exporters": ("exporters", Exporter, "exporter"),
 }
 
@@ -144,11 +149,18 @@ class Plugins:
 
     # ----------------------------------------------------------------- registries
 
-    def _collect(self, hook_name: str) -> Registry[Any]:
+    def _collect(self, hook_name: str, registry: Registry[Any] | None = None) -> Registry[Any]:
         attribute, expected, kind = _HOOKS[hook_name]
-        registry: Registry[Any] = Registry(kind)
+        registry = registry if registry is not None else Registry(kind)
         hook = getattr(self.manager.hook, hook_name)
         for impl in hook.get_hookimpls():  # registration order: the first registration of a name wins
+            if hook_name in _DEPRECATED_HOOKS:
+                warnings.warn(
+                    f'plugin "{impl.plugin_name}" implements {hook_name}, renamed {_DEPRECATED_HOOKS[hook_name]}; '
+                    "the old name works for one more release.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
             plugin_name = impl.plugin_name
             package = self.info[plugin_name].package if plugin_name in self.info else "?"
             try:
@@ -205,8 +217,14 @@ class Plugins:
         return self._collect("w2sbench_register_strategies")
 
     @cached_property
-    def trust_metrics(self) -> Registry[TrustMetric]:
-        return self._collect("w2sbench_register_trust_metrics")
+    def trust_properties(self) -> Registry[TrustProperty]:
+        registry = self._collect("w2sbench_register_trust_properties")
+        return self._collect("w2sbench_register_trust_metrics", registry)
+
+    @property
+    def trust_metrics(self) -> Registry[TrustProperty]:
+        """Deprecated name of ``trust_properties`` (one release)."""
+        return self.trust_properties
 
     @cached_property
     def exporters(self) -> Registry[Exporter]:
@@ -214,7 +232,7 @@ class Plugins:
 
     def collect_all(self) -> None:
         """Fill every registry now, so that every plugin problem is known."""
-        for attribute, _, _ in _HOOKS.values():
+        for attribute in dict.fromkeys(a for a, _, _ in _HOOKS.values()):
             getattr(self, attribute)
 
 

@@ -2,7 +2,7 @@
 
 Uncertainty: with several seeds, the t-based 95% interval over seeds stored in results.json; with one
 seed, a percentile bootstrap over test examples, recomputed here from the predictions sidecar with the
-trust metric's own ``evaluate`` (``bootstrap_intervals``) and cached in the run directory.
+trust property's own ``evaluate`` (``bootstrap_intervals``) and cached in the run directory.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def bootstrap_intervals(
 ) -> dict[str, dict[str, Any]]:
     """Per property of a one-seed run, bootstrap intervals over test examples (cached in the run directory).
 
-    Test labels and attributes come from the trust metric's ``load_data`` (the run's options and data
+    Test labels and attributes come from the trust property's ``load_data`` (the run's options and data
     directory); the test sets must match the fingerprints recorded in results.json.
     """
 
@@ -147,10 +147,10 @@ def bootstrap_intervals(
     ctx = DataContext(data_dir=Path(folder) if folder else None, cache_dir=run_dir / "cache" / "downloads")
     out: dict[str, dict[str, Any]] = {}
     for name, prop in results["properties"].items():
-        if name not in plugins.trust_metrics:
-            out[name] = {"unavailable": f'trust metric "{name}" is not installed'}
+        if name not in plugins.trust_properties:
+            out[name] = {"unavailable": f'trust property "{name}" is not installed'}
             continue
-        metric = plugins.trust_metrics.get(name)
+        metric = plugins.trust_properties.get(name)
         options = settings["options"].get(name) or metric.options()
         try:
             data = metric.load_data(ctx, options)

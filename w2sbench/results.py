@@ -31,7 +31,7 @@ from w2sbench.findings import (
     resample_scores,
     stderr_by_seed,
 )
-from w2sbench.interfaces import MetricInfo, Strategy, TrustMetric, reference_cells
+from w2sbench.interfaces import MetricInfo, Strategy, TrustProperty, reference_cells
 from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
 
@@ -75,7 +75,7 @@ def _teacher_cells(strategies: list[Strategy]) -> list[str]:
 
 
 def build_property_result(
-    metric: TrustMetric,
+    metric: TrustProperty,
     strategies: list[Strategy],
     outcome: Mapping[str, Any],
     options: Mapping[str, Any] | None = None,
@@ -84,7 +84,7 @@ def build_property_result(
     """One property's entry of results.json: per-cell scores and summaries, gap recovered, and (with the
     outcome's predictions) the findings, per-cell intervals and standard errors of w2sbench.findings.
 
-    ``options``: the trust metric's resolved options (default: its defaults); ``resamples``: bootstrap
+    ``options``: the trust property's resolved options (default: its defaults); ``resamples``: bootstrap
     resamples (default ``findings.DEFAULT_RESAMPLES``; 0 leaves the findings out)."""
     data = outcome["data"]
     scores: dict[int, dict[str, dict[str, float | None]]] = outcome["scores"]
@@ -119,7 +119,7 @@ def build_property_result(
 
 
 def _add_findings(
-    prop: dict[str, Any], metric: TrustMetric, strategies: list[Strategy], outcome: Mapping[str, Any],
+    prop: dict[str, Any], metric: TrustProperty, strategies: list[Strategy], outcome: Mapping[str, Any],
     options: Mapping[str, Any], resamples: int | None,
 ) -> None:
     """Bootstrap the property's scores and add findings, standard errors and resolved gap recovered."""
@@ -143,7 +143,7 @@ def _add_findings(
             prop["cells"][s.name]["gap_recovered"][m["name"]]["summary"] = summary
 
 
-def _property_entry(metric: TrustMetric, infos: list[MetricInfo], data: Any, cells: dict[str, Any]) -> dict[str, Any]:
+def _property_entry(metric: TrustProperty, infos: list[MetricInfo], data: Any, cells: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": metric.description,
         "primary_trust_metric": metric.primary,

@@ -155,7 +155,7 @@ def execute_pairs(
             for name in job.settings.metrics:
                 merged = merge_seeds(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
                 outcomes[name] = merged
-                properties[name] = build_property_result(plugins.trust_metrics.get(name), strategies, merged, job.settings.options[name])
+                properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged, job.settings.options[name])
             timing = {
                 "seconds": round(time.perf_counter() - start, 3),
                 "stages_computed": sum(r.computed for r in mine),

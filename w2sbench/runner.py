@@ -9,7 +9,7 @@ from typing import Any
 
 from w2sbench.design import call_plugin
 from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import TrustMetric
+from w2sbench.interfaces import TrustProperty
 from w2sbench.models import ResolvedPair, check_input_lengths, resolve_pair
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
@@ -29,7 +29,7 @@ DEFAULT_PAIR = "default"  # a named pair; the built-in models plugin registers i
 class RunRequest:
     """What the user asked for, before validation."""
     pair: str = DEFAULT_PAIR
-    metrics: str | None = None  # None: every registered trust metric
+    metrics: str | None = None  # None: every registered trust property
     strategies: str | None = None  # None: every registered strategy with in_default_run
     seeds: Sequence[int] = (0,)
     finetune: str | None = None  # None: full on GPU, the pair's CPU choice (or head) on CPU
@@ -72,10 +72,10 @@ def _coerce_train(key: str, value: str, default: Any, mode: str = "") -> Any:
 def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, ResolvedPair]:
     """Validate every choice (names, options, devices) before any expensive work starts."""
     pair = resolve_pair(request.pair, plugins, request.allow_weak_larger)
-    metric_names = parse_list(request.metrics, "trust metrics") if request.metrics else tuple(plugins.trust_metrics.names())
+    metric_names = parse_list(request.metrics, "trust properties") if request.metrics else tuple(plugins.trust_properties.names())
     if not metric_names:
-        raise W2SBenchError("No trust metric is registered.", "Reinstall w2sbench; its built-in plugins register them.")
-    metrics = [plugins.trust_metrics.get(n) for n in metric_names]
+        raise W2SBenchError("No trust property is registered.", "Reinstall w2sbench; its built-in plugins register them.")
+    metrics = [plugins.trust_properties.get(n) for n in metric_names]
     strategy_names = (
         parse_list(request.strategies, "strategies") if request.strategies else default_strategies(plugins)
     )
@@ -84,15 +84,15 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
     user_options = dict(request.options or {})
     for name in user_options:
         if name not in metric_names:
-            plugins.trust_metrics.get(name)  # did-you-mean for a misspelt metric
+            plugins.trust_properties.get(name)  # did-you-mean for a misspelt metric
             raise W2SBenchError(f'--option names "{name}", which is not in this run\'s metrics.', "Add it to --metrics.")
     options = {m.name: m.options(user_options.get(m.name)) for m in metrics}
     for name, opts in options.items():
         for required in ("weak_train_size", "transfer_size", "val_size", "max_length"):
             if required not in opts:
                 raise W2SBenchError(
-                    f'Trust metric "{name}" has no "{required}" option.',
-                    "Every trust metric must declare split sizes and max_length in default_options (CONTRIBUTING.md).",
+                    f'Trust property "{name}" has no "{required}" option.',
+                    "Every trust property must declare split sizes and max_length in default_options (CONTRIBUTING.md).",
                 )
 
     check_input_lengths([(pair.weak, None), (pair.strong, None)], {n: int(o["max_length"]) for n, o in options.items()})
@@ -130,7 +130,7 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
     return settings, pair
 
 
-def _check_regularizer(metric: TrustMetric, options: Mapping[str, Any], modes: Mapping[str, str]) -> None:
+def _check_regularizer(metric: TrustProperty, options: Mapping[str, Any], modes: Mapping[str, str]) -> None:
     regularizer = call_plugin(metric, "build its regularizer", lambda: metric.regularizer(options))
     for role, mode in modes.items():
         call_plugin(metric, "build its regularizer", lambda role=role, mode=mode: regularizer.for_training(role, mode))

@@ -24,7 +24,7 @@ class RunSettings:
     seeds: tuple[int, ...]
     finetune_weak: str
     finetune_strong: str
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per trust metric, fully resolved
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per trust property, fully resolved
     train: dict[str, dict[str, Any]] = field(default_factory=dict)  # per mode, fully resolved TrainConfig
     data_dir: str | None = None
     device: str = "cpu"

@@ -34,7 +34,7 @@ __all__ = [
 
 _KEYS = {
     "pairs": "list of WEAK:STRONG or named pairs (required)",
-    "metrics": "list of trust metrics [all registered]",
+    "metrics": "list of trust properties [all registered]",
     "strategies": "list of strategies [the default ones: `w2sbench list strategies`]",
     "seeds": "list of seeds or a range such as 0-4 [0]",
     "finetune": "head, lora, full or WEAK:STRONG",

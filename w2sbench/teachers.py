@@ -24,7 +24,7 @@ from w2sbench.interfaces import (
     Strategy,
     Teacher,
     TransferLoss,
-    TrustMetric,
+    TrustProperty,
 )
 from w2sbench.training.losses import CrossEntropyLoss
 
@@ -42,7 +42,7 @@ def teacher_label(teacher: Teacher) -> str:
     return f"{base} seed+{teacher.seed_offset}" + (f" A {part + 1}/{parts}" if parts > 1 else "")
 
 
-def train_teacher(pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, teacher: Teacher) -> Stage:
+def train_teacher(pipeline: Any, metric: TrustProperty, data: PropertyData, seed: int, teacher: Teacher) -> Stage:
     """Train (or read from cache) one weak supervisor on its part of split A; ``teacher.regularized`` resolved."""
     options = pipeline.settings.options[metric.name]
     a, _b, _val = split_pool(data.train, seed, split_sizes(options))
@@ -57,13 +57,13 @@ def train_teacher(pipeline: Any, metric: TrustMetric, data: PropertyData, seed: 
     return pipeline.train_stage("weak", a, onehot, reg, seed + teacher.seed_offset, data.num_labels, int(options["max_length"]), label)
 
 
-def strategy_teachers(pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, strategy: Strategy) -> list[Stage]:
+def strategy_teachers(pipeline: Any, metric: TrustProperty, data: PropertyData, seed: int, strategy: Strategy) -> list[Stage]:
     """The trained teachers of ``strategy``, in ``teacher_list`` order."""
     return [train_teacher(pipeline, metric, data, seed, t) for t in strategy.teacher_list()]
 
 
 def train_strategy(
-    pipeline: Any, metric: TrustMetric, data: PropertyData, seed: int, strategy: Strategy, b: Examples, regularizer: Regularizer
+    pipeline: Any, metric: TrustProperty, data: PropertyData, seed: int, strategy: Strategy, b: Examples, regularizer: Regularizer
 ) -> tuple[Stage, list[Stage]]:
     """The strong model of one strategy and its teachers: teachers' labels on split B, curated into targets and
     row weights (rows of weight 0 left out), trained with the strategy's loss (or cross-entropy)."""
@@ -88,7 +88,7 @@ def train_strategy(
 
 
 def teacher_reference(
-    pipeline: Any, metric: TrustMetric, data: PropertyData, strategy: Strategy, teachers: Sequence[Stage], options: Mapping[str, Any]
+    pipeline: Any, metric: TrustProperty, data: PropertyData, strategy: Strategy, teachers: Sequence[Stage], options: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     """Scores, test-set probabilities and training reports of ``<strategy>:teachers``: the teachers' ``combine``d
     prediction. Metrics that need a live model (``evaluate_model``) are not defined for it."""

@@ -2,7 +2,7 @@
 
 A command-line value is turned into its setting's type by ``coerce`` (the same rules for trust-metric
 options and training settings: ``ture`` is not a boolean anywhere), then ``check``-ed against its
-``Range`` before anything runs. A trust metric declares ranges in ``TrustMetric.option_ranges``;
+``Range`` before anything runs. A trust property declares ranges in ``TrustProperty.option_ranges``;
 options it does not declare get ``default_range`` (the common names below, else: floats finite,
 integers >= 0). ``describe`` gives the text used in messages and in ``w2sbench list options``.
 """
@@ -64,7 +64,7 @@ def _positive_int(note: str = "") -> Range:
     return Range("int", 1, note=note)
 
 
-# Options every trust metric shares (runner.prepare requires the split sizes and max_length).
+# Options every trust property shares (runner.prepare requires the split sizes and max_length).
 COMMON_RANGES: dict[str, Range] = {
     "weak_train_size": _positive_int("rows of split A"),
     "transfer_size": _positive_int("rows of split B"),

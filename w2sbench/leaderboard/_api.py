@@ -61,5 +61,5 @@ def build_board(submissions_dir: Path, out_dir: Path, validator: Validator) -> B
         raise W2SBenchError(f"{submissions_dir} is not a folder.", "Run from the repository root or pass --submissions.")
     paths = sorted(p for p in submissions_dir.iterdir() if p.suffix == ".json" and not p.is_symlink())
     reports = validate_files(paths, validator)
-    metrics = validator.plugins.trust_metrics.items
+    metrics = validator.plugins.trust_properties.items
     return BuildResult(write_board(reports, metrics, Path(out_dir)), reports)

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from w2sbench.interfaces import TrustMetric
+from w2sbench.interfaces import TrustProperty
 
 if TYPE_CHECKING:
     from w2sbench.leaderboard._board import BoardRow
@@ -40,7 +40,7 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
 
 
-def size_plot(metric: TrustMetric, rows: Sequence[BoardRow]) -> str:
+def size_plot(metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
     """Primary trust score (mean with 95% interval) against the strong model's parameter count, per strategy."""
     primary = metric.primary
     points = []
@@ -114,7 +114,7 @@ def _undefined_reason(row: BoardRow, defined: int) -> str:
     return f"defined on {defined} of {row.seeds} seeds"
 
 
-def gap_plot(metric: TrustMetric, groups: Sequence[tuple[str, Sequence[BoardRow]]]) -> str:
+def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRow]]]) -> str:
     """Trust gap recovered on the primary metric, (strategy - weak) / (ceiling - weak), per strategy: the mean
     over the seeds where it is defined, with its 95% t-interval; 0 = the weak reference, 1 = the ceiling.
     Undefined ratios are written out with the reason. ``groups`` is (entry label, its strategy rows)."""

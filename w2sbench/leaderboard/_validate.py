@@ -1,6 +1,6 @@
 """Check submissions: schema, names, duplicates, and every score recomputed from the predictions.
 
-Scores are recomputed with the benchmark's own test labels (the trust metric's ``load_data`` with
+Scores are recomputed with the benchmark's own test labels (the trust property's ``load_data`` with
 the submission's recorded options), never with anything the submission supplies except its
 probabilities. Nothing in a submission is imported, unpickled or executed.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from w2sbench.design import BASELINE_CELLS, task_scores
 from w2sbench.errors import W2SBenchError
 from w2sbench.files import stable_hash
-from w2sbench.interfaces import DataContext, PropertyData, TrustMetric, reference_cells
+from w2sbench.interfaces import DataContext, PropertyData, TrustProperty, reference_cells
 from w2sbench.leaderboard._format import (
     SUBMISSION_FORMAT,
     SUBMISSION_SCHEMA_VERSION,
@@ -181,7 +181,7 @@ class Validator:
 
     # ----------------------------------------------------------------- entry level
 
-    def _load(self, metric: TrustMetric, options: Mapping[str, Any]) -> PropertyData | str:
+    def _load(self, metric: TrustProperty, options: Mapping[str, Any]) -> PropertyData | str:
         key = f"{metric.name}:{stable_hash(dict(options))}"
         if key not in self._data:
             try:
@@ -195,14 +195,14 @@ class Validator:
     def check_entry(self, entry: Mapping[str, Any], result: EntryResult) -> list[str]:
         """Problems with one entry; fills ``result`` with what was verified."""
         prop = entry["property"]
-        if prop not in self.plugins.trust_metrics:
-            known = ", ".join(sorted(self.plugins.trust_metrics.names()))
-            return [f'unknown trust metric "{prop}" (this installation has: {known}); install the plugin that provides it']
-        metric: TrustMetric = self.plugins.trust_metrics.get(prop)
+        if prop not in self.plugins.trust_properties:
+            known = ", ".join(sorted(self.plugins.trust_properties.names()))
+            return [f'unknown trust property "{prop}" (this installation has: {known}); install the plugin that provides it']
+        metric: TrustProperty = self.plugins.trust_properties.get(prop)
         try:
             options = metric.options(entry["options"])
         except W2SBenchError as exc:
-            return [f"its options do not fit the trust metric: {exc.problem}"]
+            return [f"its options do not fit the trust property: {exc.problem}"]
         data = self._load(metric, options)
         if isinstance(data, str):
             return [data]
@@ -218,7 +218,7 @@ class Validator:
             return id_problems
         return self._check_scores(entry, metric, options, data, payload["probabilities"], order, result)
 
-    def _check_metadata(self, entry: Mapping[str, Any], metric: TrustMetric, data: PropertyData) -> list[str]:
+    def _check_metadata(self, entry: Mapping[str, Any], metric: TrustProperty, data: PropertyData) -> list[str]:
         problems = []
         recorded = entry["data"]["tests"]
         for name, test in data.tests.items():
@@ -237,11 +237,11 @@ class Validator:
         for info in entry["metrics"]:
             name = info["name"]
             if name not in known:
-                problems.append(f'unknown metric "{_short(name)}" for trust metric "{metric.name}"')
+                problems.append(f'unknown metric "{_short(name)}" for trust property "{metric.name}"')
             elif known[name] != info["higher_is_better"]:
                 problems.append(f'metric "{name}" is marked higher_is_better={info["higher_is_better"]}, but it is {known[name]}')
         if entry["primary_trust_metric"] not in {m.name for m in metric.metrics}:
-            problems.append(f'primary trust metric "{_short(entry["primary_trust_metric"])}" is not a metric of "{metric.name}"')
+            problems.append(f'primary trust property "{_short(entry["primary_trust_metric"])}" is not a metric of "{metric.name}"')
         for name in entry["strategies"]:
             if name not in self.plugins.strategies:
                 problems.append(f'unknown strategy "{_short(name)}"; install the plugin that provides it')
@@ -261,7 +261,7 @@ class Validator:
         return problems
 
     @staticmethod
-    def _directions(metric: TrustMetric, data: PropertyData) -> dict[str, bool]:
+    def _directions(metric: TrustProperty, data: PropertyData) -> dict[str, bool]:
         infos = [m for m in TASK_METRICS if not (m.name == "auroc" and data.num_labels != 2)] + list(metric.metrics)
         return {m.name: m.higher_is_better for m in infos}
 
@@ -313,7 +313,7 @@ class Validator:
     def _check_scores(
         self,
         entry: Mapping[str, Any],
-        metric: TrustMetric,
+        metric: TrustProperty,
         options: Mapping[str, Any],
         data: PropertyData,
         probabilities: Mapping[str, Any],
@@ -322,7 +322,7 @@ class Validator:
     ) -> list[str]:
         problems: list[str] = []
         directions = self._directions(metric, data)
-        has_live = type(metric).evaluate_model is not TrustMetric.evaluate_model
+        has_live = type(metric).evaluate_model is not TrustProperty.evaluate_model
         trust_names = {m.name for m in metric.metrics}
         table: dict[str, dict[str, dict[str, Any]]] = {}  # seed -> cell -> metric -> trusted value
         verified: set[str] = set()

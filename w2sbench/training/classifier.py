@@ -1,6 +1,6 @@
 """A sequence classifier on any transformers backbone: mean-pooled last hidden state + a linear head.
 
-One wrapper for encoders and decoders keeps every fine-tune mode and every trust metric on the
+One wrapper for encoders and decoders keeps every fine-tune mode and every trust property on the
 same interface: ``predict_proba(texts)`` and ``features(texts)``.
 """
 
