@@ -22,7 +22,7 @@ def main() -> None:
     from w2sbench.models import fetch_model, load_backbone, resolve_model
     from w2sbench.plugin_manager import get_plugins
     from w2sbench_plugins.privacy import load_enron
-    from w2sbench_plugins.privacy_extraction import context_prompts, exact_match_rate, generate, load_name_prompts, name_prompts
+    from w2sbench_plugins.privacy._extraction import context_prompts, exact_match_rate, generate, load_name_prompts, name_prompts
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")

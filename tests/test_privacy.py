@@ -17,7 +17,7 @@ import pytest
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext
 from w2sbench_plugins.privacy import DPSGD, Privacy, membership_auc, per_example_loss
-from w2sbench_plugins.privacy_data import SPLITS, body_key, enron_examples, folder_label, load_aeslc
+from w2sbench_plugins.privacy._data import SPLITS, body_key, enron_examples, folder_label, load_aeslc
 
 ROWS = {"train": 14_436, "dev": 1_960, "test": 1_906}
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")

@@ -8,7 +8,7 @@ import torch
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext
-from w2sbench_plugins.privacy_extraction import (
+from w2sbench_plugins.privacy._extraction import (
     ADDRESS,
     NAME_TEMPLATES,
     context_prompts,

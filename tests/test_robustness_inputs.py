@@ -167,7 +167,7 @@ def test_a_batch_of_empty_texts_reaches_the_model_with_a_real_token(tiny_models,
 
 
 def test_loaders_report_the_rows_they_drop(tmp_path):
-    from w2sbench_plugins.sst2 import load_sst2
+    from w2sbench_plugins._sst2 import load_sst2
 
     path = tmp_path / "train.tsv"
     path.write_text("sentence\tlabel\ngood film\t1\n\t0\n   \t1\nbad film\t0\n")

@@ -241,7 +241,7 @@ class Validator:
             elif known[name] != info["higher_is_better"]:
                 problems.append(f'metric "{name}" is marked higher_is_better={info["higher_is_better"]}, but it is {known[name]}')
         if entry["primary_trust_metric"] not in {m.name for m in metric.metrics}:
-            problems.append(f'primary trust property "{_short(entry["primary_trust_metric"])}" is not a metric of "{metric.name}"')
+            problems.append(f'primary trust metric "{_short(entry["primary_trust_metric"])}" is not a metric of "{metric.name}"')
         for name in entry["strategies"]:
             if name not in self.plugins.strategies:
                 problems.append(f'unknown strategy "{_short(name)}"; install the plugin that provides it')

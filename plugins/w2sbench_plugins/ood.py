@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from w2sbench_plugins.perturbations import EDITS, PerturbedViews, check_edits
-from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits
+from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256

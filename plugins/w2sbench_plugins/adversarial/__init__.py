@@ -16,14 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from w2sbench_plugins.perturbations import (
+from w2sbench_plugins.adversarial._perturbations import (
     CHARACTER_EDITS,
     PerturbedViews,
     check_edits,
     import_textattack,
     seeded_globals,
 )
-from w2sbench_plugins.sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256

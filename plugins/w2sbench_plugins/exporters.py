@@ -1,4 +1,4 @@
-"""Built-in exporters: a flat CSV of every cell's summary scores."""
+"""Built-in exporters: a flat CSV of every cell's summary scores, and a leaderboard submission."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 from w2sbench import hookimpl
 from w2sbench.files import atomic_write_text
 from w2sbench.interfaces import Exporter
+from w2sbench.leaderboard import export_submission
 
-__all__ = ["CsvExporter"]
+__all__ = ["CsvExporter", "LeaderboardExporter"]
 
 
 class CsvExporter(Exporter):
@@ -38,6 +39,14 @@ class CsvExporter(Exporter):
         return Path(destination)
 
 
+class LeaderboardExporter(Exporter):
+    name = "leaderboard"
+    description = "a leaderboard submission: config, scores with seed spread, and the predictions to recompute them"
+
+    def export(self, results: Sequence[Mapping[str, Any]], destination: Path, run_dirs: Sequence[Path]) -> Path:
+        return export_submission(results, Path(destination), [Path(d) for d in run_dirs])
+
+
 @hookimpl
 def w2sbench_register_exporters() -> list[Exporter]:
-    return [CsvExporter()]
+    return [CsvExporter(), LeaderboardExporter()]

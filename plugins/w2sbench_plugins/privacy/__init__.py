@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from w2sbench_plugins.privacy_data import SPLITS, enron_examples, load_aeslc
-from w2sbench_plugins.privacy_extraction import (
+from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
+from w2sbench_plugins.privacy._extraction import (
     context_prompts,
     exact_match_rate,
     generate,
