@@ -37,8 +37,8 @@ CANDIDATES = (0, 1, 2, 4, 8)
 
 
 def _load(prop: str, pool: int, test: int, data_dir: str) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    from w2sbench.interfaces import DataContext
     from w2sbench.files import global_cache_dir
+    from w2sbench.interfaces import DataContext
     from w2sbench.plugin_manager import get_plugins
 
     metric = get_plugins().trust_properties.items[prop]

@@ -17,8 +17,8 @@ import numpy as np
 
 
 def main() -> None:
-    from w2sbench.language_model import causal_lm
     from w2sbench.interfaces import DataContext
+    from w2sbench.language_model import causal_lm
     from w2sbench.models import fetch_model, load_backbone, resolve_model
     from w2sbench.plugin_manager import get_plugins
     from w2sbench_plugins.privacy import load_enron

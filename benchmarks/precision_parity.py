@@ -24,9 +24,9 @@ import numpy as np
 def main() -> None:
     import torch
 
+    from w2sbench.design import split_pool
     from w2sbench.interfaces import DataContext, NoRegularizer
     from w2sbench.models import fetch_model, load_backbone, resolve_model
-    from w2sbench.design import split_pool
     from w2sbench.plugin_manager import get_plugins
     from w2sbench.training.classifier import Classifier
     from w2sbench.training.prefix import PrefixCache, TopLayers

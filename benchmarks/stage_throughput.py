@@ -177,12 +177,11 @@ def bench_predict(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], tex
 
 
 def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, layer_params: int, budget: int) -> None:
+    from w2sbench.interfaces import NoRegularizer
     from w2sbench.training.classifier import Classifier
     from w2sbench.training.prefix import PrefixCache, TopLayers
-    from w2sbench_plugins.adversarial import ATTACKS, attack_scores, run_attack
-
-    from w2sbench.interfaces import NoRegularizer
     from w2sbench.training.trainer import default_train_config, train_classifier
+    from w2sbench_plugins.adversarial import ATTACKS, attack_scores, run_attack
 
     # a model that is right on most examples (an untrained head would skip about half of them)
     trained = Classifier(copy.deepcopy(bb), tok, 2, 64)
@@ -223,10 +222,10 @@ def bench_weak(table: Table, tok: Any, bb: Any, data: Any) -> None:
 
 def main() -> None:
     from w2sbench.interfaces import DataContext, NoRegularizer
+    from w2sbench_plugins._sst2 import fixed_subset
     from w2sbench_plugins.adversarial import Adversarial
     from w2sbench_plugins.fairness import Fairness
     from w2sbench_plugins.privacy import Privacy
-    from w2sbench_plugins._sst2 import fixed_subset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=256, help="Adult rows per training / extraction stage")

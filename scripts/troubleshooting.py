@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bad_inputs import CASES, BadInput
-from tests.tiny_models import make_tiny_bert
+from tests.bad_inputs import CASES, BadInput  # noqa: E402 - after the sys.path line above
+from tests.tiny_models import make_tiny_bert  # noqa: E402
 
 DOC = ROOT / "docs" / "troubleshooting.md"
 

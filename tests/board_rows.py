@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from w2sbench_plugins.adversarial import Adversarial
-from w2sbench_plugins.fairness import Fairness
-
 from w2sbench.leaderboard._board import BoardRow
 from w2sbench.stats import summarize
+from w2sbench_plugins.adversarial import Adversarial
+from w2sbench_plugins.fairness import Fairness
 
 SEEDS = ("0", "1", "2")
 REFERENCES = {

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.regularizer_toys import toy_sentiment
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import EmbeddingAdversary, NoRegularizer, Regularizer
 from w2sbench.training.adversarial import adversarial_loss, worst_case_perturbation
 from w2sbench.training.classifier import Classifier
 from w2sbench.training.trainer import default_train_config, train_classifier
 from w2sbench_plugins.adversarial import Adversarial, AdversarialAugmentation, EmbeddingAdversarialTraining
-from tests.regularizer_toys import toy_sentiment
 
 
 def _classifier(model_dir: Path) -> Classifier:
@@ -134,7 +134,7 @@ def test_partial_fine_tuning_perturbs_the_cached_states_of_the_trained_layers(ti
             top.eval()
             batch = prefix.batch(test_texts)
             states = batch.pop("states")
-            logits_of = lambda s: prefix.logits_of_batch(top, {**batch, "states": s})  # noqa: E731
+            logits_of = lambda s: prefix.logits_of_batch(top, {**batch, "states": s})  # noqa: E731, B023 - used in this iteration
             targets = torch.eye(2)[torch.as_tensor(test_labels)]
             delta = worst_case_perturbation(logits_of, states, batch["attention_mask"], targets, EmbeddingAdversary(0.05, 3))
             with torch.no_grad():

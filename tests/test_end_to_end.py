@@ -105,8 +105,8 @@ def test_partial_fine_tuning_predicts_with_the_saved_model(tiny_models, data_dir
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    from w2sbench.interfaces import DataContext
     from w2sbench.files import stable_hash
+    from w2sbench.interfaces import DataContext
     from w2sbench.training.classifier import Classifier
     from w2sbench_plugins.fairness import Fairness
 

@@ -84,10 +84,10 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
     assert main(["report", str(run), "--bootstrap", "0"]) == 0
     assert "capability retention" in capsys.readouterr().out
     # the trained backbone, not the pretrained one, sits inside the evaluated causal LM
-    from w2sbench.language_model import causal_lm
-    from w2sbench.interfaces import ModelSpec
-
     from safetensors.torch import load_file
+
+    from w2sbench.interfaces import ModelSpec
+    from w2sbench.language_model import causal_lm
 
     trainable = next(p for p in (run / "cache" / "train").iterdir()
                      if any("backbone" in k for k in load_file(str(p / "trainable.safetensors"))))
@@ -106,9 +106,9 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
 
 
 def test_capability_refuses_an_encoder_strong_model(tmp_path, tiny_models):
-    from w2sbench.language_model import causal_lm
     from w2sbench.errors import W2SBenchError
     from w2sbench.interfaces import ModelSpec
+    from w2sbench.language_model import causal_lm
 
     spec = ModelSpec(name="tiny-bert", source=str(tiny_models["bert"]), local=True)
     with pytest.raises(W2SBenchError, match="not a decoder"):

@@ -12,8 +12,8 @@ from w2sbench.cli import main
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, PenaltyContext, PropertyData
 from w2sbench.results import load_results
-from w2sbench_plugins.ood import OOD, STYLES, ConsistencyPenalty, style_test_name
 from w2sbench_plugins.adversarial._perturbations import EDITS, perturb_texts
+from w2sbench_plugins.ood import OOD, STYLES, ConsistencyPenalty, style_test_name
 
 
 def _ctx(data_dir, tmp_path) -> DataContext:

@@ -91,8 +91,8 @@ def test_a_causal_lm_that_memorised_an_address_gives_it_back(tiny_models):
 
 def test_a_checkpoint_without_lm_head_gives_no_language_model(tiny_models, tmp_path):
     from tests.tiny_models import make_tiny_neox
-    from w2sbench.language_model import causal_lm
     from w2sbench.interfaces import ModelSpec
+    from w2sbench.language_model import causal_lm
 
     bare = make_tiny_neox(tmp_path / "bare", lm_head=False)
     spec = ModelSpec(name="bare-neox", source=str(bare), local=True, architecture="decoder")

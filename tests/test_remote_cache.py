@@ -208,6 +208,7 @@ def test_two_runs_on_different_machines_share_stages_through_the_url(tiny_models
 @pytest.mark.slow
 def test_ray_workers_upload_to_the_url_and_a_local_run_elsewhere_downloads(tiny_models, data_dir, tmp_path, monkeypatch):
     import ray  # noqa: F401 - the dev extra installs it: fail, never skip, when it is missing
+
     from tests.conftest import SMALL_FAIRNESS
     from w2sbench.cli import main
     from w2sbench.results import load_results

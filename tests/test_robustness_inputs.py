@@ -10,17 +10,17 @@ import os
 import stat
 
 import pytest
-from w2sbench_plugins.fairness import Fairness
 
+from w2sbench.cli_tables import option_table
 from w2sbench.errors import W2SBenchError
-from w2sbench.runner import _train_configs
-from w2sbench.run_dir import claim_run_dir
-from w2sbench.settings import RunSettings, parse_seeds
 from w2sbench.files import atomic_write_json
+from w2sbench.run_dir import claim_run_dir
+from w2sbench.runner import _train_configs
+from w2sbench.settings import RunSettings, parse_seeds
 from w2sbench.stage_cache import StageCache
 from w2sbench.training.trainer import TrainConfig
-from w2sbench.cli_tables import option_table
 from w2sbench.values import TRAIN_RANGES, Range, coerce, default_range
+from w2sbench_plugins.fairness import Fairness
 
 
 @pytest.mark.parametrize("text,value", [("true", True), ("On", True), ("1", True), ("no", False), ("FALSE", False)])

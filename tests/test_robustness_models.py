@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from w2sbench_plugins.models import PYTHIA_STEPS, PythiaFamily
 
 from w2sbench.cli import main
 from w2sbench.errors import W2SBenchError
@@ -20,6 +19,7 @@ from w2sbench.models import (
     resolve_pair,
 )
 from w2sbench.plugin_manager import get_plugins
+from w2sbench_plugins.models import PYTHIA_STEPS, PythiaFamily
 
 # ----------------------------------------------------------------------------- item 2
 

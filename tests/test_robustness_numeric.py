@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from w2sbench_plugins.privacy import DPSGD
 
 from w2sbench.cli import main
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import NoRegularizer, PenaltyContext, Regularizer
 from w2sbench.design import task_scores
+from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_json
+from w2sbench.interfaces import NoRegularizer, PenaltyContext, Regularizer
 from w2sbench.stage_cache import StageCache
 from w2sbench.training.dp import dp_delta
 from w2sbench.training.trainer import TrainConfig, train_classifier
+from w2sbench_plugins.privacy import DPSGD
 
 ISSUE_SIZES = [
     "--option", "fairness.weak_train_size=40", "--option", "fairness.transfer_size=40",

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from w2sbench_plugins.strategies import VANILLA, WEAK_TFT, WEAK_WTS_TFT, ConfidenceFilter, ensemble, w2sbench_register_strategies
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import Strategy, Teacher, TransferLoss, reference_cells
 from w2sbench.teachers import GuardedLoss, strategy_columns, teacher_label
@@ -21,6 +20,7 @@ from w2sbench.training.losses import (
     ramp,
     weighted_cross_entropy,
 )
+from w2sbench_plugins.strategies import VANILLA, WEAK_TFT, WEAK_WTS_TFT, ConfidenceFilter, ensemble, w2sbench_register_strategies
 
 # Four rows whose strong probabilities of class 0 are 0.8, 0.6, 0.3, 0.1.
 P0 = [0.8, 0.6, 0.3, 0.1]

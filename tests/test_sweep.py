@@ -17,8 +17,8 @@ import yaml
 from w2sbench.cli import main
 from w2sbench.errors import W2SBenchError
 from w2sbench.results import load_results
-from w2sbench.sweep import expand_sweep, parse_sweep
 from w2sbench.run_pairs import plan_tasks
+from w2sbench.sweep import expand_sweep, parse_sweep
 
 STRATEGIES = ["vanilla", "weak-tft", "weak-wts-tft"]
 TINY = {"weak_train_size": 60, "transfer_size": 60, "val_size": 10, "max_length": 32}

@@ -35,10 +35,10 @@ def split_pool(pool: Examples, seed: int, sizes: tuple[int, int, int]) -> tuple[
     return pool.subset(order[:n_a]), pool.subset(order[n_a : n_a + n_b]), pool.subset(order[n_a + n_b : need])
 
 
-def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float | None]:
     """Accuracy, and AUROC for binary tasks (None when a test set holds one class only)."""
     probabilities = require_finite_probabilities(probabilities, "the main test set")
-    scores = {"accuracy": float((probabilities.argmax(1) == labels).mean())}
+    scores: dict[str, float | None] = {"accuracy": float((probabilities.argmax(1) == labels).mean())}
     if probabilities.shape[1] == 2:
         scores["auroc"] = float(roc_auc_score(labels, probabilities[:, 1])) if len(set(labels.tolist())) == 2 else None
     return scores

@@ -376,7 +376,7 @@ class Pipeline:
         for cell, (k, p, role_name) in trained.items():
             probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
-            cell_scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))
+            cell_scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))  # noqa: B023 - called at once
             cell_scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
             reports[cell] = loads_strict((p / "report.json").read_text())
             if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too

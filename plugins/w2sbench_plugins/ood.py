@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits
-from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
@@ -26,6 +24,8 @@ from w2sbench.interfaces import (
     Regularizer,
     TrustProperty,
 )
+from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits
 
 __all__ = ["OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "style_test_name", "ood_scores"]
 

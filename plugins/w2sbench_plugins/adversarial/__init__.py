@@ -16,14 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from w2sbench_plugins.adversarial._perturbations import (
-    CHARACTER_EDITS,
-    PerturbedViews,
-    check_edits,
-    import_textattack,
-    seeded_globals,
-)
-from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, file_sha256
@@ -39,6 +31,14 @@ from w2sbench.interfaces import (
     TrustProperty,
 )
 from w2sbench.values import Range
+from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench_plugins.adversarial._perturbations import (
+    CHARACTER_EDITS,
+    PerturbedViews,
+    check_edits,
+    import_textattack,
+    seeded_globals,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from w2sbench.training.classifier import Classifier

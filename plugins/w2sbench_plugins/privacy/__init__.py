@@ -15,14 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
-from w2sbench_plugins.privacy._extraction import (
-    context_prompts,
-    exact_match_rate,
-    generate,
-    load_name_prompts,
-    name_prompts,
-)
 
 from w2sbench import hookimpl
 from w2sbench.data import dataset_file, drop_empty_texts, file_sha256
@@ -40,6 +32,14 @@ from w2sbench.interfaces import (
     TrustProperty,
 )
 from w2sbench.values import Range
+from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
+from w2sbench_plugins.privacy._extraction import (
+    context_prompts,
+    exact_match_rate,
+    generate,
+    load_name_prompts,
+    name_prompts,
+)
 
 __all__ = ["Privacy", "DPSGD", "per_example_loss", "membership_auc", "reference_losses", "load_enron"]
 
