@@ -193,6 +193,10 @@ def _training_autocast(config: TrainConfig, device: torch.device, mode: str) -> 
     return autocast(device, precision) if precision == "bf16" else None
 
 
+InputsFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, LogitsOf]]
+ForwardFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
+
+
 def train_classifier(
     classifier: Classifier,
     mode: str,
@@ -209,14 +213,18 @@ def train_classifier(
     transfer_loss: TransferLossFn | None = None,
     weights: np.ndarray | None = None,
 ) -> TrainReport:
-    """Train ``classifier`` in place. In ``head`` mode ``features`` maps texts to (cached) pooled features.
-    With ``distributed`` every rank of a multi-process launch trains this model on its share of each batch.
+    """Train ``classifier`` in place; returns the report (seconds, optimizer steps, final loss, DP epsilon/delta).
+
+    ``targets`` (n, classes) are target distributions (one-hot ground truth or soft labels); ``attributes`` are
+    per-row arrays the regularizer's penalty sees. In ``head`` mode ``features`` maps texts to (cached) pooled
+    features; ``prefix`` (training/prefix.py) serves cached frozen-layer states for partial fine-tuning. With
+    ``distributed`` every rank of a multi-process launch trains this model on its share of each batch.
     ``transfer_loss(logits, targets, weights, progress)`` replaces the cross-entropy (a strategy's loss; ``weights``
-    (n,) are its row weights, default 1; progress is the fraction of optimizer steps done)."""
-    if mode not in FINETUNE_MODES:
-        raise W2SBenchError(f'Unknown fine-tune mode "{mode}".', f"Use one of: {', '.join(FINETUNE_MODES)}.")
-    if len(texts) == 0:
-        raise W2SBenchError("The training split is empty.", "Check the dataset and the split sizes (--option).")
+    (n,) are its row weights, default 1; progress is the fraction of optimizer steps done).
+    Raises W2SBenchError for an unknown mode, an empty split, a regularizer the mode cannot run, and
+    NonFiniteTraining (w2sbench/finite.py) when a target, loss, gradient or parameter is not finite.
+    """
+    _check_request(mode, texts, regularizer)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -226,20 +234,58 @@ def train_classifier(
     row_weights = torch.as_tensor(np.ones(len(y)) if weights is None else np.asarray(weights), dtype=torch.float32)
     attrs = {k: torch.as_tensor(np.asarray(v)) for k, v in attributes.items()}
     views = regularizer.views(texts, seed)
-    adversary = regularizer.adversary
-    if adversary is not None and mode == "head":
+    _check_regularizer(mode, regularizer)
+    _set_trainable(classifier, mode, config)
+    module, forward, adversarial_inputs = _forward_for_mode(classifier, mode, config, texts, views, features, prefix)
+    if regularizer.privacy is not None and mode != "head":
+        _freeze_unused(module, forward, len(texts))
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=(device.type == "cuda") or None)
+    loader = _data_loader(mode, texts, config, seed, generator)
+    engine, report_delta = None, None
+    if regularizer.privacy is not None:
+        module, optimizer, loader, engine, report_delta = _make_private(module, optimizer, loader, regularizer, config, seed, len(texts))
+    if distributed is not None:  # DDP/FSDP through accelerate; each rank runs its slice of every batch
+        module, optimizer, forward = distributed.prepare(module, optimizer, forward, len(texts))
+    if config.compile and engine is None:
+        module = torch.compile(module)
+    total = max(1, math.ceil(len(loader) / config.grad_accumulation)) * config.epochs
+    run = _Loop(
+        module, optimizer, loader, _scheduler(optimizer, mode, config, total), engine, forward, adversarial_inputs,
+        regularizer, transfer_loss, y, row_weights, attrs, params, mode, config, device, total, progress, distributed,
+    )
+    step, loss_value = run.epochs()
+    if engine is not None and hasattr(module, "_close"):
+        module._close()  # remove opacus hooks so inference runs at normal speed
+    classifier.eval()
+    finite.check_finite_parameters(module, mode, config)
+    epsilon = float(engine.get_epsilon(report_delta)) if engine is not None else None
+    return TrainReport(time.perf_counter() - start, step, loss_value, epsilon, report_delta)
+
+
+def _check_request(mode: str, texts: Sequence[str], regularizer: Regularizer) -> None:
+    if mode not in FINETUNE_MODES:
+        raise W2SBenchError(f'Unknown fine-tune mode "{mode}".', f"Use one of: {', '.join(FINETUNE_MODES)}.")
+    if len(texts) == 0:
+        raise W2SBenchError("The training split is empty.", "Check the dataset and the split sizes (--option).")
+
+
+def _check_regularizer(mode: str, regularizer: Regularizer) -> None:
+    """Refuse what this trainer cannot run: input-space adversaries in head mode, or with DP-SGD."""
+    if regularizer.adversary is not None and mode == "head":
         raise W2SBenchError(
             f'The regularizer "{regularizer.name}" perturbs input embeddings, but head mode trains only a linear head on frozen features.',
             "Fine-tune the backbone (--finetune lora or full), or use a regularizer made for head mode (for adversarial: --option adversarial.method=auto).",
         )
-    if adversary is not None and regularizer.privacy is not None:
+    if regularizer.adversary is not None and regularizer.privacy is not None:
         raise W2SBenchError(
             f'The regularizer "{regularizer.name}" asks for both DP-SGD and adversarial training, which this trainer cannot combine.',
             "Use one of them per regularizer.",
         )
-    # Per path: (input vectors, attention mask, logits as a function of those vectors), for the adversary.
-    adversarial_inputs: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, LogitsOf]] | None = None
 
+
+def _set_trainable(classifier: Classifier, mode: str, config: TrainConfig) -> None:
+    """Which parameters train: the head always; LoRA adapters in lora; everything (or the top k layers) in full."""
     for p in classifier.parameters():
         p.requires_grad_(mode == "full")
     if mode == "lora":
@@ -251,152 +297,193 @@ def train_classifier(
     if mode != "head" and config.gradient_checkpointing and hasattr(classifier.backbone, "gradient_checkpointing_enable"):
         classifier.backbone.gradient_checkpointing_enable()
 
+
+def _forward_for_mode(
+    classifier: Classifier, mode: str, config: TrainConfig, texts: Sequence[str], views: Sequence[Sequence[str]],
+    features: Callable[[Sequence[str]], np.ndarray] | None, prefix: Any,
+) -> tuple[nn.Module, ForwardFn, InputsFn | None]:
+    """The trained module, its forward pass over row indices (logits, views' logits), and for the adversary the
+    input vectors, attention mask and logits as a function of those vectors (None in head mode)."""
+    device = classifier.device
     if mode == "head":
         if features is None:
             raise ValueError("head mode needs a feature function")
         x = torch.as_tensor(features(texts))
         view_x = [torch.as_tensor(features(v)) for v in views]
-        module: nn.Module = nn.Sequential(classifier.norm, classifier.head)
 
-        def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        def head_forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             return mod(x[idx].to(device)), [mod(v[idx].to(device)) for v in view_x]
 
-    elif prefix is not None and mode == "full" and config.trainable_layers:
+        return nn.Sequential(classifier.norm, classifier.head), head_forward, None
+    if prefix is not None and mode == "full" and config.trainable_layers:
         # Partial fine-tuning on cached states of the frozen layers (w2sbench/training/prefix.py).
-        module = classifier
         top = TopLayers(classifier, config.trainable_layers)
 
-        def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        def cached_forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             rows = idx.tolist()
             logits = prefix.logits(top, [texts[i] for i in rows])
             return logits, [prefix.logits(top, [v[i] for i in rows]) for v in views]
 
-        def adversarial_inputs(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LogitsOf]:
+        def cached_inputs(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LogitsOf]:
             batch = prefix.batch([texts[i] for i in idx.tolist()])
             states = batch.pop("states")
             return states, batch["attention_mask"], lambda s: prefix.logits_of_batch(top, {**batch, "states": s})
 
-    else:
-        module = classifier
+        return classifier, cached_forward, cached_inputs
 
-        def forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            batch = [texts[i] for i in idx.tolist()]
-            logits = mod(**classifier.tokenize(batch))
-            extra = [mod(**classifier.tokenize([v[i] for i in idx.tolist()])) for v in views]
-            return logits, extra
+    def model_forward(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        batch = [texts[i] for i in idx.tolist()]
+        logits = mod(**classifier.tokenize(batch))
+        extra = [mod(**classifier.tokenize([v[i] for i in idx.tolist()])) for v in views]
+        return logits, extra
 
-        def adversarial_inputs(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LogitsOf]:
-            batch = classifier.tokenize([texts[i] for i in idx.tolist()])
-            embeddings = classifier.embed(batch.pop("input_ids"))
-            return embeddings, batch["attention_mask"], lambda e: mod(input_ids=None, inputs_embeds=e, **batch)
+    def embedding_inputs(mod: nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LogitsOf]:
+        batch = classifier.tokenize([texts[i] for i in idx.tolist()])
+        embeddings = classifier.embed(batch.pop("input_ids"))
+        return embeddings, batch["attention_mask"], lambda e: mod(input_ids=None, inputs_embeds=e, **batch)
 
-    if regularizer.privacy is not None and mode != "head":
-        _freeze_unused(module, forward, len(texts))
-    params = [p for p in module.parameters() if p.requires_grad]
-    fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
+    return classifier, model_forward, embedding_inputs
+
+
+def _data_loader(mode: str, texts: Sequence[str], config: TrainConfig, seed: int, generator: torch.Generator) -> Any:
+    """Batches of row indices: shuffled in head mode; length-grouped otherwise (dynamic padding then wastes little)."""
     index_set = torch.utils.data.TensorDataset(torch.arange(len(texts)))
     if mode == "head":
-        loader = torch.utils.data.DataLoader(index_set, batch_size=config.batch_size, shuffle=True, generator=generator)
-    else:
-        # Similar lengths in a batch: dynamic padding then wastes little compute.
-        sampler = LengthGroupedBatches([len(t) for t in texts], config.batch_size, seed)
-        loader = torch.utils.data.DataLoader(index_set, batch_sampler=sampler)
+        return torch.utils.data.DataLoader(index_set, batch_size=config.batch_size, shuffle=True, generator=generator)
+    sampler = LengthGroupedBatches([len(t) for t in texts], config.batch_size, seed)
+    return torch.utils.data.DataLoader(index_set, batch_sampler=sampler)
 
-    engine = None
-    report_delta = None
-    if regularizer.privacy is not None:
-        from opacus import PrivacyEngine
 
-        report_delta = dp_delta(regularizer.privacy.delta, len(texts))
-        with warnings.catch_warnings():
-            # secure_mode=False is deliberate (reproducible noise from a seeded generator); opacus warns anyway.
-            warnings.simplefilter("ignore")
-            engine = PrivacyEngine(accountant="rdp", secure_mode=False)
-            module, optimizer, loader = engine.make_private_with_epsilon(
-                module=module,
-                optimizer=optimizer,
-                data_loader=loader,
-                target_epsilon=regularizer.privacy.target_epsilon,
-                target_delta=report_delta,
-                epochs=config.epochs,
-                max_grad_norm=regularizer.privacy.max_grad_norm,
-                noise_generator=torch.Generator().manual_seed(seed + 1),
-            )
-        if config.grad_accumulation != 1:
-            raise W2SBenchError("DP-SGD cannot be combined with gradient accumulation here.", "Set grad accumulation to 1.")
+def _make_private(
+    module: nn.Module, optimizer: Any, loader: Any, regularizer: Regularizer, config: TrainConfig, seed: int, rows: int,
+) -> tuple[nn.Module, Any, Any, Any, float]:
+    """DP-SGD through opacus (Abadi et al. 2016): Poisson sampling, per-sample clipping, noise calibrated to the
+    target epsilon at delta (training/dp.py) over ``config.epochs``; the RDP accountant reports the epsilon spent."""
+    from opacus import PrivacyEngine  # opacus is slow to import; only DP-SGD trainings need it
 
-    if distributed is not None:  # DDP/FSDP through accelerate; each rank runs its slice of every batch
-        module, optimizer, forward = distributed.prepare(module, optimizer, forward, len(texts))
-    if config.compile and engine is None:
-        module = torch.compile(module)
-    steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accumulation))
-    total = steps_per_epoch * config.epochs
+    assert regularizer.privacy is not None
+    delta = dp_delta(regularizer.privacy.delta, rows)
+    with warnings.catch_warnings():
+        # secure_mode=False is deliberate (reproducible noise from a seeded generator); opacus warns anyway.
+        warnings.simplefilter("ignore")
+        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
+        module, optimizer, loader = engine.make_private_with_epsilon(
+            module=module,
+            optimizer=optimizer,
+            data_loader=loader,
+            target_epsilon=regularizer.privacy.target_epsilon,
+            target_delta=delta,
+            epochs=config.epochs,
+            max_grad_norm=regularizer.privacy.max_grad_norm,
+            noise_generator=torch.Generator().manual_seed(seed + 1),
+        )
+    if config.grad_accumulation != 1:
+        raise W2SBenchError("DP-SGD cannot be combined with gradient accumulation here.", "Set grad accumulation to 1.")
+    return module, optimizer, loader, engine, delta
+
+
+def _scheduler(optimizer: Any, mode: str, config: TrainConfig, total: int) -> Any:
+    """Linear warm-up then linear decay to 0 over ``total`` optimizer steps (none in head mode)."""
+    if mode == "head":
+        return None
     warmup = int(total * config.warmup_fraction)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
+    return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, (total - s) / max(1, total - warmup)) if warmup else max(0.0, 1 - s / total)
-    ) if mode != "head" else None
+    )
 
-    module.train()
-    step = 0
-    loss_value = float("nan")
-    autocast = _training_autocast(config, device, mode)
-    for epoch in range(config.epochs):
-        if isinstance(getattr(loader, "batch_sampler", None), LengthGroupedBatches):
-            loader.batch_sampler.epoch = epoch
-        optimizer.zero_grad(set_to_none=True)
-        for micro, (idx,) in enumerate(loader):
-            if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch: still a step (noise, accounting)
-                step = empty_private_step(optimizer, scheduler, progress, step, total) if engine is not None else step
-                continue
-            if autocast is not None:
-                with autocast:
-                    logits, view_logits = forward(module, idx)
-            else:
-                logits, view_logits = forward(module, idx)
-            batch_targets = y[idx].to(device)
-            if transfer_loss is None:
-                loss = soft_cross_entropy(logits, batch_targets)
-            else:
-                loss = transfer_loss(logits.float(), batch_targets, row_weights[idx].to(device), step / total)
-            penalty = regularizer.penalty(
-                PenaltyContext(
-                    logits=logits.float(),
-                    targets=batch_targets,
-                    attributes={k: v[idx].to(device) for k, v in attrs.items()},
-                    view_logits=[v.float() for v in view_logits],
-                )
+
+@dataclass
+class _Loop:
+    """The training loop's state: one instance per ``train_classifier`` call."""
+
+    module: nn.Module
+    optimizer: Any
+    loader: Any
+    scheduler: Any
+    engine: Any
+    forward: ForwardFn
+    adversarial_inputs: InputsFn | None
+    regularizer: Regularizer
+    transfer_loss: TransferLossFn | None
+    y: torch.Tensor
+    row_weights: torch.Tensor
+    attrs: dict[str, torch.Tensor]
+    params: list[torch.Tensor]
+    mode: str
+    config: TrainConfig
+    device: torch.device
+    total: int
+    progress: ProgressFn | None
+    distributed: CollectiveTraining | None
+
+    def epochs(self) -> tuple[int, float]:
+        """Run every epoch; returns (optimizer steps, last loss)."""
+        self.module.train()
+        step, loss_value = 0, float("nan")
+        autocast = _training_autocast(self.config, self.device, self.mode)
+        for epoch in range(self.config.epochs):
+            if isinstance(getattr(self.loader, "batch_sampler", None), LengthGroupedBatches):
+                self.loader.batch_sampler.epoch = epoch
+            self.optimizer.zero_grad(set_to_none=True)
+            for micro, (idx,) in enumerate(self.loader):
+                if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch: still a step (noise, accounting)
+                    if self.engine is not None:
+                        step = empty_private_step(self.optimizer, self.scheduler, self.progress, step, self.total)
+                    continue
+                loss, has_penalty = self.loss(idx, step, autocast)
+                self.backward(loss)
+                loss_value = finite.check_finite_loss(float(loss.detach()), self.mode, self.config, epoch, step, has_penalty)
+                if (micro + 1) % self.config.grad_accumulation == 0 or micro + 1 == len(self.loader):
+                    step = self.optimizer_step(epoch, step)
+        return step, loss_value
+
+    def loss(self, idx: torch.Tensor, step: int, autocast: Any) -> tuple[torch.Tensor, bool]:
+        """The batch's transfer loss (cross-entropy to the targets, or the strategy's), plus the regularizer's
+        penalty and, with an adversary, the loss on worst-case perturbed inputs."""
+        with autocast if autocast is not None else contextlib.nullcontext():
+            logits, view_logits = self.forward(self.module, idx)
+        batch_targets = self.y[idx].to(self.device)
+        if self.transfer_loss is None:
+            loss = soft_cross_entropy(logits, batch_targets)
+        else:
+            loss = self.transfer_loss(logits.float(), batch_targets, self.row_weights[idx].to(self.device), step / self.total)
+        penalty = self.regularizer.penalty(
+            PenaltyContext(
+                logits=logits.float(),
+                targets=batch_targets,
+                attributes={k: v[idx].to(self.device) for k, v in self.attrs.items()},
+                view_logits=[v.float() for v in view_logits],
             )
-            if penalty is not None:
-                loss = loss + penalty
-            if adversary is not None and adversarial_inputs is not None:
-                # per-example perturbations: under a multi-process launch each rank handles its slice of the batch
-                rows, share = distributed.local_rows(idx) if distributed is not None else (idx, 1.0)
-                with autocast if autocast is not None else contextlib.nullcontext():
-                    inputs, mask, logits_of = adversarial_inputs(module, rows)
-                    loss = loss + share * adversarial_loss(logits_of, inputs, mask, y[rows].to(device), adversary)
-            with warnings.catch_warnings():
-                # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                if distributed is not None:
-                    distributed.backward(loss / config.grad_accumulation)
-                else:
-                    (loss / config.grad_accumulation).backward()
-            loss_value = finite.check_finite_loss(float(loss.detach()), mode, config, epoch, step, penalty is not None)
-            if (micro + 1) % config.grad_accumulation == 0 or micro + 1 == len(loader):
-                if engine is None:
-                    finite.check_finite_gradients(params, mode, config, epoch, step)
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                fault_point("train-step")
-                if progress is not None:
-                    progress(step, total)
-    if engine is not None and hasattr(module, "_close"):
-        module._close()  # remove opacus hooks so inference runs at normal speed
-    classifier.eval()
-    finite.check_finite_parameters(module, mode, config)
-    epsilon = float(engine.get_epsilon(report_delta)) if engine is not None else None
-    return TrainReport(time.perf_counter() - start, step, loss_value, epsilon, report_delta)
+        )
+        if penalty is not None:
+            loss = loss + penalty
+        adversary = self.regularizer.adversary
+        if adversary is not None and self.adversarial_inputs is not None:
+            # per-example perturbations: under a multi-process launch each rank handles its slice of the batch
+            rows, share = self.distributed.local_rows(idx) if self.distributed is not None else (idx, 1.0)
+            with autocast if autocast is not None else contextlib.nullcontext():
+                inputs, mask, logits_of = self.adversarial_inputs(self.module, rows)
+                loss = loss + share * adversarial_loss(logits_of, inputs, mask, self.y[rows].to(self.device), adversary)
+        return loss, penalty is not None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        with warnings.catch_warnings():
+            # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            if self.distributed is not None:
+                self.distributed.backward(loss / self.config.grad_accumulation)
+            else:
+                (loss / self.config.grad_accumulation).backward()
+
+    def optimizer_step(self, epoch: int, step: int) -> int:
+        if self.engine is None:
+            finite.check_finite_gradients(self.params, self.mode, self.config, epoch, step)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        step += 1
+        fault_point("train-step")
+        if self.progress is not None:
+            self.progress(step, self.total)
+        return step
