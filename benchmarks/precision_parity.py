@@ -29,8 +29,9 @@ def main() -> None:
     from w2sbench.models import fetch_model, load_backbone, resolve_model
     from w2sbench.plugin_manager import get_plugins
     from w2sbench.training.classifier import Classifier
+    from w2sbench.training.config import default_train_config
     from w2sbench.training.prefix import PrefixCache, TopLayers
-    from w2sbench.training.trainer import default_train_config, train_classifier
+    from w2sbench.training.trainer import train_classifier
     from w2sbench_plugins.fairness import Fairness
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

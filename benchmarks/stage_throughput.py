@@ -132,7 +132,8 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
     from opacus import PrivacyEngine
 
     from w2sbench.training.classifier import Classifier
-    from w2sbench.training.trainer import default_train_config, train_classifier
+    from w2sbench.training.config import default_train_config
+    from w2sbench.training.trainer import train_classifier
 
     texts, labels = data.texts, np.eye(2)[data.labels]
     for precision in ("fp32", "bf16"):  # warm-up (one-time kernel set-up), untimed
@@ -179,8 +180,9 @@ def bench_predict(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], tex
 def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, layer_params: int, budget: int) -> None:
     from w2sbench.interfaces import NoRegularizer
     from w2sbench.training.classifier import Classifier
+    from w2sbench.training.config import default_train_config
     from w2sbench.training.prefix import PrefixCache, TopLayers
-    from w2sbench.training.trainer import default_train_config, train_classifier
+    from w2sbench.training.trainer import train_classifier
     from w2sbench_plugins.adversarial import ATTACKS, attack_scores, run_attack
 
     # a model that is right on most examples (an untrained head would skip about half of them)
@@ -206,7 +208,8 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
 def bench_weak(table: Table, tok: Any, bb: Any, data: Any) -> None:
     from w2sbench.interfaces import NoRegularizer
     from w2sbench.training.classifier import Classifier
-    from w2sbench.training.trainer import default_train_config, train_classifier
+    from w2sbench.training.config import default_train_config
+    from w2sbench.training.trainer import train_classifier
 
     probe = Classifier(bb, tok, 2, 64)
     with timed() as t:

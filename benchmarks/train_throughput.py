@@ -87,7 +87,7 @@ def peak_flops(device: str, dtype: torch.dtype = torch.float32) -> float:
 
 def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, device: str, compile_model: bool,  # noqa: ANN001
         precision: str = "auto") -> tuple[float, int, int]:
-    from w2sbench.training.trainer import LengthGroupedBatches
+    from w2sbench.training.loop import LengthGroupedBatches
 
     params = [p for p in model.parameters() if p.requires_grad]
     fused = optimized and device.startswith("cuda")

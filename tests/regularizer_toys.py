@@ -37,7 +37,8 @@ def train_toy(model_dir: Path, texts: Sequence[str], labels: np.ndarray, regular
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from w2sbench.training.trainer import default_train_config, train_classifier
+    from w2sbench.training.config import default_train_config
+    from w2sbench.training.trainer import train_classifier
 
     torch.manual_seed(0)
     classifier = Classifier(AutoModel.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir), 2, 32)

@@ -14,7 +14,8 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import EmbeddingAdversary, NoRegularizer, Regularizer
 from w2sbench.training.adversarial import adversarial_loss, worst_case_perturbation
 from w2sbench.training.classifier import Classifier
-from w2sbench.training.trainer import default_train_config, train_classifier
+from w2sbench.training.config import default_train_config
+from w2sbench.training.trainer import train_classifier
 from w2sbench_plugins.adversarial import Adversarial, AdversarialAugmentation, EmbeddingAdversarialTraining
 
 

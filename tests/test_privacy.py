@@ -103,7 +103,8 @@ def test_dp_sgd_reaches_target_epsilon(tiny_models, arch, mode):
     from transformers import AutoModel, AutoTokenizer
 
     from w2sbench.training.classifier import Classifier
-    from w2sbench.training.trainer import TrainConfig, train_classifier
+    from w2sbench.training.config import TrainConfig
+    from w2sbench.training.trainer import train_classifier
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[arch])
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token

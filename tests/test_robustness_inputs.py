@@ -18,7 +18,7 @@ from w2sbench.run_dir import claim_run_dir
 from w2sbench.runner import _train_configs
 from w2sbench.settings import RunSettings, parse_seeds
 from w2sbench.stage_cache import StageCache
-from w2sbench.training.trainer import TrainConfig
+from w2sbench.training.config import TrainConfig
 from w2sbench.values import TRAIN_RANGES, Range, coerce, default_range
 from w2sbench_plugins.fairness import Fairness
 

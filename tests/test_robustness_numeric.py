@@ -20,8 +20,9 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_json
 from w2sbench.interfaces import NoRegularizer, PenaltyContext, Regularizer
 from w2sbench.stage_cache import StageCache
+from w2sbench.training.config import TrainConfig
 from w2sbench.training.dp import dp_delta
-from w2sbench.training.trainer import TrainConfig, train_classifier
+from w2sbench.training.trainer import train_classifier
 from w2sbench_plugins.privacy import DPSGD
 
 ISSUE_SIZES = [

@@ -8,7 +8,7 @@ import torch
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.training import precision
-from w2sbench.training.trainer import TrainConfig, default_train_config
+from w2sbench.training.config import TrainConfig, default_train_config
 
 
 def _classifier(folder, max_length: int = 32):  # noqa: ANN001, ANN202

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from w2sbench.training.trainer import FINETUNE_MODES, default_train_config
+from w2sbench.training.config import FINETUNE_MODES, default_train_config
 from w2sbench.values import TRAIN_RANGES, ranges_for
 
 __all__ = ["end_screen", "list_metrics", "list_column", "option_table"]

@@ -16,8 +16,8 @@ from w2sbench.progress import Progress
 from w2sbench.run_pairs import PairJob, execute_pairs
 from w2sbench.settings import RunSettings, parse_finetune, parse_list
 from w2sbench.teachers import default_strategies
+from w2sbench.training.config import FINETUNE_MODES, TrainConfig, default_train_config
 from w2sbench.training.device import resolve_device
-from w2sbench.training.trainer import FINETUNE_MODES, TrainConfig, default_train_config
 from w2sbench.values import TRAIN_RANGES, default_range, resolve_value
 
 __all__ = ["RunRequest", "prepare", "execute", "DEFAULT_PAIR"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.errors import W2SBenchError
-from w2sbench.training.trainer import FINETUNE_MODES
+from w2sbench.training.config import FINETUNE_MODES
 
 __all__ = ["RunSettings", "parse_seeds", "parse_finetune", "parse_options", "parse_list", "settings_diff"]
 

@@ -77,7 +77,7 @@ COMMON_RANGES: dict[str, Range] = {
     "steps": _positive_int(),
 }
 
-# Every field of training.trainer.TrainConfig.
+# Every field of training.config.TrainConfig.
 TRAIN_RANGES: dict[str, Range] = {
     "epochs": _positive_int(),
     "lr": Range("float", 0, low_open=True),

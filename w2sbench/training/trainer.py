@@ -12,12 +12,10 @@ sampler when the regularizer asks for privacy, in every mode.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,77 +24,17 @@ from torch import nn
 
 import w2sbench.training.finite_checks as finite
 from w2sbench.errors import W2SBenchError
-from w2sbench.faults import fault_point
-from w2sbench.interfaces import PenaltyContext, Regularizer
-from w2sbench.training.adversarial import LogitsOf, adversarial_loss
+from w2sbench.interfaces import Regularizer
+from w2sbench.training.adversarial import LogitsOf
 from w2sbench.training.classifier import Classifier, transformer_layers
+from w2sbench.training.config import FINETUNE_MODES, ProgressFn, TrainConfig, TrainReport, TransferLossFn
 from w2sbench.training.distributed import CollectiveTraining
-from w2sbench.training.dp import dp_delta, empty_private_step
-from w2sbench.training.losses import soft_cross_entropy
-from w2sbench.training.precision import autocast, check_precision, resolve_precision
+from w2sbench.training.dp import dp_delta
+from w2sbench.training.loop import ForwardFn, InputsFn, LengthGroupedBatches, TrainingLoop
+from w2sbench.training.precision import autocast, resolve_precision
 from w2sbench.training.prefix import TopLayers
 
-__all__ = [
-    "FINETUNE_MODES",
-    "TrainConfig",
-    "TrainReport",
-    "LengthGroupedBatches",
-    "default_train_config",
-    "train_classifier",
-    "apply_lora",
-    "estimate_training_memory",
-]
-
-FINETUNE_MODES = ("head", "lora", "full")
-ProgressFn = Callable[[int, int], None]  # (done steps, total steps)
-TransferLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings; every field is part of the trained model's cache key."""
-    epochs: int
-    lr: float
-    batch_size: int
-    weight_decay: float = 0.0
-    warmup_fraction: float = 0.1
-    grad_accumulation: int = 1
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_targets: tuple[str, ...] | None = None  # None: peft's defaults for the architecture
-    # full mode: train only the top k transformer layers (+ head); 0 means all layers and embeddings.
-    trainable_layers: int = 0
-    # auto | bf16 | fp32: bf16 autocast with fp32 master weights (w2sbench/training/precision.py)
-    precision: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_precision(self.precision)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def default_train_config(mode: str, **overrides: Any) -> TrainConfig:
-    """Documented defaults per mode (docs/design.md explains the choices)."""
-    base = {
-        "head": TrainConfig(epochs=40, lr=3e-3, batch_size=128, weight_decay=1e-4, warmup_fraction=0.0),
-        "lora": TrainConfig(epochs=2, lr=5e-4, batch_size=32, weight_decay=0.0),
-        "full": TrainConfig(epochs=2, lr=5e-5, batch_size=32, weight_decay=0.01),
-    }[mode]
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-@dataclass
-class TrainReport:
-    seconds: float
-    steps: int
-    final_loss: float
-    epsilon: float | None = None
-    delta: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
+__all__ = ["train_classifier", "apply_lora", "estimate_training_memory", "freeze_below"]
 
 def estimate_training_memory(params: int, mode: str, batch_tokens: int, hidden: int, layers: int, cuda: bool) -> int:
     """Rough peak bytes for training: weights, gradients and AdamW state, plus activations.
@@ -149,32 +87,6 @@ def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
         ) from None
 
 
-class LengthGroupedBatches(torch.utils.data.Sampler[list[int]]):
-    """Shuffled batches of similar-length examples: sort within random mega-batches of 50 batches,
-    cut into batches, shuffle the batch order. Deterministic given (seed, epoch)."""
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group: int = 50) -> None:
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.group = group
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    def __iter__(self):  # noqa: ANN204
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.lengths))
-        mega = self.batch_size * self.group
-        batches = []
-        for start in range(0, len(order), mega):
-            chunk = sorted(order[start : start + mega].tolist(), key=lambda i: self.lengths[i])
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for b in rng.permutation(len(batches)):
-            yield batches[b]
-
-
 def _freeze_unused(module: nn.Module, forward: Callable[..., Any], n: int) -> None:
     """Freeze trainable parameters the loss never reaches (e.g. BERT's pooler, unused by mean pooling):
     opacus needs a per-sample gradient for every trainable parameter and fails on the others."""
@@ -191,10 +103,6 @@ def _training_autocast(config: TrainConfig, device: torch.device, mode: str) -> 
     """bf16 autocast when the config's precision resolves to bf16 here (training/precision.py), else None."""
     precision = resolve_precision(config.precision, device, mode)
     return autocast(device, precision) if precision == "bf16" else None
-
-
-InputsFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, LogitsOf]]
-ForwardFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
 
 
 def train_classifier(
@@ -250,9 +158,10 @@ def train_classifier(
     if config.compile and engine is None:
         module = torch.compile(module)
     total = max(1, math.ceil(len(loader) / config.grad_accumulation)) * config.epochs
-    run = _Loop(
+    run = TrainingLoop(
         module, optimizer, loader, _scheduler(optimizer, mode, config, total), engine, forward, adversarial_inputs,
         regularizer, transfer_loss, y, row_weights, attrs, params, mode, config, device, total, progress, distributed,
+        _training_autocast(config, device, mode),
     )
     step, loss_value = run.epochs()
     if engine is not None and hasattr(module, "_close"):
@@ -390,100 +299,3 @@ def _scheduler(optimizer: Any, mode: str, config: TrainConfig, total: int) -> An
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, (total - s) / max(1, total - warmup)) if warmup else max(0.0, 1 - s / total)
     )
-
-
-@dataclass
-class _Loop:
-    """The training loop's state: one instance per ``train_classifier`` call."""
-
-    module: nn.Module
-    optimizer: Any
-    loader: Any
-    scheduler: Any
-    engine: Any
-    forward: ForwardFn
-    adversarial_inputs: InputsFn | None
-    regularizer: Regularizer
-    transfer_loss: TransferLossFn | None
-    y: torch.Tensor
-    row_weights: torch.Tensor
-    attrs: dict[str, torch.Tensor]
-    params: list[torch.Tensor]
-    mode: str
-    config: TrainConfig
-    device: torch.device
-    total: int
-    progress: ProgressFn | None
-    distributed: CollectiveTraining | None
-
-    def epochs(self) -> tuple[int, float]:
-        """Run every epoch; returns (optimizer steps, last loss)."""
-        self.module.train()
-        step, loss_value = 0, float("nan")
-        autocast = _training_autocast(self.config, self.device, self.mode)
-        for epoch in range(self.config.epochs):
-            if isinstance(getattr(self.loader, "batch_sampler", None), LengthGroupedBatches):
-                self.loader.batch_sampler.epoch = epoch
-            self.optimizer.zero_grad(set_to_none=True)
-            for micro, (idx,) in enumerate(self.loader):
-                if len(idx) == 0:  # Poisson sampling under DP-SGD can draw an empty batch: still a step (noise, accounting)
-                    if self.engine is not None:
-                        step = empty_private_step(self.optimizer, self.scheduler, self.progress, step, self.total)
-                    continue
-                loss, has_penalty = self.loss(idx, step, autocast)
-                self.backward(loss)
-                loss_value = finite.check_finite_loss(float(loss.detach()), self.mode, self.config, epoch, step, has_penalty)
-                if (micro + 1) % self.config.grad_accumulation == 0 or micro + 1 == len(self.loader):
-                    step = self.optimizer_step(epoch, step)
-        return step, loss_value
-
-    def loss(self, idx: torch.Tensor, step: int, autocast: Any) -> tuple[torch.Tensor, bool]:
-        """The batch's transfer loss (cross-entropy to the targets, or the strategy's), plus the regularizer's
-        penalty and, with an adversary, the loss on worst-case perturbed inputs."""
-        with autocast if autocast is not None else contextlib.nullcontext():
-            logits, view_logits = self.forward(self.module, idx)
-        batch_targets = self.y[idx].to(self.device)
-        if self.transfer_loss is None:
-            loss = soft_cross_entropy(logits, batch_targets)
-        else:
-            loss = self.transfer_loss(logits.float(), batch_targets, self.row_weights[idx].to(self.device), step / self.total)
-        penalty = self.regularizer.penalty(
-            PenaltyContext(
-                logits=logits.float(),
-                targets=batch_targets,
-                attributes={k: v[idx].to(self.device) for k, v in self.attrs.items()},
-                view_logits=[v.float() for v in view_logits],
-            )
-        )
-        if penalty is not None:
-            loss = loss + penalty
-        adversary = self.regularizer.adversary
-        if adversary is not None and self.adversarial_inputs is not None:
-            # per-example perturbations: under a multi-process launch each rank handles its slice of the batch
-            rows, share = self.distributed.local_rows(idx) if self.distributed is not None else (idx, 1.0)
-            with autocast if autocast is not None else contextlib.nullcontext():
-                inputs, mask, logits_of = self.adversarial_inputs(self.module, rows)
-                loss = loss + share * adversarial_loss(logits_of, inputs, mask, self.y[rows].to(self.device), adversary)
-        return loss, penalty is not None
-
-    def backward(self, loss: torch.Tensor) -> None:
-        with warnings.catch_warnings():
-            # opacus' hooks on a layer whose input needs no gradient (frozen layers below it): expected here
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            if self.distributed is not None:
-                self.distributed.backward(loss / self.config.grad_accumulation)
-            else:
-                (loss / self.config.grad_accumulation).backward()
-
-    def optimizer_step(self, epoch: int, step: int) -> int:
-        if self.engine is None:
-            finite.check_finite_gradients(self.params, self.mode, self.config, epoch, step)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        step += 1
-        fault_point("train-step")
-        if self.progress is not None:
-            self.progress(step, self.total)
-        return step
