@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from w2sbench.findings_table import render_findings
+from w2sbench.report import render_tables
 from w2sbench.training.config import FINETUNE_MODES, default_train_config
 from w2sbench.values import TRAIN_RANGES, ranges_for
 
@@ -20,8 +22,6 @@ def end_screen(console: Any, results: Mapping[str, Any], run_dir: Path) -> None:
     """The end of `w2sbench run`: the findings table and where the full tables are (one screen)."""
     from rich.markup import escape
 
-    from w2sbench.findings_table import render_findings
-    from w2sbench.report import render_tables
 
     if not render_findings(results, console):
         render_tables(results, console)  # a run without findings (bootstrap off): the per-cell tables

@@ -20,6 +20,7 @@ from typing import Any
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.faults import fault_point
+from w2sbench.finite import first_non_finite
 
 __all__ = [
     "atomic_write_bytes",
@@ -117,8 +118,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as strict JSON; NaN/Infinity (not JSON) is refused with the path of the value."""
-    from w2sbench.finite import first_non_finite
-
     where = first_non_finite(obj)
     if where is not None:
         raise W2SBenchError(
