@@ -12,10 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2sbench.data import dataset_file, drop_empty_texts
-from w2sbench.errors import W2SBenchError
-from w2sbench.files import atomic_write_bytes
-from w2sbench.interfaces import DataContext, Examples
+from w2sbench.plugin_api import DataContext, Examples, W2SBenchError, atomic_write_bytes, dataset_file, drop_empty_texts
 
 __all__ = ["SST2_ZIP_URL", "SST2_LABELS", "SUBSET_SEED", "sst2_file", "load_sst2", "fixed_subset"]
 

@@ -8,10 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2sbench import hookimpl
-from w2sbench.files import atomic_write_text
-from w2sbench.interfaces import Exporter
 from w2sbench.leaderboard import export_submission
+from w2sbench.plugin_api import Exporter, atomic_write_text, hookimpl
 
 __all__ = ["CsvExporter", "LeaderboardExporter"]
 

@@ -15,10 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench import hookimpl
-from w2sbench.data import dataset_file, file_sha256
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import (
+from w2sbench.plugin_api import (
     DataContext,
     Examples,
     MetricInfo,
@@ -26,6 +23,10 @@ from w2sbench.interfaces import (
     PropertyData,
     Regularizer,
     TrustProperty,
+    W2SBenchError,
+    dataset_file,
+    file_sha256,
+    hookimpl,
 )
 
 __all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics", "clean_overlap"]

@@ -8,9 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from w2sbench import hookimpl
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import ModelFamily, ModelSpec, NamedPair
+from w2sbench.plugin_api import ModelFamily, ModelSpec, NamedPair, W2SBenchError, hookimpl
 
 __all__ = ["PythiaFamily", "HubModels", "LocalFolders", "OfflineModels", "DEFAULT_PAIR", "DECODER_PAIR", "PYTHIA_STEPS"]
 

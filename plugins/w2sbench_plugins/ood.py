@@ -12,10 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench import hookimpl
-from w2sbench.data import dataset_file, file_sha256
-from w2sbench.errors import W2SBenchError, did_you_mean
-from w2sbench.interfaces import (
+from w2sbench.plugin_api import (
     DataContext,
     Examples,
     MetricInfo,
@@ -23,6 +20,11 @@ from w2sbench.interfaces import (
     PropertyData,
     Regularizer,
     TrustProperty,
+    W2SBenchError,
+    dataset_file,
+    did_you_mean,
+    file_sha256,
+    hookimpl,
 )
 from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits

@@ -13,9 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from w2sbench import hookimpl
-from w2sbench.interfaces import Strategy, Teacher
-from w2sbench.training.losses import AuxConfLoss, LogConfLoss, ProductLoss
+from w2sbench.plugin_api import AuxConfLoss, LogConfLoss, ProductLoss, Strategy, Teacher, hookimpl
 
 __all__ = [
     "VANILLA",

@@ -17,20 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from w2sbench import hookimpl
-from w2sbench.data import dataset_file, file_sha256
-from w2sbench.errors import W2SBenchError, did_you_mean
-from w2sbench.interfaces import (
+from w2sbench.plugin_api import (
     DataContext,
     EmbeddingAdversary,
     Examples,
     MetricInfo,
     PenaltyContext,
     PropertyData,
+    Range,
     Regularizer,
     TrustProperty,
+    W2SBenchError,
+    dataset_file,
+    did_you_mean,
+    file_sha256,
+    hookimpl,
 )
-from w2sbench.values import Range
 from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 from w2sbench_plugins.adversarial._perturbations import (
     CHARACTER_EDITS,

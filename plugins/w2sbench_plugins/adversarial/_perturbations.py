@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import Regularizer
 from w2sbench.offline_setup import ensure_stopwords
+from w2sbench.plugin_api import Regularizer, W2SBenchError
 
 __all__ = [
     "CHARACTER_EDITS",

@@ -16,22 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench import hookimpl
-from w2sbench.data import dataset_file, drop_empty_texts, file_sha256
-from w2sbench.design import (
-    split_pool,  # the core's own split, so A and B match training exactly
-)
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import (
+from w2sbench.plugin_api import (
     DataContext,
     Examples,
     MetricInfo,
     PrivacySpec,
     PropertyData,
+    Range,
     Regularizer,
     TrustProperty,
+    W2SBenchError,
+    dataset_file,
+    drop_empty_texts,
+    file_sha256,
+    hookimpl,
+    split_pool,
 )
-from w2sbench.values import Range
 from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
 from w2sbench_plugins.privacy._extraction import (
     context_prompts,

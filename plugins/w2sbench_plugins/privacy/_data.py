@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import Examples
+from w2sbench.plugin_api import Examples, W2SBenchError
 
 __all__ = ["SPLITS", "FOLDERS", "load_aeslc", "folder_label", "body_key", "enron_examples"]
 

@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench.data import dataset_file, file_sha256
-from w2sbench.errors import W2SBenchError
-from w2sbench.interfaces import DataContext
+from w2sbench.plugin_api import DataContext, W2SBenchError, dataset_file, file_sha256
 
 __all__ = [
     "ADDRESS",
