@@ -208,3 +208,19 @@ def test_end_of_run_screen_is_the_findings_table(paper_run, tmp_path):
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "p (Holm)" in text and "w2sbench report" in text and "score  " not in text.splitlines()[0]
     assert "gap recovered:" not in text  # the per-cell tables stay in `w2sbench report`
+
+
+def test_a_primary_score_with_a_large_standard_error_is_reported_underpowered():
+    from w2sbench.findings import underpowered_scores
+
+    prop = {
+        "primary_trust_metric": "dpd",
+        "cells": {
+            "weak": {"stderr": {"0": {"dpd": 0.011, "accuracy": 0.009}, "1": {"dpd": 0.031, "accuracy": 0.01}}},
+            "vanilla": {"stderr": {"0": {"dpd": 0.025, "accuracy": 0.02, "live_attack": None}}},
+            "ood:teachers": {"stderr": None},
+        },
+    }
+    assert underpowered_scores(prop) == {"dpd": 0.031}
+    assert underpowered_scores(prop, limit=0.005) == {"dpd": 0.031, "accuracy": 0.02}
+    assert underpowered_scores({"primary_trust_metric": "dpd", "cells": {}}) == {}

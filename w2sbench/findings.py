@@ -50,7 +50,13 @@ __all__ = [
     "verdict_of",
     "stderr_by_seed",
     "gap_recovered_interval",
+    "MAX_STDERR",
+    "underpowered_scores",
 ]
+
+# Issue 14's power rule: a primary score whose standard error over test examples exceeds this cannot show
+# a difference of a few points; it is reported as underpowered, with the evaluation size to raise.
+MAX_STDERR = 0.02
 
 ALPHA = 0.05
 DEFAULT_RESAMPLES = 200
@@ -290,3 +296,21 @@ def correct_run(properties: Mapping[str, Any], alpha: float = ALPHA) -> int:
         row["p_holm"] = p
         row["verdict"] = verdict_of(row, alpha)
     return sum(p is not None for p in corrected)
+
+
+def underpowered_scores(prop: Mapping[str, Any], limit: float = MAX_STDERR) -> dict[str, float]:
+    """Of the property's primary trust metric and accuracy, those whose largest per-seed standard error
+    (over test-example resamples, ``cells[*].stderr``) in any cell exceeds ``limit``: {metric: largest SE}.
+
+    Live scores carry no per-example standard error (None) and are not judged here."""
+    out: dict[str, float] = {}
+    for metric in (prop.get("primary_trust_metric"), "accuracy"):
+        values = [
+            float(se[metric])
+            for cell in prop.get("cells", {}).values()
+            for se in (cell.get("stderr") or {}).values()
+            if isinstance(se, Mapping) and isinstance(se.get(metric), (int, float))
+        ]
+        if metric and values and max(values) > limit:
+            out[metric] = max(values)
+    return out

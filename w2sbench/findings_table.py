@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from w2sbench.findings import MAX_STDERR, underpowered_scores
+
 __all__ = ["render_findings", "format_effect", "format_p", "accuracy_gap_line"]
 
 _VERDICT_STYLE = {"better": "green", "worse": "red"}
@@ -85,6 +87,12 @@ def render_findings(results: Mapping[str, Any], console: Any) -> int:
     for name, prop in shown:
         console.print(_table(name, prop))
         console.print(escape(accuracy_gap_line(name, prop["findings"])), overflow="fold")
+        for metric, se in underpowered_scores(prop).items():
+            console.print(
+                escape(f"{name}: {metric} is underpowered (standard error up to {se:.3f} > {MAX_STDERR}); "
+                       "raise the property's test/evaluation size for differences of a few points to show."),
+                overflow="fold",
+            )
     resamples = shown[0][1]["findings"].get("resamples")
     console.print(
         escape(
