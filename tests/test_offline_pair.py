@@ -66,12 +66,17 @@ def test_decoder_pair_runs_privacy_with_address_extraction(data_dir, tmp_path):
     out = tmp_path / "run"
     tiny = ["--option", "privacy.weak_train_size=40", "--option", "privacy.transfer_size=60", "--option", "privacy.val_size=10",
             "--option", "privacy.test_size=40", "--option", "privacy.mia_size=20", "--option", "privacy.reference_size=40",
-            "--option", "privacy.extraction_size=5", "--option", "privacy.max_new_tokens=8",
-            "--train", "full.epochs=1", "--train", "head.epochs=5"]
-    assert main(["run", "--pair", "decoder", "--properties", "privacy", "--strategies", "vanilla", "--data-dir", str(data_dir),
-                 "--out", str(out), "--quiet", *tiny]) == 0
+            "--option", "privacy.extraction_size=5", "--option", "privacy.max_new_tokens=8", "--option", "privacy.max_length=64",
+            "--option", "privacy.extraction_shots=1", "--option", "privacy.context_chars=100",
+            "--train", "head.epochs=5"]
+    # head:head keeps this a CI-sized check of the decoder path (real SmolLM2 weights, GGUF, extraction);
+    # the pair's own head:full is what `w2sbench run --pair decoder` uses.
+    assert main(["run", "--pair", "decoder", "--properties", "privacy", "--strategies", "vanilla", "--seeds", "0",
+                 "--finetune", "head:head", "--data-dir", str(data_dir), "--out", str(out), "--quiet", *tiny]) == 0
     results = load_results(out)
     assert results["models"]["weak"]["num_layers"] == 0 and results["models"]["strong"]["gguf_file"].endswith(".gguf")
     cells = results["properties"]["privacy"]["cells"]
-    rates = cells["vanilla"]["summary"]["extraction_zero_shot"]
-    assert 0.0 <= rates["mean"] <= 1.0
+    for cell in ("weak", "ceiling", "vanilla"):  # every decoder cell is asked for addresses: 5 prompts each
+        for metric in ("extraction_zero_shot", "extraction_few_shot", "extraction_context_members"):
+            rate = cells[cell]["seeds"]["0"][metric]
+            assert rate is not None and round(rate * 5, 9) == round(rate * 5), (cell, metric, rate)
