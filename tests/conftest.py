@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,17 @@ SMALL_FAIRNESS = [
     "--option", "fairness.test_size=150",
     "--option", "fairness.max_length=48",
 ]
+
+
+def install_fixture_package(name: str, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """pip-install ``tests/fixtures/<name>`` into a private folder, as a user installs a plugin package;
+    returns the ``w2sbench`` command and the environment in which that package is importable."""
+    target = tmp_path / "site"
+    fixture = Path(__file__).parent / "fixtures" / name
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(fixture)],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(Path(__file__).parents[1])]), "COLUMNS": "200"}
+    return [sys.executable, "-m", "w2sbench.cli"], env

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_FAIRNESS
+from tests.conftest import SMALL_FAIRNESS, install_fixture_package
 from w2sbench.cli import main
 from w2sbench.results import iter_predictions, load_results
 
@@ -70,15 +68,7 @@ def test_report_rerenders_from_results_file(tiny_models, data_dir, tmp_path, cap
 
 @pytest.mark.slow
 def test_third_party_plugin_installed_with_pip_runs(tiny_models, data_dir, tmp_path):
-    target = tmp_path / "site"
-    fixture = Path(__file__).parent / "fixtures" / "example_plugin"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(fixture)],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(Path(__file__).parents[1])]), "COLUMNS": "200"}
-    cli = [sys.executable, "-m", "w2sbench.cli"]
+    cli, env = install_fixture_package("example_plugin", tmp_path)
     listed = subprocess.run([*cli, "plugins"], env=env, capture_output=True, text=True, check=True).stdout
     assert "w2sbench-example" in listed and "0.2.0" in listed
     strategies = subprocess.run([*cli, "list", "strategies"], env=env, capture_output=True, text=True, check=True).stdout

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_FAIRNESS
+from tests.conftest import SMALL_FAIRNESS, install_fixture_package
 from w2sbench import hookimpl
 from w2sbench.cli import main
 from w2sbench.interfaces import Strategy, TransferLoss
@@ -97,15 +95,7 @@ def test_a_nan_loss_stops_the_run_naming_the_package(tiny_models, data_dir, tmp_
 
 @pytest.mark.slow
 def test_third_party_strategy_package_runs(tiny_models, data_dir, tmp_path):
-    target = tmp_path / "site"
-    fixture = Path(__file__).parent / "fixtures" / "strategy_plugin"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(fixture)],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(Path(__file__).parents[1])]), "COLUMNS": "200"}
-    cli = [sys.executable, "-m", "w2sbench.cli"]
+    cli, env = install_fixture_package("strategy_plugin", tmp_path)
     listed = subprocess.run([*cli, "list", "strategies"], env=env, capture_output=True, text=True, check=True).stdout
     assert "sharpened" in listed and "two-teachers" in listed
     out = tmp_path / "run"

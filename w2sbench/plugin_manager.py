@@ -12,7 +12,7 @@ import os
 import traceback
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
@@ -142,10 +142,11 @@ class Plugins:
                     )
                 )
                 continue
-            plugin = self.manager.get_plugin(name)
-            dist_info = dict(self.manager.list_plugin_distinfo())
-            version = dist_info[plugin].version if plugin in dist_info else ""
-            self.info[name] = PluginInfo(name, package, version, value)
+            self.info[name] = PluginInfo(name, package, "", value)
+        # The versions pluggy recorded while loading, read once for every plugin.
+        versions = {plugin: dist.version for plugin, dist in self.manager.list_plugin_distinfo()}
+        for name, info in self.info.items():
+            self.info[name] = replace(info, version=versions.get(self.manager.get_plugin(name), ""))
 
     # ----------------------------------------------------------------- registries
 
