@@ -129,7 +129,7 @@ def _properties_argument(args: argparse.Namespace) -> str | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from w2sbench.data import default_data_dir
-    from w2sbench.progress import Progress, RichProgress
+    from w2sbench.progress import for_stream
     from w2sbench.run_dir import default_run_dir
     from w2sbench.runner import RunRequest, execute, prepare
     from w2sbench.settings import data_dir_arg, parse_options, parse_seeds
@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from w2sbench.training.distributed import launched_rank
 
     follower = launched_rank() > 0  # another rank of `accelerate launch`: rank 0 reports
-    progress = Progress() if (args.quiet or args.json or follower) else RichProgress()
+    progress = for_stream(quiet=args.quiet or args.json or follower)
     from w2sbench.executors import make_executor
 
     executor = make_executor(args.executor, args.ray_address, progress=progress)
@@ -321,7 +321,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from w2sbench.executors import make_executor
-    from w2sbench.progress import Progress, RichProgress
+    from w2sbench.progress import for_stream
     from w2sbench.run_pairs import execute_pairs
     from w2sbench.sweep import expand_sweep, load_sweep, write_sweep_summary
 
@@ -332,7 +332,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from w2sbench.training.distributed import launched_rank
 
     follower = launched_rank() > 0  # another rank of `accelerate launch`: rank 0 writes and reports
-    progress = Progress() if (args.quiet or follower) else RichProgress()
+    progress = for_stream(quiet=args.quiet or follower)
     retries = config.max_retries if args.max_retries is None else args.max_retries
     executor = make_executor(kind, args.ray_address or config.ray_address, config.resources, retries, progress)
     try:

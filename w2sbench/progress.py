@@ -1,11 +1,18 @@
-"""Progress display for long work: one rich bar per stage with its name and ETA; silent when quiet."""
+"""Progress display for long work: rich bars on a terminal, one timestamped line per stage in a log file.
+
+A run on a cluster writes stderr to a file, where rich's live bars print nothing until the run ends;
+`LineProgress` prints a line when each stage starts and finishes instead, so `tail -f` shows where a run is.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Iterator
+from typing import TextIO
 
-__all__ = ["Progress", "QuietProgress", "RichProgress"]
+__all__ = ["LineProgress", "Progress", "QuietProgress", "RichProgress", "for_stream"]
 
 
 class Progress:
@@ -81,3 +88,35 @@ class RichProgress(Progress):
 
     def close(self) -> None:
         self._bar.stop()
+
+
+class LineProgress(Progress):
+    """One line per stage start and finish on ``stream`` (stderr): ``[HH:MM:SS] done <stage> (12.3 s)``."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+
+    def _line(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self._stream, flush=True)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[StageHandle]:
+        self._line(f"start {name}")
+        start = time.perf_counter()
+        failed = True
+        try:
+            yield StageHandle()
+            failed = False
+        finally:
+            self._line(f"{'failed' if failed else 'done'} {name} ({time.perf_counter() - start:.1f} s)")
+
+    def note(self, message: str) -> None:
+        self._line(message)
+
+
+def for_stream(quiet: bool = False, stream: TextIO | None = None) -> Progress:
+    """The progress display for ``stream`` (stderr): nothing when quiet, bars on a terminal, lines otherwise."""
+    if quiet:
+        return Progress()
+    stream = stream if stream is not None else sys.stderr
+    return RichProgress() if stream.isatty() else LineProgress(stream)
