@@ -12,6 +12,8 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
                           also with opacus' functorch per-sample gradients
   predict                 the top two layers on cached states
   live attack             textattack DeepWordBug and Pruthi, seconds per attacked example
+  2nd model attacked      a second strong model attacked with its own store of perturbed states, and with
+                          the store the first model's attack filled (frozen-layer states shared)
 
 Useful FLOPs: 2 x (parameters of the layers run) per real token forward, 3x that to train (attention
 score products are not counted, so the ratios are lower bounds). Seconds are CPU seconds / threads
@@ -223,6 +225,45 @@ def bench_weak(table: Table, tok: Any, bb: Any, data: Any) -> None:
     table.row("weak head", "40 epochs", t[0], tokens * 40, 40 * 6 * x.shape[1] * 2 * len(data), "fp32")
 
 
+def bench_attack_sharing(table: Table, tok: Any, bb: Any, train: Any, examples: Any, layer_params: int, budget: int) -> None:
+    """A second strong model attacked after a first one on the same frozen bottom (every strong cell and seed
+    of a run): with its own store of perturbed states (old) and reading the store the first attack filled."""
+    from w2sbench.interfaces import NoRegularizer
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.config import default_train_config
+    from w2sbench.training.prefix import PrefixCache, TopLayers
+    from w2sbench.training.trainer import train_classifier
+    from w2sbench_plugins.adversarial import ATTACKS, run_attack
+
+    config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4)
+    models = []
+    for seed in (0, 1):  # two strong models: what two cells of a run are
+        model = Classifier(copy.deepcopy(bb), tok, 2, 64)
+        train_classifier(model, "full", train.texts, np.eye(2)[train.labels], {}, NoRegularizer(), config, seed,
+                         prefix=PrefixCache(Classifier(bb, tok, 2, 64), 2))
+        models.append(model)
+
+    def attack(prefix: Any, model: Any, recipe: str) -> tuple[float, int]:
+        clf = copy.deepcopy(model)
+        clf.use_prefix(prefix, TopLayers(clf, 2))
+        with timed() as t:
+            run_attack(clf, examples, recipe, budget, 0)
+        return t[0], prefix.tokens
+
+    for recipe in ATTACKS:
+        alone = PrefixCache(Classifier(bb, tok, 2, 64), 2)
+        seconds, tokens = attack(alone, models[1], recipe)
+        table.row(f"2nd model {recipe}", "own store", seconds, tokens, 2 * (alone.bottom + 2) * layer_params * tokens, "fp32")
+        shared = PrefixCache(Classifier(bb, tok, 2, 64), 2)
+        attack(shared, models[0], recipe)
+        before = shared.tokens
+        seconds, tokens = attack(shared, models[1], recipe)
+        table.row(f"2nd model {recipe}", "shared store", seconds, tokens - before,
+                  2 * (alone.bottom + 2) * layer_params * (tokens - before), "fp32")
+        print(f"{'':<24}{'':<15} frozen-layer tokens run for the 2nd model: {tokens - before} of {alone.tokens} "
+              f"({(tokens - before) / max(1, alone.tokens):.0%})")
+
+
 def main() -> None:
     from w2sbench.interfaces import DataContext, NoRegularizer
     from w2sbench_plugins._sst2 import fixed_subset
@@ -233,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=256, help="Adult rows per training / extraction stage")
     parser.add_argument("--attack-examples", type=int, default=4)
-    parser.add_argument("--skip", default="", help="comma-separated kinds to skip: weak,train,predict,attack")
+    parser.add_argument("--skip", default="", help="comma-separated kinds to skip: weak,train,predict,attack,sharing")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     data_dir = Path(os.environ.get("W2SBENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -271,6 +312,13 @@ def main() -> None:
         dev = sst2.tests["sst2_dev"]
         examples = dev.subset(fixed_subset(len(dev), args.attack_examples))
         bench_attacks(table, tok, bb, sst2.train.subset(np.arange(4 * args.rows)), examples, layer_params, int(adv.default_options["query_budget"]))
+    if "sharing" not in skip:
+        adv = Adversarial()
+        sst2 = adv.load_data(ctx, adv.options({}))
+        dev = sst2.tests["sst2_dev"]
+        examples = dev.subset(fixed_subset(len(dev), args.attack_examples))
+        bench_attack_sharing(table, tok, bb, sst2.train.subset(np.arange(4 * args.rows)), examples, layer_params,
+                             int(adv.default_options["query_budget"]))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -76,3 +76,42 @@ def test_overlay_reads_the_parent_but_keeps_its_own_states(tiny_models):
     assert child.computed == 2 and prefix.computed == 1  # the shared text was not recomputed
     assert set(prefix._states) == {"shared text"}
     assert np.array_equal(child.batch(["shared text"])["states"].numpy(), prefix.batch(["shared text"])["states"].numpy())
+
+
+def test_overlays_share_perturbed_states_so_a_second_model_reads_them(tiny_models):
+    from w2sbench.training.prefix import PrefixCache
+
+    prefix = PrefixCache(_classifier(tiny_models["bert-big"]), 1)
+    first = prefix.overlay()
+    first.batch(["a perturbed text", "another one"])
+    second = prefix.overlay()
+    second.batch(["a perturbed text", "a third"])
+    assert (first.computed, second.computed) == (2, 1)  # only "a third" was new to the second model
+    assert set(prefix._states) == set()  # the run-long store holds none of them
+    assert set(prefix._perturbed) == {"a perturbed text", "another one", "a third"}
+
+
+def test_bounded_states_evict_the_least_recently_used_beyond_their_bytes():
+    from w2sbench.training.prefix import BoundedStates
+
+    store = BoundedStates(max_bytes=3 * 80)  # three arrays of 10 float64
+    for name in "abc":
+        store[name] = np.zeros(10)
+    store["a"]  # noqa: B018 - reading makes "a" the most recently used
+    store["d"] = np.ones(10)
+    assert list(store) == ["c", "a", "d"] and store.bytes == 240
+    store["e"] = np.zeros(30)  # alone over the limit: kept, everything else evicted
+    assert list(store) == ["e"] and store.bytes == 240
+
+
+def test_a_batch_larger_than_the_perturbed_store_still_answers_every_row(tiny_models, monkeypatch):
+    from w2sbench.training import prefix as prefix_module
+
+    monkeypatch.setattr(prefix_module, "PERTURBED_STATES_BYTES", 1)
+    prefix = prefix_module.PrefixCache(_classifier(tiny_models["bert-big"]), 1)
+    overlay = prefix.overlay()
+    texts = ["one text", "two texts here", "three"]
+    batch = overlay.batch(texts)
+    assert len(overlay._perturbed) == 1  # the others were evicted at once
+    fresh = prefix_module.PrefixCache(_classifier(tiny_models["bert-big"]), 1).batch(texts)
+    assert np.array_equal(batch["states"].numpy(), fresh["states"].numpy())

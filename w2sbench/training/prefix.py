@@ -11,8 +11,8 @@ can compute it): logits always come from the head of the classifier the view was
 from __future__ import annotations
 
 import copy
-from collections import ChainMap
-from collections.abc import Sequence
+from collections import ChainMap, OrderedDict
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,11 @@ from w2sbench.training.classifier import (
 )
 from w2sbench.training.precision import autocast
 
-__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache", "bottom_states"]
+__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache", "bottom_states", "BoundedStates"]
+
+# Perturbed texts' states kept for reuse across the models attacked with one frozen bottom (every strong cell
+# and seed shares it): about 20 KB per SST-2 sentence in float16, so 1 GiB holds ~50,000 of them.
+PERTURBED_STATES_BYTES = 1 << 30
 
 
 def _layer_path(backbone: nn.Module) -> tuple[nn.Module, str] | None:
@@ -126,6 +130,40 @@ class TopLayers(nn.Module):
         return out.last_hidden_state
 
 
+class BoundedStates(MutableMapping[str, np.ndarray]):
+    """A least-recently-used mapping text -> states that holds at most ``max_bytes`` of arrays."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, text: str) -> np.ndarray:
+        value = self._items[text]
+        self._items.move_to_end(text)
+        return value
+
+    def __setitem__(self, text: str, value: np.ndarray) -> None:
+        if text in self._items:
+            self.bytes -= self._items.pop(text).nbytes
+        self._items[text] = value
+        self.bytes += value.nbytes
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            self.bytes -= self._items.popitem(last=False)[1].nbytes
+
+    def __delitem__(self, text: str) -> None:
+        self.bytes -= self._items.pop(text).nbytes
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._items
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class PrefixCache:
     """Per-text outputs of a frozen backbone's bottom layers (float16 in memory), computed once."""
 
@@ -135,11 +173,14 @@ class PrefixCache:
         self.bottom = len(transformer_layers(classifier.backbone)) - top
         self.precision = precision  # "bf16" or "fp32" (resolved, training/precision.py)
         self._states: dict[str, np.ndarray] = {}
+        self._perturbed = BoundedStates(PERTURBED_STATES_BYTES)  # shared by every overlay()
         self.computed = 0
         self.tokens = 0  # real (non-padding) tokens run through the frozen layers
 
     @torch.no_grad()
-    def _compute(self, texts: Sequence[str]) -> None:
+    def _compute(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Store and return the states of ``texts`` (returned too: a bounded store may evict some at once)."""
+        computed: dict[str, np.ndarray] = {}
         backbone = self.classifier.backbone
         was_training = backbone.training
         backbone.eval()
@@ -151,25 +192,28 @@ class PrefixCache:
                 hidden = states.float().cpu().numpy().astype(np.float16)
                 mask = batch["attention_mask"].cpu().numpy().astype(bool)
                 for row, i in enumerate(idx):
-                    self._states[texts[i]] = hidden[row][mask[row]]
+                    self._states[texts[i]] = computed[texts[i]] = hidden[row][mask[row]]
                 self.computed += len(idx)
                 self.tokens += int(mask.sum())
         finally:
             backbone.train(was_training)
+        return computed
 
     def overlay(self) -> PrefixCache:
-        """A cache that reads this one's states but keeps the states it computes to itself: live attacks query
-        thousands of perturbed texts per model, which would otherwise stay in memory for the whole run."""
+        """A cache that reads this one's states and keeps the states it computes in a bounded, least-recently-used
+        store shared by every overlay of this cache: live attacks query thousands of perturbed texts per model,
+        which must not stay in memory for the whole run, and the models attacked after it (every strong cell and
+        seed runs on the same frozen bottom) query many of the same texts (DeepWordBug's word-deletion ranking,
+        for one, is the same for every model) and read them instead of recomputing."""
         child = copy.copy(self)
-        child._states = ChainMap({}, self._states)  # type: ignore[assignment]
+        child._states = ChainMap(self._perturbed, self._states)  # type: ignore[assignment]
         return child
 
     def batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Padded cached states, attention mask and explicit position/token-type ids for ``texts``."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._states))
-        if missing:
-            self._compute(missing)
-        rows = [self._states[t] for t in texts]
+        computed = self._compute(missing) if missing else {}
+        rows = [computed[t] if t in computed else self._states[t] for t in texts]
         width = max(len(r) for r in rows)
         hidden = rows[0].shape[1]
         states = np.zeros((len(rows), width, hidden), dtype=np.float32)
