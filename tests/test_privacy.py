@@ -176,3 +176,45 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
     leaked = sum(a in shown for a in addresses)
     assert leaked == 0, "an e-mail address from the data appears in the output or the results"
     assert len(_ADDRESS.findall(captured.out + captured.err)) == 0
+
+
+def test_dp_bias_fine_tuning_trains_only_bias_terms_and_head_with_its_own_settings(tiny_models):
+    """privacy.dp_* settings: DP-SGD fine-tuning trains the bias vectors and the head (DP-BiTFiT), with its
+    own batch size and epochs (2 Poisson batches of expected size 48 from 96 rows, one epoch = 2 steps)."""
+    import copy
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from w2sbench.training.classifier import Classifier
+    from w2sbench.training.config import TrainConfig
+    from w2sbench.training.trainer import train_classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    backbone = AutoModel.from_pretrained(tiny_models["bert"])
+    texts = [f"text number {i} is {'good' if i % 2 else 'bad'}" for i in range(96)]
+    torch.manual_seed(0)
+    classifier = Classifier(copy.deepcopy(backbone), tokenizer, 2, 16)
+    before = {n: p.detach().clone() for n, p in classifier.named_parameters()}
+    regularizer = DPSGD(8.0, None, 1.0, parameters="biases", batch_size=48, lr=1e-2, epochs=1)
+    report = train_classifier(
+        classifier, "full", texts, np.eye(2)[np.arange(96) % 2], {}, regularizer,
+        TrainConfig(epochs=3, lr=1e-5, batch_size=8), seed=0,
+    )
+    assert report.steps == 2
+    changed = {n for n, p in classifier.named_parameters() if not torch.equal(p.detach(), before[n])}
+    trainable_biases = {n for n, p in classifier.named_parameters() if n.endswith("bias") and "pooler" not in n}
+    assert changed == trainable_biases | {"head.weight"}
+
+
+def test_a_dp_head_keeps_its_settings_and_its_cache_key():
+    regularizer = Privacy().regularizer(Privacy().options({}))
+    assert regularizer.privacy.key() == {
+        "target_epsilon": 8.0, "delta": None, "max_grad_norm": 1.0, "accounting": "every-poisson-batch",
+        "parameters": "biases", "batch_size": 128, "lr": 5e-3, "epochs": 10,
+    }
+    head = regularizer.for_training("weak", "head")
+    assert head.config()["privacy"] == {
+        "target_epsilon": 8.0, "delta": None, "max_grad_norm": 1.0, "accounting": "every-poisson-batch",
+    }
+    assert regularizer.for_training("strong", "full") is regularizer

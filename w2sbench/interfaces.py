@@ -206,6 +206,23 @@ class PrivacySpec:
     # Part of the trained model's cache key: stages trained before empty Poisson batches counted as steps
     # (and before the 1/(100 N) default delta) report a lower epsilon than their mechanism's, so never reuse them.
     accounting: str = "every-poisson-batch"
+    # DP-SGD's own optimisation when it fine-tunes a model (lora, full); a linear head (head mode) trains with
+    # its usual settings. DP-SGD wants larger batches, a higher learning rate and far fewer trained parameters
+    # than plain training (Ponomareva et al. 2023, How to DP-fy ML, JAIR 77, section 5.4; Bu et al. 2022,
+    # Differentially Private Bias-Term Fine-tuning of Foundation Models). None keeps the mode's setting.
+    parameters: str = "all"  # "all", or "biases": the trained layers' bias vectors (and the head) only
+    batch_size: int | None = None
+    lr: float | None = None
+    epochs: int | None = None
+
+    def key(self) -> dict[str, Any]:
+        """The cache-key part: every field, except fine-tuning settings left at their defaults (so stages
+        trained before they existed keep their keys)."""
+        out = dict(vars(self))
+        for name, default in (("parameters", "all"), ("batch_size", None), ("lr", None), ("epochs", None)):
+            if out[name] == default:
+                del out[name]
+        return out
 
 
 @dataclass(frozen=True)
@@ -234,7 +251,7 @@ class Regularizer:
 
     def config(self) -> dict[str, Any]:
         """Everything that changes training; it becomes part of the trained model's cache key."""
-        out = {"name": self.name, "weight": self.weight, "privacy": self.privacy and vars(self.privacy)}
+        out = {"name": self.name, "weight": self.weight, "privacy": self.privacy and self.privacy.key()}
         if self.adversary is not None:  # only when set, so keys of regularizers without one stay as they were
             out["adversary"] = asdict(self.adversary)
         return out

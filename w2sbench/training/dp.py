@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
+from torch import nn
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.interfaces import PrivacySpec
+from w2sbench.training.config import TrainConfig
 
-__all__ = ["dp_delta", "empty_private_step"]
+__all__ = ["DP_PARAMETERS", "dp_delta", "dp_train_config", "empty_private_step", "freeze_for_dp"]
+
+DP_PARAMETERS = ("all", "biases")
 
 
 
@@ -44,3 +50,30 @@ def empty_private_step(optimizer: Any, scheduler: Any, progress: Any, step: int,
     if progress is not None:
         progress(step + 1, total)
     return step + 1
+
+
+def dp_train_config(config: TrainConfig, privacy: PrivacySpec, mode: str) -> TrainConfig:
+    """``config`` with DP-SGD's own batch size, learning rate and epochs when DP-SGD fine-tunes (lora, full);
+    a linear head (head mode) keeps its settings."""
+    if mode == "head":
+        return config
+    overrides = {"batch_size": privacy.batch_size, "lr": privacy.lr, "epochs": privacy.epochs}
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def freeze_for_dp(module: nn.Module, head: nn.Module, privacy: PrivacySpec, mode: str) -> None:
+    """With ``privacy.parameters == "biases"``, DP-SGD fine-tunes only the bias vectors of the trainable layers
+    and the classification head (DP-BiTFiT: Bu et al. 2022, arXiv 2210.00036): a few thousand parameters, so
+    the noise DP-SGD adds per step is small against the clipped gradients' sum, and opacus computes per-sample
+    gradients for biases only. Raises W2SBenchError for an unknown choice."""
+    if privacy.parameters not in DP_PARAMETERS:
+        raise W2SBenchError(
+            f'DP-SGD parameters "{privacy.parameters}" is not one of {", ".join(DP_PARAMETERS)}.',
+            "Pass --option privacy.dp_parameters=biases (bias terms and head) or all.",
+        )
+    if privacy.parameters == "all" or mode == "head":
+        return
+    kept = {id(p) for p in head.parameters()}
+    for name, p in module.named_parameters():
+        if p.requires_grad and id(p) not in kept and not name.endswith("bias"):
+            p.requires_grad_(False)

@@ -29,7 +29,7 @@ from w2sbench.training.adversarial import LogitsOf
 from w2sbench.training.classifier import Classifier, transformer_layers
 from w2sbench.training.config import FINETUNE_MODES, ProgressFn, TrainConfig, TrainReport, TransferLossFn
 from w2sbench.training.distributed import CollectiveTraining
-from w2sbench.training.dp import dp_delta
+from w2sbench.training.dp import dp_delta, dp_train_config, freeze_for_dp
 from w2sbench.training.loop import ForwardFn, InputsFn, LengthGroupedBatches, TrainingLoop
 from w2sbench.training.precision import autocast, resolve_precision
 from w2sbench.training.prefix import TopLayers
@@ -133,6 +133,8 @@ def train_classifier(
     NonFiniteTraining (w2sbench/finite.py) when a target, loss, gradient or parameter is not finite.
     """
     _check_request(mode, texts, regularizer)
+    if regularizer.privacy is not None:
+        config = dp_train_config(config, regularizer.privacy, mode)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -146,6 +148,7 @@ def train_classifier(
     _set_trainable(classifier, mode, config)
     module, forward, adversarial_inputs = _forward_for_mode(classifier, mode, config, texts, views, features, prefix)
     if regularizer.privacy is not None and mode != "head":
+        freeze_for_dp(module, classifier.head, regularizer.privacy, mode)
         _freeze_unused(module, forward, len(texts))
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=(device.type == "cuda") or None)

@@ -54,8 +54,22 @@ class DPSGD(Regularizer):
     """DP-SGD: per-example gradient clipping plus Gaussian noise, calibrated by opacus to a target epsilon."""
     name = "dp-sgd"
 
-    def __init__(self, target_epsilon: float, delta: float | None, max_grad_norm: float) -> None:
-        self.privacy = PrivacySpec(target_epsilon=target_epsilon, delta=delta, max_grad_norm=max_grad_norm)
+    def __init__(
+        self, target_epsilon: float, delta: float | None = None, max_grad_norm: float = 1.0, *,
+        parameters: str = "all", batch_size: int | None = None, lr: float | None = None, epochs: int | None = None,
+    ) -> None:
+        self.privacy = PrivacySpec(
+            target_epsilon=target_epsilon, delta=delta, max_grad_norm=max_grad_norm,
+            parameters=parameters, batch_size=batch_size, lr=lr, epochs=epochs,
+        )
+
+    def for_training(self, role: str, mode: str) -> Regularizer:
+        """A linear head (head mode) trains under DP-SGD with the head's own settings, so its regularizer
+        carries no fine-tuning settings (and its trained model's cache key none either)."""
+        if mode != "head":
+            return self
+        p = self.privacy
+        return DPSGD(p.target_epsilon, p.delta, p.max_grad_norm)
 
 
 def per_example_loss(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -125,6 +139,14 @@ class Privacy(TrustProperty):
         "target_epsilon": 8.0,
         "delta": 0.0,  # 0 means 1/(100 N), N the number of training e-mails (trainer.dp_delta)
         "max_grad_norm": 1.0,
+        # DP-SGD's own settings when it fine-tunes the strong model (a DP-SGD linear head keeps the head's):
+        # bias terms and head only (DP-BiTFiT, Bu et al. 2022), larger batches, higher learning rate, more
+        # epochs. With the plain settings (all top-layer weights, batch 32, lr 2e-4, 3 epochs) the DP-SGD strong
+        # models stayed at chance (0.54 against a non-private ceiling of 0.70); docs/properties.md has the sweep.
+        "dp_parameters": "biases",
+        "dp_batch_size": 128,
+        "dp_lr": 5e-3,
+        "dp_epochs": 10,
         "mia_size": 500,
         "reference_size": 2000,
         "extraction_size": 100,  # prompts per extraction attack (decoders only)
@@ -138,6 +160,10 @@ class Privacy(TrustProperty):
         "delta": Range("float", 0, 1, high_open=True, note="0 = 1/(100 N); must be below 1/N"),
         "max_grad_norm": Range("float", 0, low_open=True),
         "max_new_tokens": Range("int", 1),
+        "dp_parameters": Range("str", choices=("biases", "all")),
+        "dp_batch_size": Range("int", 0, note="0 = the fine-tuning mode's batch size"),
+        "dp_lr": Range("float", 0, note="0 = the fine-tuning mode's learning rate"),
+        "dp_epochs": Range("int", 0, note="0 = the fine-tuning mode's epochs"),
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
@@ -177,7 +203,13 @@ class Privacy(TrustProperty):
                 f"privacy.max_grad_norm is {clip}; per-example clipping needs a positive norm.",
                 "Pass e.g. --option privacy.max_grad_norm=1.",
             )
-        return DPSGD(epsilon, delta or None, clip)
+        return DPSGD(
+            epsilon, delta or None, clip,
+            parameters=str(options["dp_parameters"]),
+            batch_size=int(options["dp_batch_size"]) or None,
+            lr=float(options["dp_lr"]) or None,
+            epochs=int(options["dp_epochs"]) or None,
+        )
 
     def extraction(self, model: Any, data: PropertyData, members: Examples, unseen: Examples, options: Mapping[str, Any]) -> dict[str, float | None]:
         """Address extraction rates of a decoder's language model; all None for encoders."""
