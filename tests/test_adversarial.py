@@ -23,7 +23,19 @@ def _ctx(data_dir, tmp_path) -> DataContext:
 def test_loaders_read_the_mirror(data_dir, tmp_path):
     metric = Adversarial()
     data = metric.load_data(_ctx(data_dir, tmp_path), metric.options())
-    assert len(data.train) == 67349
+    # SST-2 train: 67,349 rows; 5 short phrases occur with both labels (10 rows dropped); no test text is a train text.
+    assert data.resources["hygiene"] == {
+        "train_rows_read": 67349,
+        "conflicting_label_texts": 5,
+        "conflicting_label_rows_dropped": 10,
+        "test_rows_duplicated_in_train": 0,
+        "test_rows_duplicated_in_train.sst2_dev": 0,
+        "test_rows_duplicated_in_train.advglue_original": 0,
+        "test_rows_duplicated_in_train.advglue_modified": 0,
+        "train_rows_dropped_as_test_duplicates": 0,
+        "train_rows_kept": 67339,
+    }
+    assert len(data.train) == 67339
     assert len(data.tests["sst2_dev"]) == 872
     original, modified = data.tests["advglue_original"], data.tests["advglue_modified"]
     assert len(original) == len(modified) == 131
