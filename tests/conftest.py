@@ -68,3 +68,19 @@ def install_fixture_package(name: str, tmp_path: Path) -> tuple[list[str], dict[
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(Path(__file__).parents[1])]), "COLUMNS": "200"}
     return [sys.executable, "-m", "w2sbench.cli"], env
+
+
+def adult_accuracy_from_predictions(run_dir: Path, data_dir: Path) -> dict[tuple[int, str], float]:
+    """``{(seed, cell): accuracy}`` of a fairness run, recomputed from its predictions file and adult.test's
+    labels (the share of test rows whose argmax class is the label): what a run's accuracy must equal."""
+    import numpy as np
+
+    from w2sbench.results import iter_predictions
+    from w2sbench_plugins.fairness import load_adult
+
+    labels = {r["_id"]: int(r["income"] == ">50K") for r in load_adult(str(data_dir / "adult" / "adult.test"), "test")}
+    return {
+        (r["seed"], r["cell"]): float(np.mean([labels[i] == int(np.argmax(p)) for i, p in zip(r["ids"], r["probabilities"], strict=True)]))
+        for r in iter_predictions(run_dir)
+        if r["property"] == "fairness" and r["test_set"] == "adult_test"
+    }

@@ -11,8 +11,9 @@ import torch
 from w2sbench.cli import main
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import DataContext, Examples, PenaltyContext, PropertyData
-from w2sbench.results import load_results
-from w2sbench_plugins.adversarial import Adversarial, AdversarialAugmentation, attack_scores, run_attack
+from w2sbench.results import iter_predictions, load_results
+from w2sbench_plugins._sst2 import fixed_subset, load_sst2
+from w2sbench_plugins.adversarial import Adversarial, AdversarialAugmentation, attack_scores, load_advglue_sst2, run_attack
 from w2sbench_plugins.adversarial._perturbations import CHARACTER_EDITS, perturb_texts
 
 
@@ -23,7 +24,19 @@ def _ctx(data_dir, tmp_path) -> DataContext:
 def test_loaders_read_the_mirror(data_dir, tmp_path):
     metric = Adversarial()
     data = metric.load_data(_ctx(data_dir, tmp_path), metric.options())
-    assert len(data.train) == 67349
+    # SST-2 train: 67,349 rows; 5 short phrases occur with both labels (10 rows dropped); no test text is a train text.
+    assert data.resources["hygiene"] == {
+        "train_rows_read": 67349,
+        "conflicting_label_texts": 5,
+        "conflicting_label_rows_dropped": 10,
+        "test_rows_duplicated_in_train": 0,
+        "test_rows_duplicated_in_train.sst2_dev": 0,
+        "test_rows_duplicated_in_train.advglue_original": 0,
+        "test_rows_duplicated_in_train.advglue_modified": 0,
+        "train_rows_dropped_as_test_duplicates": 0,
+        "train_rows_kept": 67339,
+    }
+    assert len(data.train) == 67339
     assert len(data.tests["sst2_dev"]) == 872
     original, modified = data.tests["advglue_original"], data.tests["advglue_modified"]
     assert len(original) == len(modified) == 131
@@ -113,8 +126,10 @@ def test_live_attacks_give_sane_rates(tiny_models):
         assert [o == "skipped" for o in outcomes] == (~correct).tolist()
         scores = attack_scores(outcomes)
         assert scores["clean_accuracy"] == pytest.approx(correct.mean())
-        assert 0.0 <= scores["success_rate"] <= 1.0
-        assert scores["accuracy_under_attack"] <= scores["clean_accuracy"]
+        # Every correctly classified example is attacked; each success flips one of them.
+        flipped = outcomes.count("successful")
+        assert scores["success_rate"] == flipped / correct.sum()
+        assert scores["accuracy_under_attack"] == (correct.sum() - flipped) / 12
         # The toy model keys on one sentiment word, so a one-word character edit flips some examples.
         assert "successful" in outcomes
         assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0)  # deterministic per seed
@@ -134,8 +149,18 @@ def test_run_reports_every_adversarial_metric(tiny_models, data_dir, tmp_path):
     assert prop["primary_trust_metric"] == "advglue_robust_accuracy"
     assert prop["data"]["tests"]["advglue_modified"]["rows"] == 131
     expected = {m.name for m in Adversarial.metrics} | {"accuracy", "auroc"}
+    # Recomputed from the predictions file and the benchmark's labels: AdvGLUE accuracy, and the attacked
+    # examples (the fixed 3 of the 40 dev rows) the model classified correctly before the attack.
+    sets = [*load_advglue_sst2(str(data_dir / "advglue" / "AdvGLUE.json")), load_sst2(data_dir / "sst2" / "dev.tsv", "dev")]
+    labels = {i: y for examples in sets for i, y in zip(examples.ids, examples.labels.tolist(), strict=True)}
+    predicted = {(r["cell"], r["test_set"]): [labels[i] == int(np.argmax(p)) for i, p in zip(r["ids"], r["probabilities"], strict=True)]
+                 for r in iter_predictions(out)}
     for cell, entry in prop["cells"].items():
         scores = entry["seeds"]["0"]
         assert expected <= set(scores), (cell, expected - set(scores))
-        for name in ("deepwordbug_accuracy_under_attack", "pruthi_accuracy_under_attack", "advglue_robust_accuracy"):
-            assert 0.0 <= scores[name] <= 1.0
+        assert scores["advglue_robust_accuracy"] == np.mean(predicted[(cell, "advglue_modified")])
+        clean = int(np.sum(np.asarray(predicted[(cell, "sst2_dev")])[fixed_subset(40, 3)]))
+        for attack in ("deepwordbug", "pruthi"):
+            rate, after = scores[f"{attack}_success_rate"], scores[f"{attack}_accuracy_under_attack"]
+            assert (rate is None) if clean == 0 else math.isclose(after * 3, clean * (1 - rate)), (cell, attack, clean, rate, after)
+        assert scores["accuracy_under_attack"] == np.mean([scores["deepwordbug_accuracy_under_attack"], scores["pruthi_accuracy_under_attack"]])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_FAIRNESS, install_fixture_package
+from tests.conftest import SMALL_FAIRNESS, adult_accuracy_from_predictions, install_fixture_package
 from w2sbench.cli import main
 from w2sbench.results import iter_predictions, load_results
 
@@ -28,9 +28,11 @@ def test_run_writes_every_cell_and_rerun_is_served_from_cache(tiny_models, data_
     prop = first["properties"]["fairness"]
     assert set(prop["cells"]) == CELLS
     assert first["timing"]["stages_computed"] > 0
-    for seed in ("0", "1"):
-        scores = prop["cells"]["vanilla"]["seeds"][seed]
-        assert 0.0 <= scores["accuracy"] <= 1.0
+    recomputed = adult_accuracy_from_predictions(out, data_dir)
+    assert len(recomputed) == 2 * len(CELLS)
+    for (seed, cell), accuracy in recomputed.items():
+        scores = prop["cells"][cell]["seeds"][str(seed)]
+        assert scores["accuracy"] == accuracy, (seed, cell)
         assert "demographic_parity_difference" in scores
     assert prop["cells"]["weak-wts-tft"]["references"] == {"weak": "weak-reg", "ceiling": "ceiling-reg"}
     assert set(prop["cells"]["vanilla"]["gap_recovered"]) >= {"accuracy", "demographic_parity_difference"}

@@ -40,6 +40,7 @@ def test_adult_duplicates_are_removed_and_counted(data_dir, tmp_path):
         "conflicting_label_texts": 604,
         "conflicting_label_rows_dropped": 2123,
         "test_rows_duplicated_in_train": 390,
+        "test_rows_duplicated_in_train.adult_test": 390,
         "train_rows_dropped_as_test_duplicates": 546,
         "train_rows_kept": 29892,
     }

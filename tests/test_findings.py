@@ -224,3 +224,72 @@ def test_a_primary_score_with_a_large_standard_error_is_reported_underpowered():
     assert underpowered_scores(prop) == {"dpd": 0.031}
     assert underpowered_scores(prop, limit=0.005) == {"dpd": 0.031, "accuracy": 0.02}
     assert underpowered_scores({"primary_trust_metric": "dpd", "cells": {}}) == {}
+
+
+def _power_prop() -> dict[str, Any]:
+    """Two cells; an example-level primary score, accuracy, and a live score (per-seed stderr None)."""
+    def cell(dpd: list[float], acc: list[float], live_se: float | None) -> dict[str, Any]:
+        return {
+            "stderr": {str(i): {"dpd": d, "accuracy": a, "mia": None} for i, (d, a) in enumerate(zip(dpd, acc, strict=True))},
+            "summary": {"mia": {"mean": 0.5, "stderr": live_se, "n": 3 if live_se is not None else 1}},
+        }
+
+    def row(metric: str) -> dict[str, Any]:
+        return {"strategy": "weak-wts-tft", "baseline": "vanilla", "metric": metric, "kind": "trust", "verdict": "no significant difference"}
+
+    return {
+        "primary_trust_metric": "dpd",
+        "cells": {"vanilla": cell([0.012, 0.025], [0.01, 0.015], 0.031), "weak-wts-tft": cell([0.011, 0.019], [0.009, 0.011], 0.004)},
+        "findings": {"comparisons": [row("dpd"), row("accuracy"), row("mia"), {**row("mia"), "baseline": "weak"}]},
+    }
+
+
+def test_comparisons_on_an_underpowered_score_are_marked():
+    from w2sbench.findings import mark_underpowered, score_stderr
+
+    prop = _power_prop()
+    prop["cells"]["weak"] = {"stderr": {"0": {"mia": None}}, "summary": {"mia": {"mean": 0.5, "stderr": None, "n": 1}}}
+    # example-level: the largest per-seed standard error; live: the standard error of the mean over seeds
+    assert [score_stderr(prop, "vanilla", m) for m in ("dpd", "accuracy", "mia")] == [0.025, 0.015, 0.031]
+    assert score_stderr(prop, "weak", "mia") is None  # a live score with one seed has none
+    assert mark_underpowered(prop) == 2
+    marks = [(r["score_stderr"], r["underpowered"]) for r in prop["findings"]["comparisons"]]
+    # dpd: max(0.025, 0.019); accuracy: max(0.015, 0.011); mia vs vanilla: max(0.031, 0.004); mia vs weak: 0.004 only
+    assert marks == [(0.025, True), (0.015, False), (0.031, True), (0.004, False)]
+    assert all(r["verdict"] == "no significant difference" for r in prop["findings"]["comparisons"])  # kept
+    assert mark_underpowered(prop, limit=0.001) == 4
+
+
+def test_a_live_primary_score_is_judged_by_its_standard_error_over_seeds():
+    from w2sbench.findings import mark_underpowered, underpowered_scores
+
+    prop = _run([VANILLA, WTS], metric=ToyLive())["properties"]["toy"]
+    live = next(r for r in prop["findings"]["comparisons"] if r["metric"] == "live_leak" and r["baseline"] == "vanilla")
+    # live_leak is 0.50, 0.51, 0.52 (+0.05 for weak-wts-tft) over seeds 0-2: std 0.01, standard error 0.01 / sqrt(3)
+    assert math.isclose(live["score_stderr"], 0.01 / math.sqrt(3)) and live["underpowered"] is False
+    assert "live_leak" not in underpowered_scores(prop) and "live_leak" in underpowered_scores(prop, limit=0.005)
+    mark_underpowered(prop, limit=0.005)
+    assert live["underpowered"] is True
+
+
+def test_the_findings_table_marks_underpowered_rows_with_a_footnote():
+    from rich.console import Console
+
+    prop = _power_prop()
+    from w2sbench.findings import mark_underpowered
+
+    mark_underpowered(prop)
+    prop["metrics"] = [{"name": "dpd", "higher_is_better": False}]
+    prop["findings"].update({"accuracy_gap": None, "resamples": 100})
+    prop["findings"]["comparisons"] = prop["findings"]["comparisons"][:2]  # the run's rows: primary and accuracy
+    prop["findings"]["comparisons"][1]["kind"] = "task"
+    for r in prop["findings"]["comparisons"]:
+        r.update({"effect": 0.01, "ci95": [-0.03, 0.05], "p_holm": 0.6})
+    console = Console(width=80, record=True)
+    render_findings({"settings": {"seeds": [0, 1, 2]}, "properties": {"toy": prop}}, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    flat = " ".join(text.split())
+    # the dpd row (standard error 0.025) is marked, the accuracy row (0.015) is not; the footnote names dpd
+    assert flat.count("difference *") == 1 and flat.count("difference") == 3
+    assert "* toy: dpd is underpowered (standard error up to 0.025 > 0.02)" in flat and "accuracy is underpowered" not in flat

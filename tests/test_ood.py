@@ -23,7 +23,9 @@ def _ctx(data_dir, tmp_path) -> DataContext:
 def test_loaders_read_the_mirror(data_dir, tmp_path):
     metric = OOD()
     data = metric.load_data(_ctx(data_dir, tmp_path), metric.options({"test_size": "0"}))
-    assert len(data.train) == 67349
+    hygiene = data.resources["hygiene"]  # 5 short phrases with both labels (10 rows); no test text in train
+    assert (hygiene["train_rows_read"], hygiene["conflicting_label_rows_dropped"], hygiene["train_rows_kept"]) == (67349, 10, 67339)
+    assert hygiene["test_rows_duplicated_in_train"] == 0 and len(data.train) == 67339
     assert set(data.tests) == {"sst2_dev"} | {style_test_name(s) for s in STYLES}
     dev = data.tests["sst2_dev"]
     assert len(dev) == 872

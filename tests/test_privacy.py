@@ -51,6 +51,16 @@ def test_load_data_gives_pool_and_fixed_test_subset(data_dir):
     data = metric.load_data(DataContext(data_dir, data_dir), metric.options({"test_size": "300"}))
     again = metric.load_data(DataContext(data_dir, data_dir), metric.options({"test_size": "300"}))
     assert len(data.train) == 12_917 and data.main_test == "enron_test"
+    # The loader's corpus-wide body deduplication leaves nothing for the shared check to drop.
+    assert data.resources["hygiene"] == {
+        "train_rows_read": 12_917,
+        "conflicting_label_texts": 0,
+        "conflicting_label_rows_dropped": 0,
+        "test_rows_duplicated_in_train": 0,
+        "test_rows_duplicated_in_train.enron_test": 0,
+        "train_rows_dropped_as_test_duplicates": 0,
+        "train_rows_kept": 12_917,
+    }
     assert len(data.tests["enron_test"]) == 300
     assert data.tests["enron_test"].ids == again.tests["enron_test"].ids
     names = {f"decodingtrust/privacy/enron_data/{f}" for f in ("email2name.json", "five_shot.json")}

@@ -75,6 +75,16 @@ def test_core_does_not_import_ray():
     assert done.stdout.strip() == "False"
 
 
+def test_every_entry_point_defaults_to_three_seeds():
+    from w2sbench.cli import build_parser
+    from w2sbench.runner import RunRequest
+    from w2sbench.settings import parse_seeds
+
+    assert parse_sweep({"pairs": ["a:b"]}).seeds == (0, 1, 2)
+    assert tuple(RunRequest().seeds) == (0, 1, 2)
+    assert parse_seeds(build_parser().parse_args(["run"]).seeds) == (0, 1, 2)
+
+
 def test_sweep_file_is_validated_and_shared_weak_models_get_their_own_tasks(tiny_models, data_dir, tmp_path):
     from w2sbench.plugin_manager import get_plugins
 

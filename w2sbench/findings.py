@@ -52,6 +52,8 @@ __all__ = [
     "gap_recovered_interval",
     "MAX_STDERR",
     "underpowered_scores",
+    "score_stderr",
+    "mark_underpowered",
 ]
 
 # Issue 14's power rule: a primary score whose standard error over test examples exceeds this cannot show
@@ -298,19 +300,48 @@ def correct_run(properties: Mapping[str, Any], alpha: float = ALPHA) -> int:
     return sum(p is not None for p in corrected)
 
 
-def underpowered_scores(prop: Mapping[str, Any], limit: float = MAX_STDERR) -> dict[str, float]:
-    """Of the property's primary trust metric and accuracy, those whose largest per-seed standard error
-    (over test-example resamples, ``cells[*].stderr``) in any cell exceeds ``limit``: {metric: largest SE}.
+def score_stderr(prop: Mapping[str, Any], cell: str, metric: str) -> float | None:
+    """The largest standard error of one cell's score, the quantity the power rule (``MAX_STDERR``) judges.
 
-    Live scores carry no per-example standard error (None) and are not judged here."""
+    A score computable from the predictions: the largest per-seed standard error over test-example
+    resamples (``cells[cell].stderr``). A live score (membership inference, live attacks: no per-example
+    record, its per-seed entries are None): the standard error of its mean over seeds
+    (``cells[cell].summary[metric].stderr``, std / sqrt(seeds)). None when neither exists (a live score
+    with one seed, or a cell without the score)."""
+    entry = prop.get("cells", {}).get(cell) or {}
+    per_seed = [
+        float(se[metric]) for se in (entry.get("stderr") or {}).values()
+        if isinstance(se, Mapping) and isinstance(se.get(metric), (int, float))
+    ]
+    if per_seed:
+        return max(per_seed)
+    over_seeds = ((entry.get("summary") or {}).get(metric) or {}).get("stderr")
+    return float(over_seeds) if isinstance(over_seeds, (int, float)) else None
+
+
+def underpowered_scores(prop: Mapping[str, Any], limit: float = MAX_STDERR) -> dict[str, float]:
+    """Of the property's primary trust metric and accuracy, those whose standard error (``score_stderr``)
+    in any cell exceeds ``limit``: {metric: largest standard error}."""
     out: dict[str, float] = {}
     for metric in (prop.get("primary_trust_metric"), "accuracy"):
-        values = [
-            float(se[metric])
-            for cell in prop.get("cells", {}).values()
-            for se in (cell.get("stderr") or {}).values()
-            if isinstance(se, Mapping) and isinstance(se.get(metric), (int, float))
-        ]
-        if metric and values and max(values) > limit:
+        if not metric:
+            continue
+        values = [se for cell in prop.get("cells", {}) if (se := score_stderr(prop, cell, metric)) is not None]
+        if values and max(values) > limit:
             out[metric] = max(values)
     return out
+
+
+def mark_underpowered(prop: dict[str, Any], limit: float = MAX_STDERR) -> int:
+    """Give every comparison of ``prop["findings"]`` its ``score_stderr`` (the larger ``score_stderr`` of the
+    two cells compared) and ``underpowered`` (True when it exceeds ``limit``; None when unknown), in place;
+    returns the number marked underpowered. The verdict is kept: a difference that is significant after
+    the Holm correction stands, but "no significant difference" on an underpowered score is not evidence
+    of no difference (issue 14's power rule; the findings table marks these rows with ``*``)."""
+    marked = 0
+    for row in (prop.get("findings") or {}).get("comparisons", []):
+        errors = [se for cell in (row["strategy"], row["baseline"]) if (se := score_stderr(prop, cell, row["metric"])) is not None]
+        row["score_stderr"] = max(errors) if errors else None
+        row["underpowered"] = None if row["score_stderr"] is None else bool(row["score_stderr"] > limit)
+        marked += bool(row["underpowered"])
+    return marked

@@ -65,12 +65,13 @@ def _table(name: str, prop: Mapping[str, Any]) -> Any:
     for row in prop["findings"]["comparisons"]:
         verdict = row.get("verdict") or "undefined"
         style = _VERDICT_STYLE.get(verdict)
+        mark = " *" if row.get("underpowered") else ""  # footnote: the underpowered lines under the table
         table.add_row(
             f"{row['strategy']} vs {row['baseline']}",
             "trust" if row["kind"] == "trust" else "accuracy",
             format_effect(row),
             format_p(row.get("p_holm")),
-            f"[{style}]{verdict}[/]" if style else verdict,
+            (f"[{style}]{verdict}[/]" if style else verdict) + mark,
         )
     return table
 
@@ -89,8 +90,9 @@ def render_findings(results: Mapping[str, Any], console: Any) -> int:
         console.print(escape(accuracy_gap_line(name, prop["findings"])), overflow="fold")
         for metric, se in underpowered_scores(prop).items():
             console.print(
-                escape(f"{name}: {metric} is underpowered (standard error up to {se:.3f} > {MAX_STDERR}); "
-                       "raise the property's test/evaluation size for differences of a few points to show."),
+                escape(f"* {name}: {metric} is underpowered (standard error up to {se:.3f} > {MAX_STDERR}); "
+                       "a 'no significant difference' on it is not evidence of none: raise the property's "
+                       "test/evaluation size (or the seeds, for live scores)."),
                 overflow="fold",
             )
     resamples = shown[0][1]["findings"].get("resamples")

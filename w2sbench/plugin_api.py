@@ -13,6 +13,7 @@ from w2sbench.design import split_pool
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.files import atomic_write_bytes, atomic_write_text
 from w2sbench.hookspecs import hookimpl
+from w2sbench.hygiene import remove_overlap
 from w2sbench.interfaces import (
     DataContext,
     EmbeddingAdversary,
@@ -60,6 +61,7 @@ __all__ = [
     "reference_cells",
     "dataset_file",
     "drop_empty_texts",
+    "remove_overlap",
     "file_sha256",
     "split_pool",
     "atomic_write_bytes",

@@ -27,6 +27,7 @@ from w2sbench.findings import (
     DEFAULT_RESAMPLES,
     correct_run,
     gap_recovered_interval,
+    mark_underpowered,
     property_findings,
     resample_scores,
     stderr_by_seed,
@@ -135,6 +136,7 @@ def _add_findings(
     for cell, se in stderr_by_seed(boot, names, cells).items():
         prop["cells"][cell]["stderr"] = se
         prop["cells"][cell]["intervals"] = findings["intervals"][cell]
+    mark_underpowered(prop)  # needs the per-seed standard errors just stored
     row = {c: j for j, c in enumerate(cells)}
     for s in strategies:
         refs = prop["cells"][s.name]["references"]

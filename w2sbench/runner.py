@@ -14,7 +14,7 @@ from w2sbench.models import ResolvedPair, check_input_lengths, resolve_pair
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.run_pairs import PairJob, execute_pairs
-from w2sbench.settings import RunSettings, parse_finetune, parse_list
+from w2sbench.settings import DEFAULT_SEEDS, RunSettings, parse_finetune, parse_list
 from w2sbench.teachers import default_strategies
 from w2sbench.training.config import FINETUNE_MODES, TrainConfig, default_train_config
 from w2sbench.training.device import resolve_device
@@ -31,7 +31,7 @@ class RunRequest:
     pair: str = DEFAULT_PAIR
     metrics: str | None = None  # None: every registered trust property
     strategies: str | None = None  # None: every registered strategy with in_default_run
-    seeds: Sequence[int] = (0,)
+    seeds: Sequence[int] = DEFAULT_SEEDS
     finetune: str | None = None  # None: full on GPU, the pair's CPU choice (or head) on CPU
     options: Mapping[str, Mapping[str, str]] | None = None
     train: Mapping[str, Mapping[str, str]] | None = None

@@ -9,7 +9,7 @@ from typing import Any
 from w2sbench.errors import W2SBenchError
 from w2sbench.training.config import FINETUNE_MODES
 
-__all__ = ["RunSettings", "parse_seeds", "parse_finetune", "parse_options", "parse_list", "settings_diff"]
+__all__ = ["RunSettings", "DEFAULT_SEEDS", "parse_seeds", "parse_finetune", "parse_options", "parse_list", "settings_diff"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ def parse_list(text: str, what: str) -> tuple[str, ...]:
     return items
 
 
+DEFAULT_SEEDS = (0, 1, 2)  # every entry point (run, sweep, RunRequest): three seeds give intervals over seeds (issue 14)
 MAX_SEED = 2**32 - 1
 MAX_SEEDS = 1000  # every seed trains every cell: more is a typo, not a plan
 

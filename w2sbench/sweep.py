@@ -21,7 +21,7 @@ from w2sbench.plugin_manager import Plugins
 from w2sbench.run_dir import default_run_dir
 from w2sbench.run_pairs import PairJob, SweepOutcome
 from w2sbench.runner import RunRequest, prepare
-from w2sbench.settings import data_dir_arg, parse_list, parse_seeds
+from w2sbench.settings import DEFAULT_SEEDS, data_dir_arg, parse_list, parse_seeds
 from w2sbench.stage_cache import cache_location
 
 __all__ = [
@@ -36,7 +36,7 @@ _KEYS = {
     "pairs": "list of WEAK:STRONG or named pairs (required)",
     "metrics": "list of trust properties [all registered]",
     "strategies": "list of strategies [the default ones: `w2sbench list strategies`]",
-    "seeds": "list of seeds or a range such as 0-4 [0]",
+    "seeds": "list of seeds or a range such as 0-4 [0, 1, 2]",
     "finetune": "head, lora, full or WEAK:STRONG",
     "options": "{METRIC: {KEY: VALUE}}",
     "train": "{MODE: {KEY: VALUE}}",
@@ -58,7 +58,7 @@ class SweepConfig:
     pairs: tuple[str, ...]
     metrics: tuple[str, ...] | None = None
     strategies: tuple[str, ...] | None = None
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
     finetune: str | None = None
     options: dict[str, dict[str, str]] = field(default_factory=dict)
     train: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -107,7 +107,7 @@ def parse_sweep(raw: Any, default_out: Path = Path("runs/sweep"), source: str = 
     if "pairs" not in raw:
         raise W2SBenchError(f"{source} names no pairs.", "Add e.g. `pairs: [pythia-70m:pythia-410m]`.")
     pairs = _names(raw["pairs"], "pairs", source)
-    seeds_raw = raw.get("seeds", 0)
+    seeds_raw = raw.get("seeds", list(DEFAULT_SEEDS))
     if isinstance(seeds_raw, list):
         seeds_raw = ",".join(str(s) for s in seeds_raw)
     executor = str(raw.get("executor", "local"))

@@ -27,9 +27,10 @@ from w2sbench.plugin_api import (
     dataset_file,
     file_sha256,
     hookimpl,
+    remove_overlap,
 )
 
-__all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics", "clean_overlap"]
+__all__ = ["Fairness", "GroupFairnessPenalty", "load_adult", "serialize_row", "group_metrics"]
 
 UPSTREAM = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
 COLUMNS = (
@@ -145,27 +146,6 @@ def group_metrics(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray)
     }
 
 
-def clean_overlap(train: Examples, tests: Mapping[str, Examples]) -> tuple[Examples, dict[str, int]]:
-    """Drop from the training pool every text that occurs with both labels, then every text that occurs in
-    a test set (exact string match); returns the cleaned pool and the counts (recorded as data hygiene)."""
-    labels: dict[str, set[int]] = {}
-    for text, label in zip(train.texts, train.labels.tolist(), strict=True):
-        labels.setdefault(text, set()).add(int(label))
-    conflicting = {t for t, seen in labels.items() if len(seen) > 1}
-    test_texts = {t for test in tests.values() for t in test.texts}
-    keep = [i for i, t in enumerate(train.texts) if t not in conflicting and t not in test_texts]
-    in_conflict = sum(t in conflicting for t in train.texts)
-    counts = {
-        "train_rows_read": len(train),
-        "conflicting_label_texts": len(conflicting),
-        "conflicting_label_rows_dropped": in_conflict,
-        "test_rows_duplicated_in_train": sum(t in labels for test in tests.values() for t in test.texts),
-        "train_rows_dropped_as_test_duplicates": sum(t in test_texts and t not in conflicting for t in train.texts),
-        "train_rows_kept": len(keep),
-    }
-    return train.subset(keep), counts
-
-
 class GroupFairnessPenalty(Regularizer):
     """Differentiable group-fairness penalty on a batch: the absolute gap in mean predicted positive
     probability between groups (demographic parity), or that gap within each label (equalized odds)."""
@@ -250,7 +230,7 @@ class Fairness(TrustProperty):
             # A fixed subset, the same for every seed, so seeds differ only in training.
             test = test.subset(np.sort(np.random.default_rng(12345).choice(len(test), n, replace=False)))
         # The serialization leaves out fnlwgt and education-num, so distinct census rows can share a text.
-        train, hygiene = clean_overlap(train, {"adult_test": test})
+        train, hygiene = remove_overlap(train, {"adult_test": test})
         return PropertyData(
             train=train,
             tests={"adult_test": test},

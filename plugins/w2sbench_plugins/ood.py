@@ -25,6 +25,7 @@ from w2sbench.plugin_api import (
     did_you_mean,
     file_sha256,
     hookimpl,
+    remove_overlap,
 )
 from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits
@@ -158,8 +159,10 @@ class OOD(TrustProperty):
         tests = {"sst2_dev": dev.subset(keep)}
         for style, examples in load_styles(str(style_path), styles, len(dev)).items():
             tests[style_test_name(style)] = examples.subset(keep)
+        # SST-2 train holds phrases of the treebank's sentences, some equal to a dev sentence (docs/data.md).
+        train, hygiene = remove_overlap(load_sst2(train_path, "train"), tests)
         return PropertyData(
-            train=load_sst2(train_path, "train"),
+            train=train,
             tests=tests,
             main_test="sst2_dev",
             label_names=SST2_LABELS,
@@ -168,6 +171,7 @@ class OOD(TrustProperty):
                 "sst2/dev.tsv": file_sha256(dev_path),
                 "decodingtrust/ood/style.json": file_sha256(style_path),
             },
+            resources={"hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:

@@ -32,6 +32,7 @@ from w2sbench.plugin_api import (
     did_you_mean,
     file_sha256,
     hookimpl,
+    remove_overlap,
 )
 from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
 from w2sbench_plugins.adversarial._perturbations import (
@@ -299,13 +300,16 @@ class Adversarial(TrustProperty):
         advglue_path = dataset_file(ctx, "advglue/AdvGLUE.json", ADVGLUE_URL)
         dev = load_sst2(dev_path, "dev")
         original, modified = load_advglue_sst2(str(advglue_path))
+        tests = {
+            "sst2_dev": dev.subset(fixed_subset(len(dev), int(options["test_size"]))),
+            "advglue_original": original,
+            "advglue_modified": modified,
+        }
+        # AdvGLUE's originals are SST-2 dev sentences; SST-2 train phrases can equal them (docs/data.md).
+        train, hygiene = remove_overlap(load_sst2(train_path, "train"), tests)
         return PropertyData(
-            train=load_sst2(train_path, "train"),
-            tests={
-                "sst2_dev": dev.subset(fixed_subset(len(dev), int(options["test_size"]))),
-                "advglue_original": original,
-                "advglue_modified": modified,
-            },
+            train=train,
+            tests=tests,
             main_test="sst2_dev",
             label_names=SST2_LABELS,
             sources={
@@ -313,6 +317,7 @@ class Adversarial(TrustProperty):
                 "sst2/dev.tsv": file_sha256(dev_path),
                 "advglue/AdvGLUE.json": file_sha256(advglue_path),
             },
+            resources={"hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:

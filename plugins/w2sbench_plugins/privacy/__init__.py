@@ -30,6 +30,7 @@ from w2sbench.plugin_api import (
     drop_empty_texts,
     file_sha256,
     hookimpl,
+    remove_overlap,
     split_pool,
 )
 from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
@@ -175,13 +176,15 @@ class Privacy(TrustProperty):
         if 0 < n < len(test):
             # A fixed subset, the same for every seed, so seeds differ only in training.
             test = test.subset(np.sort(np.random.default_rng(_TEST_SUBSET_SEED).choice(len(test), n, replace=False)))
+        # enron_examples already drops every body seen twice in the corpus; this checks and records it (docs/data.md).
+        train, hygiene = remove_overlap(splits["train"], {"enron_test": test})
         return PropertyData(
-            train=splits["train"],
+            train=train,
             tests={"enron_test": test},
             main_test="enron_test",
             label_names=("received", "sent"),
             sources={**sources, **name_sources},
-            resources={"names": names},
+            resources={"names": names, "hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
