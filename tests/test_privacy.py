@@ -221,7 +221,7 @@ def test_a_dp_head_keeps_its_settings_and_its_cache_key():
     regularizer = Privacy().regularizer(Privacy().options({}))
     assert regularizer.privacy.key() == {
         "target_epsilon": 8.0, "delta": None, "max_grad_norm": 1.0, "accounting": "every-poisson-batch",
-        "parameters": "biases", "batch_size": 128, "lr": 5e-3, "epochs": 10,
+        "parameters": "biases", "batch_size": 128, "lr": 2e-2, "epochs": 5,
     }
     head = regularizer.for_training("weak", "head")
     assert head.config()["privacy"] == {

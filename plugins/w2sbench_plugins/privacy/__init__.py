@@ -141,13 +141,13 @@ class Privacy(TrustProperty):
         "delta": 0.0,  # 0 means 1/(100 N), N the number of training e-mails (trainer.dp_delta)
         "max_grad_norm": 1.0,
         # DP-SGD's own settings when it fine-tunes the strong model (a DP-SGD linear head keeps the head's):
-        # bias terms and head only (DP-BiTFiT, Bu et al. 2022), larger batches, higher learning rate, more
+        # bias terms and head only (DP-BiTFiT, Bu et al. 2022), larger batches, a higher learning rate, more
         # epochs. With the plain settings (all top-layer weights, batch 32, lr 2e-4, 3 epochs) the DP-SGD strong
         # models stayed at chance (0.54 against a non-private ceiling of 0.70); docs/properties.md has the sweep.
         "dp_parameters": "biases",
         "dp_batch_size": 128,
-        "dp_lr": 5e-3,
-        "dp_epochs": 10,
+        "dp_lr": 2e-2,
+        "dp_epochs": 5,
         "mia_size": 500,
         "reference_size": 2000,
         "extraction_size": 100,  # prompts per extraction attack (decoders only)
