@@ -1,6 +1,9 @@
-"""One-time offline preparation: NLTK stopwords for textattack, which otherwise downloads them at import.
+"""NLTK stopwords for textattack, which otherwise downloads them at import (the adversarial plugin's only
+offline preparation).
 
-Run by scripts/setup.sh; safe to run again. The word list comes from scikit-learn's English stop words.
+``_perturbations`` calls ``ensure_stopwords`` before it imports textattack; scripts/setup.sh also runs this
+module once (``python -m w2sbench_plugins.adversarial._stopwords``); safe to run again. The word list is
+scikit-learn's English stop words, written to ``$NLTK_DATA`` (default ``~/nltk_data``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ __all__ = ["nltk_data_dir", "ensure_stopwords"]
 
 
 def nltk_data_dir() -> Path:
+    """Where NLTK (and so textattack) looks for its data: ``$NLTK_DATA``, else ``~/nltk_data``."""
     return Path(os.environ.get("NLTK_DATA", Path.home() / "nltk_data"))
 
 
 def ensure_stopwords() -> Path:
+    """Write ``corpora/stopwords/english`` under ``nltk_data_dir()`` unless it exists; returns its path."""
     target = nltk_data_dir() / "corpora" / "stopwords" / "english"
     if not target.is_file():
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
