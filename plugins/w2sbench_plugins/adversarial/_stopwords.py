@@ -1,9 +1,8 @@
 """NLTK stopwords for textattack, which otherwise downloads them at import (the adversarial plugin's only
 offline preparation).
 
-``_perturbations`` calls ``ensure_stopwords`` before it imports textattack; scripts/setup.sh also runs this
-module once (``python -m w2sbench_plugins.adversarial._stopwords``); safe to run again. The word list is
-scikit-learn's English stop words, written to ``$NLTK_DATA`` (default ``~/nltk_data``).
+``_perturbations`` calls ``ensure_stopwords`` before it imports textattack; scripts/setup.sh also calls it
+once; safe to call again. The word list is scikit-learn's English stop words, written to ``$NLTK_DATA`` (default ``~/nltk_data``).
 """
 
 from __future__ import annotations
@@ -28,7 +27,3 @@ def ensure_stopwords() -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(sorted(ENGLISH_STOP_WORDS)) + "\n")
     return target
-
-
-if __name__ == "__main__":
-    print(f"NLTK stopwords at {ensure_stopwords()}")
