@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from w2sbench.design import task_scores
-from w2sbench.findings import comparison_pairs, design_of
+from w2sbench.design import design_of, task_scores
+from w2sbench.findings import comparison_pairs
 from w2sbench.findings_table import render_findings
 from w2sbench.interfaces import Examples, MetricInfo, PropertyData, Strategy, TrustProperty
 from w2sbench.results import build_property_result, build_results

@@ -26,14 +26,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from scipy import stats as st
 
-from w2sbench.design import task_scores
-from w2sbench.interfaces import Strategy
+from w2sbench.design import REG_CEILING, StrategyDesign, task_scores
 from w2sbench.stats import (
     gap_recovered_summary,
     holm,
@@ -45,9 +44,6 @@ from w2sbench.stats import (
 __all__ = [
     "ALPHA",
     "DEFAULT_RESAMPLES",
-    "StrategyDesign",
-    "design_of",
-    "design_from_cell",
     "comparison_pairs",
     "headline_pairs",
     "plain_baseline",
@@ -68,53 +64,6 @@ MAX_STDERR = 0.02
 
 ALPHA = 0.05
 DEFAULT_RESAMPLES = 200
-_REG_CEILING = "ceiling-reg"
-
-
-@dataclass(frozen=True)
-class StrategyDesign:
-    """What the comparison list knows of a strategy (``w2sbench.interfaces.Strategy``).
-
-    ``regularize_weak`` / ``regularize_strong``: which phases get the trust regularizer. ``plain``: plain
-    transfer, i.e. the run's weak model alone teaches and the strong model learns its soft labels with
-    cross-entropy (a ``Strategy`` itself, not a subclass, ``transfer="soft"``, ``loss=None``). The paper's
-    strategies (Pawelczyk et al. 2025, Sec. 4) are the plain ones with no phase, the weak phase, and both
-    phases regularized."""
-
-    name: str
-    regularize_weak: bool
-    regularize_strong: bool
-    plain: bool
-
-    def as_dict(self) -> dict[str, bool]:
-        """The form recorded in results.json (``cells[strategy].design``)."""
-        return {"regularize_weak": self.regularize_weak, "regularize_strong": self.regularize_strong, "plain": self.plain}
-
-
-def design_of(strategy: Strategy) -> StrategyDesign:
-    """The design of a registered strategy, read from its attributes."""
-    teachers = strategy.teacher_list()
-    plain = (
-        type(strategy) is Strategy and strategy.transfer == "soft" and strategy.loss is None
-        and len(teachers) == 1 and teachers[0].is_default() and teachers[0].regularized == strategy.regularize_weak
-    )
-    return StrategyDesign(strategy.name, strategy.regularize_weak, strategy.regularize_strong, plain)
-
-
-def design_from_cell(name: str, cell: Mapping[str, Any], registered: Strategy | None = None) -> StrategyDesign:
-    """A strategy's design from its results.json or submission cell: the recorded ``design``; else that of
-    the ``registered`` strategy of this name; else (older results) read from its reference cells, taking
-    any strategy taught by the run's weak model as plain."""
-    recorded = cell.get("design")
-    if isinstance(recorded, Mapping):
-        return StrategyDesign(name, bool(recorded.get("regularize_weak")), bool(recorded.get("regularize_strong")), bool(recorded.get("plain")))
-    if registered is not None:
-        return design_of(registered)
-    refs = cell.get("references") or {}
-    weak = refs.get("weak")
-    return StrategyDesign(name, weak == "weak-reg", refs.get("ceiling") == _REG_CEILING, weak in ("weak", "weak-reg"))
-
-
 def _ladder(designs: Sequence[StrategyDesign]) -> list[str]:
     """The plain strategies, the first of the run's order for each set of regularized phases, from the least
     to the most regularized: the paper's vanilla, weak-tft, weak-wts-tft."""
@@ -153,10 +102,10 @@ def comparison_pairs(designs: Sequence[StrategyDesign], cells: Sequence[str]) ->
             if ref == d.name or (d.name in ladder and ladder.index(ref) > ladder.index(d.name)):
                 continue
             pairs.append((d.name, ref))
-        if d.regularize_strong and _REG_CEILING in cells:
-            pairs.append((d.name, _REG_CEILING))
+        if d.regularize_strong and REG_CEILING in cells:
+            pairs.append((d.name, REG_CEILING))
     for d in designs:
-        ceiling = _REG_CEILING if d.regularize_strong else "ceiling"
+        ceiling = REG_CEILING if d.regularize_strong else "ceiling"
         if not any(d.name in pair for pair in pairs) and ceiling in cells:
             pairs.append((d.name, ceiling))
     return pairs

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from w2sbench.findings import StrategyDesign, design_from_cell, headline_pairs, seed_paired_test
+from w2sbench.design import StrategyDesign, design_from_cell
+from w2sbench.findings import headline_pairs, seed_paired_test
 from w2sbench.stats import improvement
 
 __all__ = [

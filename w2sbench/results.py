@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 
 from w2sbench import __version__
-from w2sbench.design import BASELINE_CELLS
+from w2sbench.design import BASELINE_CELLS, design_of
 from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_bytes, atomic_write_json
 from w2sbench.findings import (
     DEFAULT_RESAMPLES,
     correct_run,
-    design_of,
     gap_recovered_interval,
     property_findings,
     resample_scores,
