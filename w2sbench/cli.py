@@ -208,7 +208,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             base = name.rsplit("+", 1)[0]
             if "+" not in name or base not in plugins.strategies:
                 described.add_row(name, strategy.description, plugins.strategies.owners[name])
-        table.caption = "M+weak-tft, M+weak-wts-tft: method M with the paper's regularization (docs/strategies.md)"
+        if any("+" in name for name in plugins.strategies.names()):
+            table.caption = "M+S: transfer method M with strategy S's regularized phases (docs/strategies.md)"
         _console().print(table)
         _console().print(described)
         return 0
