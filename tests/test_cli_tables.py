@@ -28,3 +28,24 @@ def test_list_tables_fit_80_columns_with_identifiers_whole(what, capsys, monkeyp
     assert names
     for name in names:
         assert name in text, name
+
+
+def test_list_options_keeps_keys_and_default_values_whole_at_80_columns(capsys, monkeypatch):
+    from w2sbench.cli_tables import option_table
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    capsys.readouterr()
+    assert main(["list", "options"]) == 0
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    words = {w for line in text.splitlines() for w in line.replace("│", " ").split()}
+    rows = option_table(get_plugins().trust_properties.items.values())
+    assert len(rows) > 50
+    for setting, default, _ in rows:
+        flag, name = setting.split(" ")
+        owner, key = name.split(".", 1)
+        assert f"{flag} {owner}.KEY=VALUE" in text, setting
+        assert key in words, setting  # the key on one line, never cut
+        for word in default.split():  # a list default wraps only between its items
+            assert word in words, (setting, word)

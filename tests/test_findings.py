@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from w2sbench.design import task_scores
+from w2sbench.design import design_of, task_scores
 from w2sbench.findings import comparison_pairs
 from w2sbench.findings_table import render_findings
 from w2sbench.interfaces import Examples, MetricInfo, PropertyData, Strategy, TrustProperty
@@ -154,13 +154,15 @@ def test_unresolved_gap_is_undefined_with_the_measured_gap():
 
 
 def test_pairs_without_the_paper_strategies_and_with_new_ones():
-    strong = {"weak-wts-tft": True}
+    def pairs(*strategies: Strategy) -> list[tuple[str, str]]:
+        return comparison_pairs([design_of(s) for s in strategies], cells)
+
     cells = ["weak", "ceiling", "ceiling-reg"]
-    assert comparison_pairs(["vanilla", "weak-tft"], strong, cells) == [("weak-tft", "vanilla")]
-    assert comparison_pairs(["vanilla", "weak-tft", "weak-wts-tft", "aux-conf"], strong, cells)[-3:] == [
+    assert pairs(VANILLA, WEAK_TFT) == [("weak-tft", "vanilla")]
+    assert pairs(VANILLA, WEAK_TFT, WTS, AUX)[-3:] == [
         ("aux-conf", "vanilla"), ("aux-conf", "weak-tft"), ("aux-conf", "weak-wts-tft"),
     ]
-    assert comparison_pairs(["aux-conf"], {}, cells) == [("aux-conf", "ceiling")]  # never silently no finding
+    assert pairs(AUX) == [("aux-conf", "ceiling")]  # never silently no finding
     rows = _rows(_run([VANILLA, AUX], seeds=(0,)))
     assert set(rows) == {("aux-conf", "vanilla", "trust"), ("aux-conf", "vanilla", "task")}
     assert rows[("aux-conf", "vanilla", "task")]["method"] == "bootstrap over 1 seed x test examples"

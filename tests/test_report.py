@@ -104,8 +104,10 @@ def test_comparison_orientation_for_higher_is_better():
         "metrics": [{"name": "robust_accuracy", "higher_is_better": True, "kind": "trust"}],
         "cells": {
             name: {"role": "strategy", "seeds": {str(s): {"robust_accuracy": v + 0.01 * s} for s in range(3)},
-                   "summary": {"robust_accuracy": summarize([v + 0.01 * s for s in range(3)])}}
-            for name, v in (("vanilla", 0.5), ("weak-tft", 0.52), ("weak-wts-tft", 0.6))
+                   "summary": {"robust_accuracy": summarize([v + 0.01 * s for s in range(3)])},
+                   "references": {"weak": weak, "ceiling": ceiling}}  # the comparisons are read from these
+            for name, v, weak, ceiling in (("vanilla", 0.5, "weak", "ceiling"), ("weak-tft", 0.52, "weak-reg", "ceiling"),
+                                           ("weak-wts-tft", 0.6, "weak-reg", "ceiling-reg"))
         },
     }
     rows = comparisons(prop)

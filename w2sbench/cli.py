@@ -176,17 +176,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     plugins = _plugins()
-    from rich.markup import escape
+    from w2sbench.cli_tables import ListTable, list_metrics, list_options
 
-    from w2sbench.cli_tables import list_column, list_metrics, option_table
-
-    table = Table()
-    table.add_column = list_column(table)  # type: ignore[method-assign]
-    add_row = table.add_row  # names such as hf:<org>/<name>[@revision] are text, not rich markup
-    table.add_row = lambda *cells: add_row(*(escape(str(c)) for c in cells))  # type: ignore[method-assign]
+    table = ListTable()  # identifiers whole; names such as hf:<org>/<name>[@revision] are text, not rich markup
     if args.what == "pairs":
         for col in ("pair", "weak -> strong", "CPU fine-tune", "description"):
             table.add_column(col)
@@ -207,8 +200,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         # method's description with room to wrap (a composition M+weak-tft shares M's description).
         for col in ("strategy", "regularize", "teachers", "targets, loss", "default"):
             table.add_column(col)
-        described = Table()
-        described.add_column = list_column(described)  # type: ignore[method-assign]
+        described = ListTable()
         for col in ("strategy", "description", "plugin"):
             described.add_column(col)
         for name, strategy in plugins.strategies.items.items():
@@ -216,7 +208,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             base = name.rsplit("+", 1)[0]
             if "+" not in name or base not in plugins.strategies:
                 described.add_row(name, strategy.description, plugins.strategies.owners[name])
-        table.caption = "M+weak-tft, M+weak-wts-tft: method M with the paper's regularization (docs/strategies.md)"
+        if any("+" in name for name in plugins.strategies.names()):
+            table.caption = "M+S: transfer method M with strategy S's regularized phases (docs/strategies.md)"
         _console().print(table)
         _console().print(described)
         return 0
@@ -224,10 +217,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         list_metrics(_console(), plugins)
         return 0
     elif args.what == "options":
-        for col in ("setting", "default", "valid values"):
-            table.add_column(col)
-        for row in option_table(plugins.trust_properties.items.values()):
-            table.add_row(*row)
+        list_options(_console(), plugins.trust_properties.items.values())
+        return 0
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)

@@ -2,12 +2,14 @@
 
 One home for what pipeline, results, report, findings and the leaderboard validator must agree on
 (Pawelczyk et al. 2025, Sec. 4: weak and ceiling baselines, with and without the trust regularizer;
-one strong model per strategy; the same test rows for every cell and seed).
+one strong model per strategy; the same test rows for every cell and seed), and what the findings'
+comparison list knows of each strategy (``StrategyDesign``: the phases regularized, plain transfer or not).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,11 +17,15 @@ from sklearn.metrics import roc_auc_score
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.finite import require_finite_probabilities
-from w2sbench.interfaces import Examples, PropertyData, TrustProperty
+from w2sbench.interfaces import Examples, PropertyData, Strategy, TrustProperty
 
-__all__ = ["BASELINE_CELLS", "split_pool", "split_sizes", "task_scores", "merge_seeds", "call_plugin"]
+__all__ = [
+    "BASELINE_CELLS", "REG_CEILING", "split_pool", "split_sizes", "task_scores", "merge_seeds", "call_plugin",
+    "StrategyDesign", "design_of", "design_from_cell",
+]
 
 BASELINE_CELLS = ("weak", "weak-reg", "ceiling", "ceiling-reg")
+REG_CEILING = "ceiling-reg"  # the ceiling trained with the trust regularizer
 
 
 def split_pool(pool: Examples, seed: int, sizes: tuple[int, int, int]) -> tuple[Examples, Examples, Examples]:
@@ -73,3 +79,45 @@ def call_plugin(metric: TrustProperty, what: str, call: Any) -> Any:
             "If it read a dataset file, check that the file is the original (docs/data.md lists them and their "
             "sources); otherwise report the bug to the plugin's authors (rerun with --debug for the traceback).",
         ) from exc
+
+
+@dataclass(frozen=True)
+class StrategyDesign:
+    """What the comparison list knows of a strategy (``w2sbench.interfaces.Strategy``).
+
+    ``regularize_weak`` / ``regularize_strong``: which phases get the trust regularizer. ``plain``: plain
+    transfer, i.e. the run's weak model alone teaches and the strong model learns its soft labels with
+    cross-entropy (a ``Strategy`` itself, not a subclass, ``transfer="soft"``, ``loss=None``). The paper's
+    strategies (Pawelczyk et al. 2025, Sec. 4) are the plain ones with no phase, the weak phase, and both
+    phases regularized."""
+
+    name: str
+    regularize_weak: bool
+    regularize_strong: bool
+    plain: bool
+
+    def as_dict(self) -> dict[str, bool]:
+        """The form recorded in results.json (``cells[strategy].design``)."""
+        return {"regularize_weak": self.regularize_weak, "regularize_strong": self.regularize_strong, "plain": self.plain}
+
+
+def design_of(strategy: Strategy) -> StrategyDesign:
+    """The design of a registered strategy, read from its attributes."""
+    teachers = strategy.teacher_list()
+    plain = (
+        type(strategy) is Strategy and strategy.transfer == "soft" and strategy.loss is None
+        and len(teachers) == 1 and teachers[0].is_default() and teachers[0].regularized == strategy.regularize_weak
+    )
+    return StrategyDesign(strategy.name, strategy.regularize_weak, strategy.regularize_strong, plain)
+
+
+def design_from_cell(name: str, cell: Mapping[str, Any]) -> StrategyDesign:
+    """A strategy's design from its results.json cell (the recorded ``design``) or, for older results and
+    leaderboard submissions, which do not record it, from its reference cells, taking any strategy taught by
+    the run's weak model alone as plain."""
+    recorded = cell.get("design")
+    if isinstance(recorded, Mapping):
+        return StrategyDesign(name, bool(recorded.get("regularize_weak")), bool(recorded.get("regularize_strong")), bool(recorded.get("plain")))
+    refs = cell.get("references") or {}
+    weak = refs.get("weak")
+    return StrategyDesign(name, weak == "weak-reg", refs.get("ceiling") == REG_CEILING, weak in ("weak", "weak-reg"))

@@ -1,8 +1,8 @@
 """Findings: does trust transfer weak-to-strong, per property, with statistics that hold up.
 
-For each trust property of a run this module computes paired comparisons between cells (every strategy
-against ``vanilla`` and against the paper's strategies present; ``weak-wts-tft`` against ``ceiling-reg``)
-on the property's primary trust score and on task accuracy, plus the accuracy gap (ceiling - weak), the
+For each trust property of a run this module computes paired comparisons between cells (``comparison_pairs``:
+every strategy against plain transfer and the paper's other strategies present, each strategy that
+regularizes the strong model against ``ceiling-reg``) on the property's primary trust score and on task accuracy, plus the accuracy gap (ceiling - weak), the
 gap recovered of every strategy and a standard error for every score.
 
 Statistics (docs/results.md):
@@ -15,7 +15,8 @@ Statistics (docs/results.md):
   p-value (scipy.stats.norm): percentile p-values cannot go below 1/(resamples + 1), too coarse for a
   Holm correction over dozens of comparisons.
 * Live scores (computed by the trust property on the model itself, e.g. membership inference, live attacks)
-  have no per-example record: a paired t-test over seeds (scipy.stats.ttest_rel) and its t interval.
+  have no per-example record: a paired t-test over seeds (``seed_paired_test``, scipy) and its t interval.
+  The leaderboard, which holds per-seed scores only, uses the same test, comparison list and verdict rule.
 * Holm's correction over all comparisons of the run (statsmodels' multipletests), then a verdict per
   comparison from the corrected p-value: ``better`` / ``worse`` (at 0.05) or ``no significant difference``.
 """
@@ -29,8 +30,9 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from scipy import stats as st
 
-from w2sbench.design import task_scores
+from w2sbench.design import REG_CEILING, StrategyDesign, task_scores
 from w2sbench.stats import (
     gap_recovered_summary,
     holm,
@@ -42,8 +44,10 @@ from w2sbench.stats import (
 __all__ = [
     "ALPHA",
     "DEFAULT_RESAMPLES",
-    "PAPER_STRATEGIES",
     "comparison_pairs",
+    "headline_pairs",
+    "plain_baseline",
+    "seed_paired_test",
     "resample_scores",
     "property_findings",
     "correct_run",
@@ -62,28 +66,50 @@ MAX_STDERR = 0.02
 
 ALPHA = 0.05
 DEFAULT_RESAMPLES = 200
-# The paper's strategies, in order: plain transfer, weak model regularized, both models regularized.
-PAPER_STRATEGIES = ("vanilla", "weak-tft", "weak-wts-tft")
-_REG_CEILING = "ceiling-reg"
+def _ladder(designs: Sequence[StrategyDesign]) -> list[str]:
+    """The plain strategies, the first of the run's order for each set of regularized phases, from the least
+    to the most regularized: the paper's vanilla, weak-tft, weak-wts-tft."""
+    first: dict[tuple[bool, bool], StrategyDesign] = {}
+    for d in designs:
+        if d.plain:
+            first.setdefault((d.regularize_weak, d.regularize_strong), d)
+    order = sorted(first.values(), key=lambda d: (d.regularize_weak + d.regularize_strong, not d.regularize_weak))
+    return [d.name for d in order]
 
 
-def comparison_pairs(strategies: Sequence[str], regularize_strong: Mapping[str, bool], cells: Sequence[str]) -> list[tuple[str, str]]:
-    """(strategy, baseline) pairs: each strategy against vanilla and the paper's strategies present
-    (the paper's own pairs one way only), and each strategy that regularizes the strong model against
-    ``ceiling-reg``; a strategy in no pair at all is compared with its ceiling."""
-    present = [s for s in PAPER_STRATEGIES if s in strategies]
+def plain_baseline(designs: Sequence[StrategyDesign]) -> str | None:
+    """The plain transfer strategy with no regularized phase (the paper's vanilla), or None."""
+    ladder = _ladder(designs)
+    first = next((d for d in designs if ladder and d.name == ladder[0]), None)
+    if first is None or first.regularize_weak or first.regularize_strong:
+        return None
+    return first.name
+
+
+def headline_pairs(designs: Sequence[StrategyDesign]) -> list[tuple[str, str]]:
+    """The paper's question: the most regularized plain strategy against each less regularized one
+    (weak-wts-tft against vanilla and weak-tft)."""
+    ladder = _ladder(designs)
+    return [(ladder[-1], ref) for ref in ladder[:-1]]
+
+
+def comparison_pairs(designs: Sequence[StrategyDesign], cells: Sequence[str]) -> list[tuple[str, str]]:
+    """(strategy, baseline) pairs: each strategy against the plain strategies present (``_ladder``; a plain
+    strategy only against the less regularized ones), and each strategy that regularizes the strong model
+    against ``ceiling-reg``; a strategy in no pair at all is compared with its ceiling."""
+    ladder = _ladder(designs)
     pairs: list[tuple[str, str]] = []
-    for s in strategies:
-        for ref in present:
-            if ref == s or (s in PAPER_STRATEGIES and PAPER_STRATEGIES.index(ref) > PAPER_STRATEGIES.index(s)):
+    for d in designs:
+        for ref in ladder:
+            if ref == d.name or (d.name in ladder and ladder.index(ref) > ladder.index(d.name)):
                 continue
-            pairs.append((s, ref))
-        if regularize_strong.get(s) and _REG_CEILING in cells:
-            pairs.append((s, _REG_CEILING))
-    for s in strategies:
-        ceiling = _REG_CEILING if regularize_strong.get(s) else "ceiling"
-        if not any(s in pair for pair in pairs) and ceiling in cells:
-            pairs.append((s, ceiling))
+            pairs.append((d.name, ref))
+        if d.regularize_strong and REG_CEILING in cells:
+            pairs.append((d.name, REG_CEILING))
+    for d in designs:
+        ceiling = REG_CEILING if d.regularize_strong else "ceiling"
+        if not any(d.name in pair for pair in pairs) and ceiling in cells:
+            pairs.append((d.name, ceiling))
     return pairs
 
 
@@ -184,21 +210,32 @@ def _difference(boot: Mapping[str, Any], a: int, b: int, k: int, higher: bool) -
     return _paired_t(per_seed, effect)
 
 
-def _paired_t(per_seed: np.ndarray, effect: float | None) -> dict[str, Any]:
-    from scipy import stats as st
-
-    diffs = per_seed[~np.isnan(per_seed)]
-    out: dict[str, Any] = {"effect": effect, "stderr": None, "ci95": None, "p_value": None,
-                           "method": f"paired t-test over {len(diffs)} seeds (live score)"}
-    if len(diffs) < 2:
-        out["method"] = "none: live score with 1 seed (run more seeds)"
+def seed_paired_test(differences: Sequence[float]) -> dict[str, Any]:
+    """Paired t-test over seeds of per-seed differences (strategy - baseline, oriented so that positive is
+    better): ``effect`` (mean), ``stderr``, ``ci95`` (t interval), two-sided ``p_value`` (scipy.stats.ttest_1samp)
+    and ``n``. With fewer than 2 seeds: no stderr, interval or p-value. Identical differences on every seed
+    (a spread below 1e-12 of the effect: float noise) give the t statistic's limit: p = 0 for a nonzero
+    effect, 1 for a zero one, and the interval [effect, effect]."""
+    diffs = np.asarray([float(d) for d in differences], dtype=float)
+    n = len(diffs)
+    out: dict[str, Any] = {"effect": float(diffs.mean()) if n else None, "stderr": None, "ci95": None, "p_value": None, "n": n}
+    if n < 2:
         return out
     summary = summarize(list(diffs))
-    out["stderr"], out["ci95"] = summary["stderr"], summary["ci95"]
-    if float(np.std(diffs)) == 0.0:
-        out["p_value"] = 1.0 if effect == 0 else 0.0
+    effect = out["effect"]
+    if summary["stderr"] <= 1e-12 * max(1.0, abs(effect)):
+        out.update(stderr=0.0, ci95=[effect, effect], p_value=1.0 if effect == 0 else 0.0)
     else:
-        out["p_value"] = float(st.ttest_1samp(diffs, 0.0).pvalue)
+        out.update(stderr=summary["stderr"], ci95=summary["ci95"], p_value=float(st.ttest_1samp(diffs, 0.0).pvalue))
+    return out
+
+
+def _paired_t(per_seed: np.ndarray, effect: float | None) -> dict[str, Any]:
+    test = seed_paired_test(per_seed[~np.isnan(per_seed)])
+    out: dict[str, Any] = {"effect": effect, "stderr": test["stderr"], "ci95": test["ci95"], "p_value": test["p_value"],
+                           "method": f"paired t-test over {test['n']} seeds (live score)"}
+    if test["n"] < 2:
+        out["method"] = "none: live score with 1 seed (run more seeds)"
     return out
 
 
@@ -234,17 +271,16 @@ def property_findings(
     boot: Mapping[str, Any],
     names: Sequence[str],
     cells: Sequence[str],
-    regularize_strong: Mapping[str, bool],
+    designs: Sequence[StrategyDesign],
 ) -> dict[str, Any]:
     """The findings of one property from ``resample_scores`` output: comparisons (uncorrected; see
     ``correct_run``), the accuracy gap, per-cell 95% intervals and per-seed standard errors."""
     directions = {m["name"]: m["higher_is_better"] for m in prop["metrics"]}
     col = {m: i for i, m in enumerate(names)}
     row = {c: j for j, c in enumerate(cells)}
-    strategies = [c for c in cells if prop["cells"][c]["role"] == "strategy"]
     primary = prop["primary_trust_metric"]
     comparisons = []
-    for a, b in comparison_pairs(strategies, regularize_strong, cells):
+    for a, b in comparison_pairs([d for d in designs if d.name in row], cells):
         for metric, kind in ((primary, "trust"), ("accuracy", "task")):
             if metric not in col:
                 continue

@@ -24,8 +24,8 @@ from w2sbench.interfaces import DataContext
 from w2sbench.plots import write_plots
 from w2sbench.report_tables import old_comparisons, score_tables
 from w2sbench.report_values import (
-    COMPARISONS,
     comparisons,
+    headline_comparisons,
     ratio_interval,
     score_interval,
     verdict,
@@ -96,7 +96,7 @@ def _bootstrap_property(
                 for m, hib in directions.items()
             }
     primary = prop["primary_trust_metric"]
-    for a, b in COMPARISONS:
+    for a, b in headline_comparisons(prop):
         if a in cells and b in cells:
             diffs = [
                 None if s[a].get(primary) is None or s[b].get(primary) is None else s[a][primary] - s[b][primary]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from w2sbench.findings import plain_baseline
 from w2sbench.report_values import (
     caption,
     comparisons,
@@ -13,6 +14,7 @@ from w2sbench.report_values import (
     is_percent,
     ratio_interval,
     score_interval,
+    strategy_designs,
     verdict,
 )
 
@@ -22,7 +24,8 @@ __all__ = ["score_tables", "old_comparisons"]
 def _score_rows(prop: Mapping[str, Any], boot: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
     """(row label, {cell: text}) for every score and the two gap-recovered ratios; text is two lines."""
     primary = prop["primary_trust_metric"]
-    vanilla = prop["cells"].get("vanilla", {}).get("summary", {})
+    base = plain_baseline(strategy_designs(prop))  # plain transfer (vanilla): the colours compare with it
+    reference = prop["cells"][base]["summary"] if base else {}
     rows = []
     for m in prop["metrics"]:
         label = m["name"] + (" ↑" if m["higher_is_better"] else " ↓") + ("\n(primary trust score)" if m["name"] == primary else "")
@@ -30,8 +33,8 @@ def _score_rows(prop: Mapping[str, Any], boot: Mapping[str, Any]) -> list[tuple[
         for cell, entry in prop["cells"].items():
             value = score_interval(prop, cell, m["name"], boot)
             text = format_interval(value, percent=is_percent(m)).replace(" [", "\n[", 1)
-            ref = vanilla.get(m["name"], {}).get("mean")
-            if entry["role"] == "strategy" and cell != "vanilla" and value["mean"] is not None and ref is not None and abs(value["mean"] - ref) > 1e-9:
+            ref = reference.get(m["name"], {}).get("mean")
+            if entry["role"] == "strategy" and cell != base and value["mean"] is not None and ref is not None and abs(value["mean"] - ref) > 1e-9:
                 good = (value["mean"] > ref) == m["higher_is_better"]
                 text = f"[{'green' if good else 'red'}]{text}[/]"
             texts[cell] = text
@@ -84,7 +87,7 @@ def old_comparisons(name: str, prop: Mapping[str, Any], boot: Mapping[str, Any],
     rows = comparisons(prop, boot)
     primary = prop["primary_trust_metric"]
     if rows:
-        comp = Table(title=f"{name}: does weak-wts-tft beat the alternatives on {primary.replace('_', ' ')}?", title_justify="left")
+        comp = Table(title=f"{name}: does {rows[0]['strategy']} beat the alternatives on {primary.replace('_', ' ')}?", title_justify="left")
         for col in ("comparison", "improvement [95% CI]", "p-value", "outcome"):
             comp.add_column(col, justify="right" if col in {"improvement [95% CI]", "p-value"} else "left", overflow="fold")
         for r in rows:

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from w2sbench.stats import improvement, paired_test, summarize
+from w2sbench.design import StrategyDesign, design_from_cell
+from w2sbench.findings import headline_pairs, seed_paired_test
+from w2sbench.stats import improvement
 
 __all__ = [
-    "COMPARISONS",
+    "strategy_designs",
+    "headline_comparisons",
     "format_summary",
     "format_interval",
     "is_percent",
@@ -23,8 +26,16 @@ __all__ = [
     "caption",
 ]
 
-# The paper's question: does regularizing both models beat plain transfer and regularizing the weak model only?
-COMPARISONS = (("weak-wts-tft", "vanilla"), ("weak-wts-tft", "weak-tft"))
+
+def strategy_designs(prop: Mapping[str, Any]) -> list[StrategyDesign]:
+    """The design of every strategy cell of one property of a results document, in the run's order."""
+    return [design_from_cell(c, e) for c, e in prop["cells"].items() if e.get("role") == "strategy"]
+
+
+def headline_comparisons(prop: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The paper's question for one property of a results document (``findings.headline_pairs``): does the
+    most regularized plain strategy (weak-wts-tft) beat the less regularized ones (vanilla, weak-tft)?"""
+    return headline_pairs(strategy_designs(prop))
 
 
 # --------------------------------------------------------------------------- formatting
@@ -97,8 +108,9 @@ def ratio_interval(prop: Mapping[str, Any], strategy: str, metric: str, boot: Ma
 
 
 def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """weak-wts-tft against vanilla and weak-tft on the primary trust score: improvement (positive is
-    better), its 95% interval, and a paired t-test over seeds (or a paired bootstrap with one seed)."""
+    """The headline comparisons (``headline_comparisons``) on the primary trust score: improvement
+    (positive is better), its 95% interval, and the seed-paired t-test (``findings.seed_paired_test``), or
+    with one seed the paired bootstrap over test examples."""
     primary = prop["primary_trust_metric"]
     info = next((m for m in prop["metrics"] if m["name"] == primary), None)
     if info is None:
@@ -106,13 +118,11 @@ def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) 
     higher = info["higher_is_better"]
     seeds = run_seeds(prop)
     rows = []
-    for a, b in COMPARISONS:
-        if a not in prop["cells"] or b not in prop["cells"]:
-            continue
+    for a, b in headline_comparisons(prop):
         va = [prop["cells"][a]["seeds"].get(s, {}).get(primary) for s in seeds]
         vb = [prop["cells"][b]["seeds"].get(s, {}).get(primary) for s in seeds]
-        test = paired_test(va, vb)
-        gains = [improvement(x, y, higher) for x, y in zip(va, vb, strict=True)]
+        gains = [g for g in (improvement(x, y, higher) for x, y in zip(va, vb, strict=True)) if g is not None]
+        test = seed_paired_test(gains)
         row: dict[str, Any] = {
             "strategy": a,
             "baseline": b,
@@ -120,33 +130,33 @@ def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) 
             "higher_is_better": higher,
             "strategy_mean": prop["cells"][a]["summary"].get(primary, {}).get("mean"),
             "baseline_mean": prop["cells"][b]["summary"].get(primary, {}).get("mean"),
-            "improvement": improvement(test["diff"], 0.0, higher) if test["diff"] is not None else None,
-            "interval": None,
+            "improvement": test["effect"],
+            "interval": test["ci95"],
             "p_value": test["p_value"],
             "n_seeds": test["n"],
-            "method": None,
+            "method": f"paired t-test over {test['n']} seeds" if test["n"] >= 2 else None,
         }
-        if test["n"] >= 2:
-            row["interval"] = summarize(gains)["ci95"]
-            row["method"] = f"paired t-test over {test['n']} seeds"
-        else:
+        if test["n"] < 2:
             diff = ((boot or {}).get("differences") or {}).get(f"{a} - {b}")
             if diff is not None:
                 # Stored as a - b in the metric's own units; orient it so positive means a is better.
                 row["interval"] = list(diff) if higher else [-diff[1], -diff[0]]
                 row["method"] = "paired bootstrap over test examples (1 seed)"
-        iv = row["interval"]
-        if row["improvement"] is None:
-            row["outcome"] = "undefined"
-        elif row["p_value"] is not None:
-            row["outcome"] = ("better" if row["improvement"] > 0 else "worse") if row["p_value"] < 0.05 else "no significant difference"
-        elif iv is not None:
-            row["outcome"] = "better" if iv[0] > 0 else "worse" if iv[1] < 0 else "no significant difference"
-        else:
-            row["outcome"] = "better" if row["improvement"] > 0 else "worse" if row["improvement"] < 0 else "equal"
-            row["outcome"] += " (no uncertainty estimate)"
+        row["outcome"] = _outcome(row)
         rows.append(row)
     return rows
+
+
+def _outcome(row: Mapping[str, Any]) -> str:
+    iv = row["interval"]
+    if row["improvement"] is None:
+        return "undefined"
+    if row["p_value"] is not None:
+        return ("better" if row["improvement"] > 0 else "worse") if row["p_value"] < 0.05 else "no significant difference"
+    if iv is not None:
+        return "better" if iv[0] > 0 else "worse" if iv[1] < 0 else "no significant difference"
+    outcome = "better" if row["improvement"] > 0 else "worse" if row["improvement"] < 0 else "equal"
+    return outcome + " (no uncertainty estimate)"
 
 
 def verdict(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> str:
@@ -165,13 +175,15 @@ def verdict(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> s
         if row["p_value"] is not None:
             stat += f", p={row['p_value']:.3g}"
         parts.append(f"vs {row['baseline']}: {row['outcome']} ({row['improvement']:+.3f}{stat})")
-    wins = [r for r in rows if r["outcome"] == "better"]
-    head = (
-        "trust transfers better with both models regularized"
-        if len(wins) == len(rows)
-        else "not clearly better than every alternative"
-    )
-    return f"{primary}, weak-wts-tft " + "; ".join(parts) + f" -> {head}"
+    top = rows[0]["strategy"]
+    design = design_from_cell(top, prop["cells"][top])
+    if len([r for r in rows if r["outcome"] == "better"]) < len(rows):
+        head = "not clearly better than every alternative"
+    elif design.regularize_weak and design.regularize_strong:
+        head = "trust transfers better with both models regularized"
+    else:
+        head = f"trust transfers better with {top}"
+    return f"{primary}, {top} " + "; ".join(parts) + f" -> {head}"
 
 
 def caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench import __version__
-from w2sbench.design import BASELINE_CELLS
+from w2sbench.design import BASELINE_CELLS, design_of
 from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_bytes, atomic_write_json
 from w2sbench.findings import (
@@ -113,6 +113,7 @@ def build_property_result(
             ratios[name] = {"seeds": values, "summary": summary}
         cells[strategy.name]["gap_recovered"] = ratios
         cells[strategy.name]["references"] = {"weak": weak_cell, "ceiling": ceiling_cell}
+        cells[strategy.name]["design"] = design_of(strategy).as_dict()
     prop = _property_entry(metric, infos, data, cells)
     if "predictions" in outcome and resamples != 0:
         _add_findings(prop, metric, strategies, outcome, options if options is not None else metric.options(), resamples)
@@ -130,8 +131,7 @@ def _add_findings(
         metric, outcome["data"], options, outcome["predictions"], outcome["scores"], names, cells,
         resamples or DEFAULT_RESAMPLES, seed=0,
     )
-    strong = {s.name: s.regularize_strong for s in strategies}
-    findings = property_findings(prop, boot, names, cells, strong)
+    findings = property_findings(prop, boot, names, cells, [design_of(s) for s in strategies])
     prop["findings"] = {k: v for k, v in findings.items() if k != "intervals"}
     for cell, se in stderr_by_seed(boot, names, cells).items():
         prop["cells"][cell]["stderr"] = se

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from w2sbench.plugin_api import DataContext, Examples, W2SBenchError, atomic_write_bytes, dataset_file, drop_empty_texts
+from w2sbench.plugin_api import (
+    DataContext,
+    Examples,
+    PropertyData,
+    W2SBenchError,
+    atomic_write_bytes,
+    dataset_file,
+    drop_empty_texts,
+    file_sha256,
+    remove_overlap,
+)
 
-__all__ = ["SST2_ZIP_URL", "SST2_LABELS", "SUBSET_SEED", "sst2_file", "load_sst2", "fixed_subset"]
+__all__ = ["SST2_ZIP_URL", "SST2_LABELS", "SUBSET_SEED", "SST2Splits", "sst2_file", "load_sst2", "load_sst2_splits", "fixed_subset"]
 
 SST2_ZIP_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
 SST2_LABELS = ("negative", "positive")
@@ -69,3 +81,46 @@ def fixed_subset(total: int, size: int) -> np.ndarray:
     if size <= 0 or size >= total:
         return np.arange(total)
     return np.sort(np.random.default_rng(SUBSET_SEED).choice(total, size, replace=False))
+
+
+@dataclass(frozen=True)
+class SST2Splits:
+    """SST-2's training pool and dev set as both SST-2 properties use them.
+
+    ``dev`` is the whole dev set (872 rows in GLUE); ``keep`` the sorted indices of its fixed test subset
+    (``fixed_subset``), so a property can cut parallel test sets (e.g. style transfers of the dev rows)
+    to the same rows; ``sources`` the sha256 of each file read."""
+
+    train: Examples
+    dev: Examples
+    keep: np.ndarray
+    sources: dict[str, str]
+
+    def property_data(self, tests: Mapping[str, Examples], sources: Mapping[str, str]) -> PropertyData:
+        """PropertyData with the training pool (less rows that overlap a test set), the main test ``sst2_dev`` (the kept dev rows) first, then
+        ``tests``; ``sources`` adds the property's own files to the SST-2 ones."""
+        every_test = {"sst2_dev": self.dev.subset(self.keep), **tests}
+        # SST-2 train holds phrases of the treebank's sentences; one equal to a test sentence, or occurring
+        # with both labels, is dropped from the pool (w2sbench.hygiene, docs/data.md).
+        train, hygiene = remove_overlap(self.train, every_test)
+        return PropertyData(
+            train=train,
+            tests=every_test,
+            main_test="sst2_dev",
+            label_names=SST2_LABELS,
+            sources={**self.sources, **sources},
+            resources={"hygiene": hygiene},
+        )
+
+
+def load_sst2_splits(ctx: DataContext, test_size: int) -> SST2Splits:
+    """Read SST-2 train and dev (mirror or GLUE zip) and fix the dev subset of ``test_size`` rows
+    (all rows when ``test_size`` <= 0)."""
+    train_path, dev_path = sst2_file(ctx, "train"), sst2_file(ctx, "dev")
+    dev = load_sst2(dev_path, "dev")
+    return SST2Splits(
+        train=load_sst2(train_path, "train"),
+        dev=dev,
+        keep=fixed_subset(len(dev), int(test_size)),
+        sources={"sst2/train.tsv": file_sha256(train_path), "sst2/dev.tsv": file_sha256(dev_path)},
+    )

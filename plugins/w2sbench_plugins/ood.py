@@ -25,9 +25,8 @@ from w2sbench.plugin_api import (
     did_you_mean,
     file_sha256,
     hookimpl,
-    remove_overlap,
 )
-from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench_plugins._sst2 import load_sst2_splits
 from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits
 
 __all__ = ["OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "style_test_name", "ood_scores"]
@@ -152,27 +151,11 @@ class OOD(TrustProperty):
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
         styles = self._styles(options)
-        train_path, dev_path = sst2_file(ctx, "train"), sst2_file(ctx, "dev")
+        sst2 = load_sst2_splits(ctx, int(options["test_size"]))
         style_path = dataset_file(ctx, "decodingtrust/ood/style.json", STYLE_URL)
-        dev = load_sst2(dev_path, "dev")
-        keep = fixed_subset(len(dev), int(options["test_size"]))
-        tests = {"sst2_dev": dev.subset(keep)}
-        for style, examples in load_styles(str(style_path), styles, len(dev)).items():
-            tests[style_test_name(style)] = examples.subset(keep)
-        # SST-2 train holds phrases of the treebank's sentences, some equal to a dev sentence (docs/data.md).
-        train, hygiene = remove_overlap(load_sst2(train_path, "train"), tests)
-        return PropertyData(
-            train=train,
-            tests=tests,
-            main_test="sst2_dev",
-            label_names=SST2_LABELS,
-            sources={
-                "sst2/train.tsv": file_sha256(train_path),
-                "sst2/dev.tsv": file_sha256(dev_path),
-                "decodingtrust/ood/style.json": file_sha256(style_path),
-            },
-            resources={"hygiene": hygiene},
-        )
+        tests = {style_test_name(style): examples.subset(sst2.keep)
+                 for style, examples in load_styles(str(style_path), styles, len(sst2.dev)).items()}
+        return sst2.property_data(tests, {"decodingtrust/ood/style.json": file_sha256(style_path)})
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
         divergence = options["divergence"]

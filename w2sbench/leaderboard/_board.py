@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from w2sbench.design import StrategyDesign
 from w2sbench.files import atomic_write_text
+from w2sbench.findings import plain_baseline
 from w2sbench.interfaces import MetricInfo, TrustProperty
-from w2sbench.leaderboard._findings import render_findings
+from w2sbench.leaderboard._findings import entry_designs, render_findings
 from w2sbench.leaderboard._plots import _e, _interval, _params, gap_plot, size_plot
 from w2sbench.leaderboard._validate import ValidationReport
+from w2sbench.plugin_manager import get_plugins
 from w2sbench.results import TASK_METRICS
 
 __all__ = ["BoardRow", "collect_rows", "render_csv", "render_markdown", "render_html", "write_board", "BOARD_PREFIX"]
@@ -243,14 +246,20 @@ def _table(metric: TrustProperty, rows: Sequence[BoardRow], ident: str) -> str:
     return "".join(out)
 
 
+def _designs(members: Sequence[BoardRow]) -> list[StrategyDesign]:
+    """The designs of an entry's strategies, from the registered strategies and the submission's references."""
+    return entry_designs({r.strategy: r.gap_references or {} for r in members}, get_plugins().strategies.items)
+
+
 def _entry_groups(rows: Sequence[BoardRow]) -> list[tuple[str, list[BoardRow]]]:
-    """Rows grouped by submission entry (first appearance order), vanilla first within each."""
+    """Rows grouped by submission entry (first appearance order), plain transfer (vanilla) first within each."""
     groups: dict[str, list[BoardRow]] = {}
     for row in rows:
         groups.setdefault(row.entry, []).append(row)
     out = []
     for members in groups.values():
-        members.sort(key=lambda r: (r.strategy != "vanilla", r.strategy))
+        base = plain_baseline(_designs(members))
+        members.sort(key=lambda r: (r.strategy != base, r.strategy))
         r = members[0]
         out.append((f"{r.submission}: {r.weak} → {r.strong} ({r.finetune}), {r.seeds} seed(s)", members))
     return out
@@ -270,14 +279,15 @@ def _section(prop: str, metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
     primary = [m for m in scores if m.name == metric.primary]
     compare = [(m.name, m.higher_is_better) for m in primary + task]
     unverified = sorted({m for r in rows for m in r.not_verifiable})
-    findings = [(label, {r.strategy: r.seed_scores for r in members}, compare) for label, members in groups]
+    findings = [(label, {r.strategy: r.seed_scores for r in members}, compare, _designs(members)) for label, members in groups]
     parts = [
         f'<section id="{_e(ident)}"><h2>{_e(prop)}</h2><p>{_e(metric.description)}. Primary trust metric: '
         f"<strong>{_e(metric.primary)}</strong>.</p>",
-        f'<h3 id="findings-{_e(ident)}">Findings: each strategy against vanilla</h3>',
-        '<p class="note">Improvement = strategy − vanilla, paired by seed, positive when the strategy is better '
-        "(more trustworthy or more accurate); 95% t-interval over seeds; p from a paired t-test, Holm-corrected "
-        "across the strategies of an entry. Verdict at 5%.</p>",
+        f'<h3 id="findings-{_e(ident)}">Findings: each strategy against plain transfer</h3>',
+        '<p class="note">Plain transfer: no trust regularizer, the weak model\'s soft labels, cross-entropy (the '
+        "paper's vanilla). Improvement = strategy − plain transfer, paired by seed, positive when the strategy is "
+        "better (more trustworthy or more accurate); 95% t-interval over seeds; p from a paired t-test, "
+        "Holm-corrected across the strategies of an entry. Verdict at 5%, as in a run's findings.</p>",
         render_findings(findings, unverified),
         f'<h3 id="gap-{_e(ident)}">Trust gap recovered per strategy</h3>',
         '<p class="note">(strategy − weak) / (ceiling − weak) on the primary trust metric, per seed, with each '

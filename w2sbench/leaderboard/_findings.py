@@ -1,10 +1,11 @@
-"""The board's findings: each strategy's paired effect against vanilla, with its interval and a verdict.
+"""The board's findings: each strategy's paired effect against plain transfer, with its interval and a verdict.
 
-``paired_effects`` is the single place where the board turns per-seed scores into effects; it uses a
-paired t-test over seeds (scipy) with Holm's step-down correction across the strategies compared
-within one entry (Holm 1979, "A simple sequentially rejective multiple test procedure"). When the
-project's run-level findings (paired hierarchical bootstrap) are available, point this function at
-them; the rendering below only reads ``PairedEffect`` fields.
+The comparison list, the test and the verdict rule are the run's (``w2sbench.findings``): a submission
+holds per-seed scores only, so the board runs ``seed_paired_test`` (a paired t-test over seeds, scipy), the
+test the run uses for live scores, on the pairs of ``comparison_pairs`` whose baseline is the plain
+transfer strategy (the paper's vanilla), with Holm's step-down correction across the strategies compared
+within one entry and metric (Holm 1979, "A simple sequentially rejective multiple test procedure"), and
+``verdict_of`` at the same level.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats
-
+from w2sbench.design import StrategyDesign, design_from_cell, design_of
+from w2sbench.findings import ALPHA, comparison_pairs, plain_baseline, seed_paired_test, verdict_of
+from w2sbench.interfaces import Strategy
 from w2sbench.stats import holm
 
-__all__ = ["ALPHA", "PairedEffect", "paired_effects", "render_findings"]
-
-ALPHA = 0.05  # family-wise error rate per entry and metric
+__all__ = ["ALPHA", "PairedEffect", "paired_effects", "entry_designs", "board_pairs", "render_findings"]
 
 
 @dataclass(frozen=True)
@@ -57,43 +57,48 @@ def _paired(a: Mapping[str, Any], b: Mapping[str, Any], higher: bool) -> list[fl
 
 def paired_effects(
     baseline: Mapping[str, Any], strategies: Mapping[str, Mapping[str, Any]], metric: str, higher_is_better: bool,
-    baseline_name: str = "vanilla",
+    baseline_name: str = "baseline",
 ) -> list[PairedEffect]:
-    """Each strategy against ``baseline`` on ``metric``, paired by seed, Holm-corrected across strategies.
+    """Each strategy against ``baseline`` on ``metric``, paired by seed (``findings.seed_paired_test``),
+    Holm-corrected across strategies, with the run's verdict rule (``findings.verdict_of``).
 
     ``baseline`` and each ``strategies[name]`` map seed (as a string) -> score (None when undefined).
     Effects with fewer than two paired seeds have no interval and the verdict "undefined (...)".
     """
-    raw = []
-    for name, scores in strategies.items():
-        diffs = _paired(scores, baseline, higher_is_better)
-        n = len(diffs)
-        mean = sum(diffs) / n if n else None
-        ci: tuple[float, float] | None = None
-        p: float | None = None
-        if mean is not None and n >= 2:
-            sem = float(stats.sem(diffs))
-            if sem > 1e-12 * max(1.0, abs(mean)):  # below this, float noise on identical differences
-                lo, hi = stats.t.interval(0.95, n - 1, loc=mean, scale=sem)
-                ci, p = (float(lo), float(hi)), float(stats.ttest_1samp(diffs, 0.0).pvalue)
-            else:
-                ci = (float(mean), float(mean))  # identical differences on every seed: no spread to test
-        raw.append((name, mean, ci, p, n))
-    adjusted = holm([r[3] for r in raw])  # statsmodels, as the run's findings
+    tests = [(name, seed_paired_test(_paired(scores, baseline, higher_is_better))) for name, scores in strategies.items()]
+    adjusted = holm([t["p_value"] for _, t in tests])  # statsmodels, as the run's findings
     effects = []
-    for (name, mean, ci, p, n), p_adj in zip(raw, adjusted, strict=True):
-        if mean is None:
+    for (name, t), p_adj in zip(tests, adjusted, strict=True):
+        if t["n"] == 0:
             verdict = "undefined (no seed defines both scores)"
-        elif n < 2:
+        elif t["n"] < 2:
             verdict = "undefined (1 seed: no interval)"
-        elif p_adj is None:
-            verdict = "undefined (no spread over seeds to test)"
-        elif p_adj < ALPHA:
-            verdict = "better" if mean > 0 else "worse"
         else:
-            verdict = "no significant difference"
-        effects.append(PairedEffect(name, baseline_name, metric, mean, ci, p, p_adj, n, verdict))
+            verdict = verdict_of({"p_holm": p_adj, "effect": t["effect"]}, ALPHA)
+        ci = (float(t["ci95"][0]), float(t["ci95"][1])) if t["ci95"] is not None else None
+        effects.append(PairedEffect(name, baseline_name, metric, t["effect"], ci, t["p_value"], p_adj, t["n"], verdict))
     return effects
+
+
+def entry_designs(references: Mapping[str, Mapping[str, str]], registered: Mapping[str, Strategy]) -> list[StrategyDesign]:
+    """The designs of an entry's strategies (``references``: strategy -> its gap-recovered reference cells,
+    in the entry's order): a registered strategy's own design when its regularized phases match the
+    submission's reference cells, else the design read from those cells (``findings.design_from_cell``)."""
+    out = []
+    for name, refs in references.items():
+        from_refs = design_from_cell(name, {"references": refs})
+        own = design_of(registered[name]) if name in registered else None
+        same = own is not None and (own.regularize_weak, own.regularize_strong) == (from_refs.regularize_weak, from_refs.regularize_strong)
+        out.append(own if same and own is not None else from_refs)
+    return out
+
+
+def board_pairs(designs: Sequence[StrategyDesign]) -> tuple[str | None, list[str]]:
+    """The entry's plain transfer strategy and the strategies the board compares with it: the pairs of the
+    run's comparison list (``findings.comparison_pairs``) whose baseline is plain transfer."""
+    base = plain_baseline(designs)
+    names = [d.name for d in designs]
+    return base, [a for a, b in comparison_pairs(designs, names) if b == base and base is not None]
 
 
 def _fmt(value: float | None, signed: bool = True) -> str:
@@ -103,24 +108,28 @@ def _fmt(value: float | None, signed: bool = True) -> str:
 
 
 def render_findings(
-    groups: Sequence[tuple[str, Mapping[str, Mapping[str, Any]], Sequence[tuple[str, bool]]]], unverified: Sequence[str] = ()
+    groups: Sequence[tuple[str, Mapping[str, Mapping[str, Any]], Sequence[tuple[str, bool]], Sequence[StrategyDesign]]],
+    unverified: Sequence[str] = (),
 ) -> str:
     """A findings table per entry: ``groups`` holds (entry label, cell -> seed -> metric -> score,
-    [(metric, higher_is_better), ...]); every non-vanilla cell among the strategies is compared with vanilla.
-    Metrics in ``unverified`` (not recomputed by the validator) are marked †."""
+    [(metric, higher_is_better), ...], the strategies' designs); each strategy is compared with the entry's
+    plain transfer strategy (``board_pairs``). Metrics in ``unverified`` (not recomputed by the validator)
+    are marked †."""
     e = html.escape
     out = []
-    for label, cells, metrics in groups:
-        if "vanilla" not in cells:
-            out.append(f'<p class="note">{e(label)}: no vanilla strategy, so nothing to compare against.</p>')
+    for label, cells, metrics, designs in groups:
+        base, compared = board_pairs(designs)
+        if base is None or base not in cells:
+            out.append(f'<p class="note">{e(label)}: no plain transfer strategy (no trust regularizer, the weak '
+                       "model's soft labels, cross-entropy), so nothing to compare against.</p>")
             continue
-        head = ["metric", "strategy", "strategy mean", "vanilla mean", "improvement [95% CI]", "p (Holm)", "seeds", "verdict"]
+        head = ["metric", "strategy", "strategy mean", f"{base} mean", "improvement [95% CI]", "p (Holm)", "seeds", "verdict"]
         rows = []
         for metric, higher in metrics:
             series = {c: {s: (v or {}).get(metric) for s, v in seeds.items()} for c, seeds in cells.items()}
-            others = {c: v for c, v in series.items() if c != "vanilla"}
-            for eff in paired_effects(series["vanilla"], others, metric, higher):
-                means = [_mean(series[eff.strategy]), _mean(series["vanilla"])]
+            others = {c: series[c] for c in compared if c in series}
+            for eff in paired_effects(series[base], others, metric, higher, base):
+                means = [_mean(series[eff.strategy]), _mean(series[base])]
                 ci = f" [{eff.ci95[0]:+.3f}, {eff.ci95[1]:+.3f}]" if eff.ci95 else ""
                 p = "–" if eff.p_holm is None else f"{eff.p_holm:.3g}"
                 cls = {"better": "good", "worse": "bad"}.get(eff.verdict, "")

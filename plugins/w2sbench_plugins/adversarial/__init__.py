@@ -32,9 +32,8 @@ from w2sbench.plugin_api import (
     did_you_mean,
     file_sha256,
     hookimpl,
-    remove_overlap,
 )
-from w2sbench_plugins._sst2 import SST2_LABELS, fixed_subset, load_sst2, sst2_file
+from w2sbench_plugins._sst2 import fixed_subset, load_sst2_splits
 from w2sbench_plugins.adversarial._perturbations import (
     CHARACTER_EDITS,
     PerturbedViews,
@@ -296,28 +295,12 @@ class Adversarial(TrustProperty):
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
         self._attacks(options)  # fail on a bad option before any training
-        train_path, dev_path = sst2_file(ctx, "train"), sst2_file(ctx, "dev")
+        sst2 = load_sst2_splits(ctx, int(options["test_size"]))
         advglue_path = dataset_file(ctx, "advglue/AdvGLUE.json", ADVGLUE_URL)
-        dev = load_sst2(dev_path, "dev")
         original, modified = load_advglue_sst2(str(advglue_path))
-        tests = {
-            "sst2_dev": dev.subset(fixed_subset(len(dev), int(options["test_size"]))),
-            "advglue_original": original,
-            "advglue_modified": modified,
-        }
-        # AdvGLUE's originals are SST-2 dev sentences; SST-2 train phrases can equal them (docs/data.md).
-        train, hygiene = remove_overlap(load_sst2(train_path, "train"), tests)
-        return PropertyData(
-            train=train,
-            tests=tests,
-            main_test="sst2_dev",
-            label_names=SST2_LABELS,
-            sources={
-                "sst2/train.tsv": file_sha256(train_path),
-                "sst2/dev.tsv": file_sha256(dev_path),
-                "advglue/AdvGLUE.json": file_sha256(advglue_path),
-            },
-            resources={"hygiene": hygiene},
+        return sst2.property_data(
+            {"advglue_original": original, "advglue_modified": modified},
+            {"advglue/AdvGLUE.json": file_sha256(advglue_path)},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:

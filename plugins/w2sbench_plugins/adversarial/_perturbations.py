@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from w2sbench.offline_setup import ensure_stopwords
 from w2sbench.plugin_api import Regularizer, W2SBenchError
+from w2sbench_plugins.adversarial._stopwords import ensure_stopwords
 
 __all__ = [
     "CHARACTER_EDITS",
