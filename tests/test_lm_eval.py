@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -60,7 +62,12 @@ def test_lm_eval_runs_the_exported_tasks_offline(tmp_path, data_dir, tiny_models
     )
     scores = result["results"]
     assert ADULT_TASK in scores and style_task_name("tweet_p0.6") in scores and style_task_name("base") in scores
-    assert all(0.0 <= scores[t]["acc,none"] <= 1.0 for t in scores if "acc,none" in scores[t])
+    # Each task's accuracy is the share of its 4 documents whose highest-likelihood choice is the target,
+    # recomputed from the logged per-choice log-likelihoods.
+    assert ADULT_TASK in result["samples"] and style_task_name("tweet_p0.6") in result["samples"]
+    for task, samples in result["samples"].items():
+        correct = [int(np.argmax([float(r[0]) for r in s["filtered_resps"]])) == int(s["target"]) for s in samples]
+        assert len(correct) == 4 and scores[task]["acc,none"] == sum(correct) / 4, task
 
 
 @pytest.mark.slow
@@ -80,7 +87,10 @@ def test_capability_retention_of_a_decoder_run(tmp_path, data_dir, tiny_models, 
     stored = load_results(run)["capability"]
     assert stored == cap and cap["tasks"] == [ADULT_TASK]
     base, trained = cap["base"][ADULT_TASK], cap["models"]["fairness"]["vanilla"]["0"][ADULT_TASK]
-    assert 0.0 <= base["acc,none"] <= 1.0 and 0.0 <= trained["acc,none"] <= 1.0
+    for scores in (base, trained):  # a share of the 6 documents (--limit 6), with lm-eval's standard error of a mean
+        right = round(scores["acc,none"] * 6)
+        assert scores["acc,none"] == right / 6
+        assert math.isclose(scores["acc_stderr,none"], math.sqrt(right / 6 * (1 - right / 6) / 5), abs_tol=1e-12)
     assert main(["report", str(run), "--bootstrap", "0"]) == 0
     assert "capability retention" in capsys.readouterr().out
     # the trained backbone, not the pretrained one, sits inside the evaluated causal LM

@@ -159,7 +159,8 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
     for cell, entry in prop["cells"].items():
         scores = entry["seeds"]["0"]
         assert {"accuracy", "auroc"} | live <= set(scores), cell
-        assert all(0.0 <= scores[k] <= 1.0 for k in live), cell
+        for k in live:  # 40 members vs 40 non-members (mia_size): a count of the 1,600 pairs, ties as halves
+            assert round(scores[k] * 3200, 6) == round(scores[k] * 3200), (cell, k, scores[k])
         regularized = cell in {"weak-reg", "ceiling-reg", "weak-wts-tft"}
         assert ("dp_epsilon" in scores) == regularized, cell
         if regularized:
@@ -171,7 +172,10 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
         if cell.startswith("weak") and cell != "weak-wts-tft" and cell != "weak-tft":
             assert all(scores.get(k) is None for k in extraction), cell
         else:
-            assert all(0.0 <= scores[k] <= 1.0 for k in extraction), cell
+            # extraction_size=4: the name prompts are 4 targets (rates in quarters); the context prompts are the
+            # first addresses of up to 4 e-mails (a share of 1 to 4 prompts, so a multiple of 1/12)
+            assert [round(scores[k] * 4, 9) == round(scores[k] * 4) for k in extraction[2:]] == [True, True], cell
+            assert [round(scores[k] * 12, 9) == round(scores[k] * 12) for k in extraction[:2]] == [True, True], cell
     # A weak model trained on A, a strong one on B: the primary score is the attack on its own split.
     cells = prop["cells"]
     assert cells["weak"]["seeds"]["0"]["mia_auc"] == cells["weak"]["seeds"]["0"]["mia_auc_weak_train"]
