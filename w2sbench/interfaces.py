@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import InitVar, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -161,8 +162,28 @@ class PropertyData:
     num_labels: int = 2
     label_names: tuple[str, ...] = ("0", "1")
     sources: dict[str, str] = field(default_factory=dict)  # file or dataset -> sha256 / revision
-    # Anything else the metric's own ``evaluate_model`` needs (e.g. extraction prompts); the pipeline never predicts on it.
-    resources: dict[str, Any] = field(default_factory=dict)
+    # Auxiliary data beyond the examples: what the property's own ``evaluate_model`` needs (e.g. extraction
+    # prompts) and its data-hygiene counts under "hygiene" (recorded in results.json); never predicted on.
+    auxiliary: dict[str, Any] = field(default_factory=dict)
+    # The deprecated name of ``auxiliary`` (one release): ``PropertyData(..., resources={...})`` still works.
+    resources: InitVar[dict[str, Any] | None] = None
+
+    def __post_init__(self, resources: dict[str, Any] | None) -> None:
+        if resources is not None:
+            warnings.warn("PropertyData(resources=...) is renamed auxiliary=...; the old name works for one more release.",
+                          DeprecationWarning, stacklevel=3)
+            self.auxiliary = {**resources, **self.auxiliary}
+
+
+def _deprecated_resources(self: PropertyData) -> dict[str, Any]:
+    """``PropertyData.resources``: the deprecated name of ``auxiliary`` (one release), with a DeprecationWarning."""
+    warnings.warn("PropertyData.resources is renamed auxiliary; the old name works for one more release.",
+                  DeprecationWarning, stacklevel=2)
+    return self.auxiliary
+
+
+# Set after the dataclass is built, so that the constructor's ``resources`` keyword keeps its default of None.
+PropertyData.resources = property(_deprecated_resources)  # type: ignore[assignment,method-assign]
 
 
 @dataclass(frozen=True)
@@ -208,19 +229,37 @@ class PrivacySpec:
     accounting: str = "every-poisson-batch"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EmbeddingAdversary:
     """Adversarial training in input space (Miyato et al. 2017; Madry et al. 2018): each batch also trains on
     its worst-case perturbation, found by ``steps`` normalised gradient-ascent steps on the loss.
 
     The perturbation acts on the input embeddings (``lora``, ``full``) or, for partial fine-tuning on
     cached states, on the hidden states entering the trained top layers. Its L2 norm per token is at most
-    ``epsilon`` times that token's own vector norm, so one value fits every model's embedding scale.
+    ``radius`` times that token's own vector norm, so one value fits every model's embedding scale.
+    (``radius`` was called ``epsilon`` before; that name now means only the DP budget, ``PrivacySpec``.)
     """
 
-    epsilon: float
+    radius: float
     steps: int = 1
     weight: float = 1.0  # the loss adds weight x cross-entropy on the perturbed inputs
+
+    def __init__(self, radius: float | None = None, steps: int = 1, weight: float = 1.0, *, epsilon: float | None = None) -> None:
+        """``epsilon=`` is the deprecated name of ``radius`` (one release), with a DeprecationWarning."""
+        if epsilon is not None:
+            warnings.warn("EmbeddingAdversary(epsilon=...) is renamed radius=...; the old name works for one more release.",
+                          DeprecationWarning, stacklevel=2)
+            radius = epsilon if radius is None else radius
+        if radius is None:
+            raise TypeError("EmbeddingAdversary needs a radius")
+        object.__setattr__(self, "radius", radius)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "weight", weight)
+
+    def cache_key(self) -> dict[str, Any]:
+        """The trained model's cache-key part. The radius is hashed under its old name "epsilon", so that models
+        trained before the rename keep their keys (and are not retrained)."""
+        return {"epsilon": self.radius, "steps": self.steps, "weight": self.weight}
 
 
 class Regularizer:
@@ -236,7 +275,7 @@ class Regularizer:
         """Everything that changes training; it becomes part of the trained model's cache key."""
         out = {"name": self.name, "weight": self.weight, "privacy": self.privacy and vars(self.privacy)}
         if self.adversary is not None:  # only when set, so keys of regularizers without one stay as they were
-            out["adversary"] = asdict(self.adversary)
+            out["adversary"] = self.adversary.cache_key()
         return out
 
     def for_training(self, role: str, mode: str) -> Regularizer:
@@ -267,11 +306,14 @@ class TrustProperty(ABC):
     default_options: Mapping[str, Any] = {}
     # Type and valid range per option (w2sbench/values.py); undeclared ones get values.default_range.
     option_ranges: Mapping[str, Any] = {}
+    # Options renamed in this release, new name -> old name. The old name still works for one release (with a
+    # FutureWarning), and the options enter cache keys under their old names (``cache_key_options``).
+    renamed_options: Mapping[str, str] = {}
 
     def options(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Default options updated with the user's ``--option name.key=value`` overrides."""
         merged = dict(self.default_options)
-        for key, value in (overrides or {}).items():
+        for key, value in self._current_names(overrides or {}).items():
             if key not in merged:
                 raise W2SBenchError(
                     f'Trust property "{self.name}" has no option "{key}".' + did_you_mean(key, merged),
@@ -281,6 +323,25 @@ class TrustProperty(ABC):
             rng = self.option_ranges.get(key) or default_range(key, default)
             merged[key] = resolve_value(value, rng, f"{self.name}.{key}", "Option", default)
         return merged
+
+    def _current_names(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """``overrides`` with renamed options under their new names (a FutureWarning per old name used)."""
+        new_name = {old: new for new, old in self.renamed_options.items()}
+        out: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key in new_name:
+                warnings.warn(f"{self.name}.{key} is renamed {self.name}.{new_name[key]}; the old name works for one "
+                              "more release.", FutureWarning, stacklevel=3)
+                if new_name[key] in overrides and overrides[new_name[key]] != value:
+                    raise W2SBenchError(f"{self.name}.{new_name[key]} and {self.name}.{key} (its old name) differ.",
+                                        f"Pass only {self.name}.{new_name[key]}.")
+            out[new_name.get(key, key)] = value
+        return out
+
+    def cache_key_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` as they enter a stage's cache key: renamed ones under their old names, so that stages
+        cached before a rename keep their keys."""
+        return {self.renamed_options.get(k, k): v for k, v in options.items()}
 
     @abstractmethod
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
@@ -423,8 +484,6 @@ PredictFn = Callable[[Sequence[str]], np.ndarray]
 def __getattr__(name: str) -> Any:
     """``TrustMetric``: the deprecated name of ``TrustProperty`` (one release), with a DeprecationWarning."""
     if name == "TrustMetric":
-        import warnings
-
         warnings.warn("w2sbench.interfaces.TrustMetric is renamed TrustProperty; the old name works for one more release.",
                       DeprecationWarning, stacklevel=2)
         return TrustProperty

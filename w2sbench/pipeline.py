@@ -109,7 +109,7 @@ class Pipeline:
             ("strong", strong, settings.finetune_strong),
         ):
             folder = self.dist.main_first(lambda spec=spec: fetch_model(spec))
-            self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, TrainConfig(**_tuple_fix(settings.train[mode])))
+            self.roles[role] = _Role(spec, folder, model_identity(spec, folder), mode, _train_config(settings.train[mode]))
         # models fetched just now (not in the cache when the run was validated): their input length limit
         check_input_lengths([(r.spec, r.folder) for r in self.roles.values()],
                             {n: int(o["max_length"]) for n, o in settings.options.items()})
@@ -308,13 +308,17 @@ class Pipeline:
         path = self.dist.compute(self.cache, "predict", key, produce)
         return np.load(path / "probabilities.npy", allow_pickle=False)
 
-    def live_stage(
+    def model_evaluation_stage(
         self, metric: TrustProperty, options: Mapping[str, Any], data: PropertyData, train_key: Mapping[str, Any],
         train_path: Path, role_name: str, seed: int, label: str,
     ) -> dict[str, float]:
+        """The "live" stage: the property's ``evaluate_model`` scores of one trained model (attacks, extraction);
+        {} when the property has none."""
         if type(metric).evaluate_model is TrustProperty.evaluate_model:
             return {}
-        key = {"stage": "live", "metric": metric.name, "options": dict(options), "model_stage": stable_hash(train_key), "seed": seed}
+        # renamed options are hashed under their old names (TrustProperty.cache_key_options): cached stages stay valid
+        key = {"stage": "live", "metric": metric.name, "options": metric.cache_key_options(options),
+               "model_stage": stable_hash(train_key), "seed": seed}
 
         def produce(tmp: Path) -> None:
             model = self._inference_model(train_key, train_path, role_name)
@@ -377,7 +381,7 @@ class Pipeline:
             probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
             cell_scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))  # noqa: B023 - called at once
-            cell_scores.update(self.live_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
+            cell_scores.update(self.model_evaluation_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
             reports[cell] = loads_strict((p / "report.json").read_text())
             if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
                 cell_scores["dp_epsilon"] = float(reports[cell]["epsilon"])
@@ -417,11 +421,13 @@ def _config_key(config: TrainConfig) -> dict[str, Any]:
     return fields
 
 
-def _tuple_fix(config: Mapping[str, Any]) -> dict[str, Any]:
-    fixed = dict(config)
-    if isinstance(fixed.get("lora_targets"), list):
-        fixed["lora_targets"] = tuple(fixed["lora_targets"])
-    return fixed
+def _train_config(recorded: Mapping[str, Any]) -> TrainConfig:
+    """A TrainConfig from the settings' resolved training settings of one mode (``lora_targets`` come back
+    from JSON as a list; the frozen config holds a tuple)."""
+    fields = dict(recorded)
+    if isinstance(fields.get("lora_targets"), list):
+        fields["lora_targets"] = tuple(fields["lora_targets"])
+    return TrainConfig(**fields)
 
 
 def _check_memory(role: _Role, device: str, ranks: int = 1, shards: int = 1) -> None:

@@ -156,7 +156,7 @@ def _property_entry(metric: TrustProperty, infos: list[MetricInfo], data: Any, c
             "train_rows": len(data.train),
             "main_test": data.main_test,
             "tests": {n: {"rows": len(t), "fingerprint": t.fingerprint()} for n, t in data.tests.items()},
-            "hygiene": dict(data.resources.get("hygiene", {})),
+            "hygiene": dict(data.auxiliary.get("hygiene", {})),
         },
         "cells": cells,
     }

@@ -17,7 +17,7 @@ from typing import Any
 
 from w2sbench.design import merge_seeds
 from w2sbench.errors import W2SBenchError
-from w2sbench.executors import Executor, LocalExecutor, StageTask, TaskResult, Workspace
+from w2sbench.executors import Executor, LoadedPipelines, LocalExecutor, StageTask, TaskResult
 from w2sbench.files import stable_hash
 from w2sbench.models import ResolvedPair
 from w2sbench.plugin_manager import Plugins
@@ -131,13 +131,13 @@ def execute_pairs(
             if dist.is_main:
                 StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
         tasks, owners = plan_tasks(jobs, caches)
-        workspace = Workspace(plugins, progress)
+        loaded = LoadedPipelines(plugins, progress)
         # The driver's own pipelines only load data and name the models; a local executor reuses them.
         driver_device = None if isinstance(executor, LocalExecutor) else "cpu"
         first_task = {owners[i]: t for i, t in reversed(list(enumerate(tasks)))}
-        pipelines = [workspace.pipeline(first_task[j], driver_device) for j in range(len(jobs))]
-        data = {(j, m): workspace.data(pipelines[j], m) for j, job in enumerate(jobs) for m in job.settings.metrics}
-        done: list[TaskResult] = executor.run(tasks, workspace)
+        pipelines = [loaded.pipeline(first_task[j], driver_device) for j in range(len(jobs))]
+        data = {(j, m): loaded.data(pipelines[j], m) for j, job in enumerate(jobs) for m in job.settings.metrics}
+        done: list[TaskResult] = executor.run(tasks, loaded)
         for result in done:
             if result.user_error:
                 outcome.user_errors.append(result.user_error)
