@@ -126,7 +126,8 @@ def execute_pairs(
     with contextlib.ExitStack() as stack:
         for job in jobs if dist.is_main else ():
             stack.enter_context(RunLock(job.run_dir))
-            claim_run_dir(job.run_dir, job.settings, reconfigure)
+            renamed = {m: plugins.trust_properties.get(m).renamed_options for m in job.settings.metrics}
+            claim_run_dir(job.run_dir, job.settings, reconfigure, renamed)
         for root in {c if is_url(c) else Path(c).resolve() for c in caches}:
             if dist.is_main:
                 StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
