@@ -157,7 +157,7 @@ def run_capability(
         for name in settings.metrics:
             outcome = pipeline.run_metric(plugins.trust_properties.get(name))
             per_cell: dict[str, dict[str, Any]] = {}
-            for seed, trained in outcome["models"].items():
+            for seed, trained in outcome.models.items():
                 for cell in chosen:
                     if cell in BASELINE_CELLS and cell not in trained:
                         continue

@@ -22,7 +22,6 @@ import numpy as np
 from w2sbench.design import (
     BASELINE_CELLS,
     call_plugin,
-    merge_seeds,
     split_pool,
     split_sizes,
     task_scores,
@@ -41,6 +40,7 @@ from w2sbench.interfaces import (
     reference_cells,
 )
 from w2sbench.jsonio import loads_strict
+from w2sbench.outcomes import PropertyOutcome, SeedOutcome, TrainedModel
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.run_models import Role, RunModels
@@ -218,18 +218,18 @@ class Pipeline:
         _check_data(metric, data)
         return data
 
-    def train_weak(self, metric: TrustProperty, data: PropertyData, seed: int) -> dict[str, tuple[dict[str, Any], Path, str]]:
+    def train_weak(self, metric: TrustProperty, data: PropertyData, seed: int) -> dict[str, TrainedModel]:
         """The weak models of one seed (plain and regularized). Sweeps run these first, once per weak model."""
         options = self.settings.options[metric.name]
         a, _b, _val = split_pool(data.train, seed, split_sizes(options))
         onehot_a = np.eye(data.num_labels)[a.labels]
-        trained = {}
+        trained: dict[str, TrainedModel] = {}
         for cell, reg in (("weak", NoRegularizer()), ("weak-reg", metric.regularizer(options))):
             k, p = self.train_stage("weak", a, onehot_a, reg, seed, data.num_labels, int(options["max_length"]), f"{metric.name} s{seed} {cell}")
-            trained[cell] = (k, p, "weak")
+            trained[cell] = TrainedModel(k, p, "weak")
         return trained
 
-    def run_seed(self, metric: TrustProperty, data: PropertyData, seed: int) -> dict[str, Any]:
+    def run_seed(self, metric: TrustProperty, data: PropertyData, seed: int) -> SeedOutcome:
         """Every cell of one seed: scores, test-set probabilities, training reports and trained-model handles."""
         options = self.settings.options[metric.name]
         _a, b, _val = split_pool(data.train, seed, split_sizes(options))
@@ -240,12 +240,12 @@ class Pipeline:
         trained = self.train_weak(metric, data, seed)
         for cell, reg in (("ceiling", plain), ("ceiling-reg", regularizer)):
             k, p = self.train_stage("strong", b, onehot_b, reg, seed, data.num_labels, max_length, f"{metric.name} s{seed} {cell}")
-            trained[cell] = (k, p, "strong")
+            trained[cell] = TrainedModel(k, p, "strong")
         references: dict[str, Any] = {}
         for strategy in (self.plugins.strategies.get(n) for n in self.settings.strategies):
             reg = regularizer if strategy.regularize_strong else plain
             (k, p), teachers = train_strategy(self, metric, data, seed, strategy, b, reg)
-            trained[strategy.name] = (k, p, "strong")
+            trained[strategy.name] = TrainedModel(k, p, "strong")
             if reference_cells(strategy)[0] not in BASELINE_CELLS:
                 references[reference_cells(strategy)[0]] = (strategy, teachers)
         scores: dict[str, dict[str, float | None]] = {}
@@ -263,13 +263,12 @@ class Pipeline:
                 cell_scores["dp_epsilon"] = float(reports[cell]["epsilon"])
             scores[cell] = cell_scores
             predictions[cell] = probs
-        return {"scores": scores, "predictions": predictions, "reports": reports, "models": trained}
+        return SeedOutcome(scores, predictions, reports, trained)
 
-    def run_metric(self, metric: TrustProperty) -> dict[str, Any]:
+    def run_metric(self, metric: TrustProperty) -> PropertyOutcome:
         """All seeds and cells of one trust property: scores, predictions and stage reports."""
         data = self.load_data(metric)
-        per_seed = {seed: self.run_seed(metric, data, seed) for seed in self.settings.seeds}
-        return merge_seeds(data, per_seed)
+        return PropertyOutcome(data, {seed: self.run_seed(metric, data, seed) for seed in self.settings.seeds})
 
 
 @contextlib.contextmanager

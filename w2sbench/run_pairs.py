@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from w2sbench.design import merge_seeds
 from w2sbench.errors import W2SBenchError
 from w2sbench.executors import Executor, LoadedPipelines, LocalExecutor, StageTask, TaskResult
 from w2sbench.files import stable_hash
 from w2sbench.models import ResolvedPair
+from w2sbench.outcomes import PropertyOutcome
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.results import build_property_result, build_results, write_results
@@ -152,9 +152,9 @@ def execute_pairs(
             by_cell = {(r.task.metric, r.task.seed): r.value for r in mine if r.task.kind == "run_seed"}
             strategies = [plugins.strategies.get(n) for n in job.settings.strategies]
             properties: dict[str, Any] = {}
-            outcomes: dict[str, Any] = {}
+            outcomes: dict[str, PropertyOutcome] = {}
             for name in job.settings.metrics:
-                merged = merge_seeds(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
+                merged = PropertyOutcome(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
                 outcomes[name] = merged
                 properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged, job.settings.options[name])
             timing = {
