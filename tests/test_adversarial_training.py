@@ -42,7 +42,7 @@ def test_perturbation_stays_in_each_tokens_ball_and_raises_the_loss():
         return torch.tanh((x * m).sum(1) / m.sum(1)) @ weights
 
     for steps in (1, 3):
-        adversary = EmbeddingAdversary(epsilon=0.2, steps=steps)
+        adversary = EmbeddingAdversary(radius=0.2, steps=steps)
         delta = worst_case_perturbation(logits_of, inputs, mask, targets, adversary)
         norms, limits = delta.norm(dim=-1), 0.2 * inputs.norm(dim=-1)
         assert torch.all(norms <= limits + 1e-5)
@@ -66,8 +66,9 @@ def test_method_is_chosen_per_fine_tune_mode_and_bad_choices_are_named():
     for mode in ("lora", "full"):
         chosen = auto.for_training("strong", mode)
         assert isinstance(chosen, EmbeddingAdversarialTraining)
-        assert chosen.adversary == EmbeddingAdversary(epsilon=0.05, steps=1, weight=1.0)
-        assert chosen.config()["adversary"]["epsilon"] == 0.05  # part of the trained model's cache key
+        assert chosen.adversary == EmbeddingAdversary(radius=0.05, steps=1, weight=1.0)
+        # part of the trained model's cache key, under the radius's old name so that cached models keep their keys
+        assert chosen.config()["adversary"] == {"epsilon": 0.05, "steps": 1, "weight": 1.0}
     forced = metric.regularizer(metric.options({"method": "augmentation"}))
     assert isinstance(forced.for_training("strong", "full"), AdversarialAugmentation)
     embedding_only = metric.regularizer(metric.options({"method": "embedding"}))
@@ -75,10 +76,25 @@ def test_method_is_chosen_per_fine_tune_mode_and_bad_choices_are_named():
         embedding_only.for_training("weak", "head")
     with pytest.raises(W2SBenchError, match="Unknown adversarial training method"):
         metric.regularizer(metric.options({"method": "embeding"}))
-    with pytest.raises(W2SBenchError, match="epsilon"):
-        metric.regularizer(metric.options({"epsilon": "0"}))
+    with pytest.raises(W2SBenchError, match="radius"):
+        metric.regularizer(metric.options({"radius": "0"}))
     assert Regularizer().config() == NoRegularizer().config()
     assert "adversary" not in NoRegularizer().config()  # keys of other regularizers did not change
+
+
+def test_the_radius_old_name_epsilon_still_works_for_one_release_and_keys_stay_the_same():
+    metric = Adversarial()
+    with pytest.warns(FutureWarning, match="adversarial.epsilon is renamed adversarial.radius"):
+        old = metric.options({"epsilon": "0.1"})
+    assert old == metric.options({"radius": "0.1"}) and old["radius"] == 0.1 and "epsilon" not in old
+    with pytest.raises(W2SBenchError, match="differ"), pytest.warns(FutureWarning):
+        metric.options({"epsilon": "0.1", "radius": "0.2"})
+    # the live stage's key holds the options under their old names: stages cached before the rename stay valid
+    key_options = metric.cache_key_options(metric.options())
+    assert key_options["epsilon"] == 0.05 and "radius" not in key_options
+    assert list(key_options) == [{"radius": "epsilon"}.get(k, k) for k in metric.options()]
+    with pytest.warns(DeprecationWarning, match="renamed radius"):
+        assert EmbeddingAdversary(epsilon=0.3, steps=2) == EmbeddingAdversary(radius=0.3, steps=2)
 
 
 def test_trainer_refuses_an_embedding_adversary_in_head_mode(tiny_models):

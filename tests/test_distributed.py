@@ -24,7 +24,7 @@ from w2sbench.results import iter_predictions, load_results
 from w2sbench.training.distributed import DistributedRun
 
 OPTIONS = ["weak_train_size=50", "transfer_size=50", "val_size=10", "test_size=60", "max_length=32"]
-EXTRA = {"fairness": [], "adversarial": ["method=embedding", "epsilon=0.2", "attacks="]}  # no live attacks: rank 0 only anyway
+EXTRA = {"fairness": [], "adversarial": ["method=embedding", "radius=0.2", "attacks="]}  # no live attacks: rank 0 only anyway
 # batch 7 of 50 rows: uneven slices (4 + 3) and a last batch of one row that leaves rank 1 without rows
 BATCH = {"fairness": 10, "adversarial": 7}
 

@@ -13,6 +13,7 @@ from w2sbench.design import design_of, task_scores
 from w2sbench.findings import comparison_pairs
 from w2sbench.findings_table import render_findings
 from w2sbench.interfaces import Examples, MetricInfo, PropertyData, Strategy, TrustProperty
+from w2sbench.outcomes import PropertyOutcome, SeedOutcome
 from w2sbench.results import build_property_result, build_results
 from w2sbench.stats import holm
 
@@ -56,7 +57,7 @@ def _probs(labels: np.ndarray, level: float, rng: np.random.Generator) -> np.nda
     return np.eye(2)[predicted] * 0.8 + 0.1
 
 
-def _outcome(strategies: list[Strategy], levels: Mapping[str, float], seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
+def _outcome(strategies: list[Strategy], levels: Mapping[str, float], seeds: tuple[int, ...] = (0, 1, 2)) -> PropertyOutcome:
     data = PropertyData(train=_examples(10, 0), tests={"main": _examples(400, 1), "shifted": _examples(300, 2)}, main_test="main")
     metric = Toy()
     cells = ["weak", "weak-reg", "ceiling", "ceiling-reg", *[s.name for s in strategies]]
@@ -73,8 +74,7 @@ def _outcome(strategies: list[Strategy], levels: Mapping[str, float], seeds: tup
             s.update(metric.evaluate(data, probs, {}))
             s["live_leak"] = 0.5 + 0.01 * seed + (0.05 if cell == "weak-wts-tft" else 0.0)
             scores[seed][cell] = s
-    reports = {seed: {c: {} for c in cells} for seed in seeds}
-    return {"data": data, "scores": scores, "predictions": predictions, "reports": reports}
+    return PropertyOutcome(data, {seed: SeedOutcome(scores[seed], predictions[seed], {c: {} for c in cells}) for seed in seeds})
 
 
 class ToyLive(Toy):

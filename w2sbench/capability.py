@@ -141,7 +141,7 @@ def run_capability(
 
         def evaluate(model_key: Any, build: Any) -> dict[str, dict[str, float]]:
             def produce(tmp: Path) -> None:
-                tokenizer, _ = pipeline._base(role)
+                tokenizer, _ = pipeline.models.base(role)
                 model = build().to(settings.device)
                 scores = lm_eval_scores(model, tokenizer, tasks, limit, num_fewshot, manager, batch_size)
                 (tmp / "scores.json").write_text(json.dumps(json_safe(scores), allow_nan=False))
@@ -157,7 +157,7 @@ def run_capability(
         for name in settings.metrics:
             outcome = pipeline.run_metric(plugins.trust_properties.get(name))
             per_cell: dict[str, dict[str, Any]] = {}
-            for seed, trained in outcome["models"].items():
+            for seed, trained in outcome.models.items():
                 for cell in chosen:
                     if cell in BASELINE_CELLS and cell not in trained:
                         continue
@@ -167,7 +167,7 @@ def run_capability(
                     else:
                         scores = evaluate(
                             stable_hash(train_key),
-                            lambda k=train_key, p=path, r=role_name: causal_lm(role.spec, role.folder, pipeline.load_trained(k, p, r).backbone),
+                            lambda k=train_key, p=path, r=role_name: causal_lm(role.spec, role.folder, pipeline.models.load_trained(k, p, r).backbone),
                         )
                     per_cell.setdefault(cell, {})[str(seed)] = scores
             models[name] = per_cell

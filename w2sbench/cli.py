@@ -1,4 +1,6 @@
-"""The ``w2sbench`` command line."""
+"""The ``w2sbench`` command line: one handler per subcommand (the arguments: w2sbench/cli_parser.py).
+
+Each handler imports what its subcommand needs when it runs, so ``w2sbench --help`` stays instant."""
 
 from __future__ import annotations
 
@@ -11,94 +13,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from w2sbench import __version__
+from w2sbench.cli_parser import build_parser
 from w2sbench.errors import W2SBenchError
 
 __all__ = ["main", "build_parser"]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="w2sbench",
-        description="Weak-to-strong trustworthiness benchmark: train a weak model, let it label data for a "
-        "strong model, and measure whether trust properties carry over.",
-    )
-    parser.add_argument("--version", action="version", version=f"w2sbench {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run (or resume) a benchmark")
-    run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
-    run.add_argument("--properties", help="comma-separated trust properties, e.g. fairness,ood [all registered]")
-    run.add_argument("--metrics", help=argparse.SUPPRESS)  # deprecated name of --properties (one release)
-    run.add_argument("--strategies", help="comma-separated strategies [the default ones in `w2sbench list strategies`]")
-    run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; three or more "
-                     "give intervals over seeds [0-2]")
-    run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
-    run.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE", help="trust-metric option")
-    run.add_argument("--train", action="append", default=[], metavar="MODE.KEY=VALUE", help="training setting, e.g. full.epochs=3")
-    run.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
-    run.add_argument("--out", help="run directory [runs/<weak>__<strong>-<settings hash>]")
-    run.add_argument("--cache-dir", help="stage cache shared between runs: a folder, or an fsspec URL such as "
-                     "s3://bucket/prefix (docs/scale-out.md) [<out>/cache]")
-    run.add_argument("--allow-weak-larger", action="store_true", help="run a pair whose weak model is the larger one")
-    run.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directory's")
-    run.add_argument("--quiet", action="store_true", help="no progress bars or tables")
-    run.add_argument("--json", action="store_true", help="print the results document as JSON")
-    run.add_argument("--executor", choices=["local", "ray"], default="local", help="where the seeds run: this process or a Ray cluster [local]")
-    run.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [start a local cluster]")
-
-    swp = sub.add_parser("sweep", help="run a grid of pairs x metrics x strategies x seeds from a YAML file")
-    swp.add_argument("config", help="sweep YAML file (docs/scale-out.md)")
-    swp.add_argument("--executor", choices=["local", "ray"], help="where tasks run [the file's, else local]")
-    swp.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [the file's, else a local cluster]")
-    swp.add_argument("--max-retries", type=int, help="Ray retries per failed task [the file's, else 2]")
-    swp.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directories'")
-    swp.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
-
-    lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics, exporters, or every "
-                         "--option and --train setting with its default and valid range")
-    lst.add_argument("what", choices=["pairs", "models", "strategies", "properties", "metrics", "exporters", "options"])
-
-    sub.add_parser("plugins", help="list loaded plugins with their package and version")
-
-    rep = sub.add_parser("report", help="re-render runs' results tables (with intervals and comparisons) and plots")
-    rep.add_argument("runs", nargs="+", metavar="RUN", help="run directories or results.json files")
-    rep.add_argument("--json", action="store_true", help="print the results document(s) as JSON, with a 'report' section")
-    rep.add_argument("--quiet", action="store_true", help="print nothing (e.g. with --plots)")
-    rep.add_argument("--plots", metavar="DIR", help="write PNG and SVG figures to DIR")
-    rep.add_argument("--bootstrap", type=int, default=100, metavar="N",
-                     help="bootstrap resamples over test examples for one-seed runs; 0 turns it off [100]")
-    rep.add_argument("--data-dir", help="dataset mirror for the bootstrap's test labels [the run's]")
-
-    exp = sub.add_parser("export", help="write run results with a registered exporter")
-    exp.add_argument("runs", nargs="+", help="run directories")
-    exp.add_argument("--format", required=True, help="exporter name (`w2sbench list exporters`)")
-    exp.add_argument("--to", required=True, help="destination file")
-
-    lme = sub.add_parser("export-lm-eval", help="write trust evaluations as lm-eval tasks (YAML + JSONL) into DIR")
-    lme.add_argument("dir", help="output folder; then run `lm_eval --include_path DIR --tasks w2sbench ...`")
-    lme.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
-    lme.add_argument("--adult-rows", type=int, default=2000, help="Adult test rows (fixed subset of adult.test) [2000]")
-    lme.add_argument("--style-rows", type=int, help="rows per SST-2 style set [all 872]")
-    lme.add_argument("--fewshot-rows", type=int, default=16, help="Adult demonstration rows for --num_fewshot [16]")
-
-    cap = sub.add_parser("capability", help="evaluate a run's final strong models with lm-eval (capability retention)")
-    cap.add_argument("run", help="a finished run directory (decoder strong model)")
-    cap.add_argument("--tasks", required=True, help="comma-separated lm-eval tasks, e.g. hellaswag,arc_easy")
-    cap.add_argument("--limit", type=int, help="examples per task [all]")
-    cap.add_argument("--num-fewshot", type=int, help="few-shot examples [each task's default]")
-    cap.add_argument("--cells", help="comma-separated strong cells [ceiling, ceiling-reg and every strategy]")
-    cap.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (e.g. from export-lm-eval)")
-    cap.add_argument("--cache-dir", help="the stage cache (folder or URL) the run used [<run>/cache]")
-    cap.add_argument("--device", help="cpu, cuda or cuda:N [cuda when available]")
-    cap.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size [8]")
-    cap.add_argument("--json", action="store_true", help="print the capability results as JSON")
-    from w2sbench.leaderboard._cli import add_parser as _add_leaderboard_parser
-
-    _add_leaderboard_parser(sub)
-    return parser
 
 
 def _console(stderr: bool = False):  # noqa: ANN202

@@ -17,10 +17,10 @@ from sklearn.metrics import roc_auc_score
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.finite import require_finite_probabilities
-from w2sbench.interfaces import Examples, PropertyData, Strategy, TrustProperty
+from w2sbench.interfaces import Examples, Strategy, TrustProperty
 
 __all__ = [
-    "BASELINE_CELLS", "REG_CEILING", "split_pool", "split_sizes", "task_scores", "merge_seeds", "call_plugin",
+    "BASELINE_CELLS", "REG_CEILING", "split_pool", "split_sizes", "task_scores", "call_plugin",
     "StrategyDesign", "design_of", "design_from_cell",
 ]
 
@@ -53,17 +53,6 @@ def task_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, floa
 def split_sizes(options: Mapping[str, Any]) -> tuple[int, int, int]:
     """A property's split sizes (A, B, validation) from its options."""
     return int(options["weak_train_size"]), int(options["transfer_size"]), int(options["val_size"])
-
-
-def merge_seeds(data: PropertyData, per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """Combine per-seed outcomes (from any executor) into one trust property's outcome."""
-    return {
-        "data": data,
-        "scores": {s: o["scores"] for s, o in per_seed.items()},
-        "predictions": {s: o["predictions"] for s, o in per_seed.items()},
-        "reports": {s: o["reports"] for s, o in per_seed.items()},
-        "models": {s: o.get("models", {}) for s, o in per_seed.items()},
-    }
 
 
 def call_plugin(metric: TrustProperty, what: str, call: Any) -> Any:

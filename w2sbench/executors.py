@@ -32,7 +32,7 @@ from w2sbench.teachers import strategy_teachers
 __all__ = [
     "StageTask",
     "TaskResult",
-    "Workspace",
+    "LoadedPipelines",
     "Executor",
     "LocalExecutor",
     "RayExecutor",
@@ -85,8 +85,9 @@ class TaskResult:
         return self.error is None and self.user_error is None
 
 
-class Workspace:
-    """Pipelines and loaded data of one process, reused across the tasks it runs."""
+class LoadedPipelines:
+    """The pipelines (one per settings and model pair) and property data one process has loaded, reused across
+    the tasks it runs."""
     def __init__(self, plugins: Plugins | None = None, progress: Progress | None = None) -> None:
         self._plugins = plugins
         self.progress = progress or Progress()
@@ -123,12 +124,12 @@ class Workspace:
         return self._data[key]
 
 
-def run_task(task: StageTask, workspace: Workspace) -> TaskResult:
+def run_task(task: StageTask, loaded: LoadedPipelines) -> TaskResult:
     """Run one task in this process; the stage cache turns finished stages into reads."""
     start = time.perf_counter()
-    pipeline = workspace.pipeline(task)
-    metric = workspace.plugins.trust_properties.get(task.metric)
-    data = workspace.data(pipeline, task.metric)
+    pipeline = loaded.pipeline(task)
+    metric = loaded.plugins.trust_properties.get(task.metric)
+    data = loaded.data(pipeline, task.metric)
     misses, hits = pipeline.cache.misses, pipeline.cache.hits
     if task.kind == "train_weak":
         _weak_stages(pipeline, metric, data, task.seed)
@@ -158,7 +159,7 @@ def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
             pipeline.predict_stage(key, path, role, b)
         for test in data.tests.values():
             pipeline.predict_stage(key, path, role, test)
-        pipeline.live_stage(metric, options, data, key, path, role, seed, f"s{seed} {cell}")
+        pipeline.model_evaluation_stage(metric, options, data, key, path, role, seed, f"s{seed} {cell}")
     _extra_teacher_stages(pipeline, metric, data, seed, strategies, b)
 
 
@@ -182,7 +183,7 @@ class Executor(Protocol):
     """Runs a list of tasks (respecting ``after``) and returns one result per task, in order."""
     name: str
 
-    def run(self, tasks: Sequence[StageTask], workspace: Workspace) -> list[TaskResult]: ...
+    def run(self, tasks: Sequence[StageTask], loaded: LoadedPipelines) -> list[TaskResult]: ...
 
     def close(self) -> None: ...
 
@@ -191,8 +192,8 @@ class LocalExecutor:
     """Every task in this process, in list order (dependencies come first); the first failure stops the run."""
     name = "local"
 
-    def run(self, tasks: Sequence[StageTask], workspace: Workspace) -> list[TaskResult]:
-        return [run_task(task, workspace) for task in tasks]
+    def run(self, tasks: Sequence[StageTask], loaded: LoadedPipelines) -> list[TaskResult]:
+        return [run_task(task, loaded) for task in tasks]
 
     def close(self) -> None:
         pass
@@ -200,18 +201,18 @@ class LocalExecutor:
 
 # ------------------------------------------------------------------------------------------- Ray
 
-_WORKER_SPACE: Workspace | None = None
+_WORKER_PIPELINES: LoadedPipelines | None = None
 
 
 def _ray_task(task: StageTask, *_dependencies: Any) -> TaskResult:
     """The body of a Ray task: rebuild plugins and Pipeline in the worker (once per worker process)."""
-    global _WORKER_SPACE
+    global _WORKER_PIPELINES
     for key, value in task.env.items():
         os.environ[key] = value
-    if _WORKER_SPACE is None:
-        _WORKER_SPACE = Workspace()
+    if _WORKER_PIPELINES is None:
+        _WORKER_PIPELINES = LoadedPipelines()
     try:
-        return run_task(task, _WORKER_SPACE)
+        return run_task(task, _WORKER_PIPELINES)
     except W2SBenchError as exc:
         # A problem the user must fix fails the same way every time: report it instead of retrying.
         return TaskResult(task, user_error=(exc.problem, exc.fix))
@@ -257,7 +258,7 @@ class RayExecutor:
             self._started = True
         return ray
 
-    def run(self, tasks: Sequence[StageTask], workspace: Workspace) -> list[TaskResult]:
+    def run(self, tasks: Sequence[StageTask], loaded: LoadedPipelines) -> list[TaskResult]:
         ray = self._ray()
         remote = ray.remote(_ray_task).options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=True,

@@ -3,7 +3,7 @@
 A training text that also occurs in a test set makes that test row partly a memorisation check, and a
 text that occurs in the training pool with both labels is label noise no model can fit. Each built-in
 property's ``load_data`` passes its training pool and its test sets through ``remove_overlap`` and
-records the counts in ``PropertyData.resources["hygiene"]``; results.json carries them as
+records the counts in ``PropertyData.auxiliary["hygiene"]``; results.json carries them as
 ``properties.<name>.data.hygiene`` (docs/results.md, docs/data.md).
 """
 

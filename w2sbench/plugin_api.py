@@ -1,6 +1,6 @@
 """Everything a plugin needs from w2sbench, in one import: ``from w2sbench.plugin_api import ...``.
 
-The objects plugins receive and return (w2sbench/interfaces.py), the hook marker, the error type, and the
+The objects plugins receive and return (the w2sbench/interfaces/ package), the hook marker, the error type, and the
 helpers a trust property legitimately needs (dataset files, the core's own split, atomic writes, option
 ranges, the built-in transfer losses to compose). CONTRIBUTING.md documents each; nothing else in the core
 is promised to stay where it is.

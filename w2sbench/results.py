@@ -34,6 +34,7 @@ from w2sbench.findings import (
 )
 from w2sbench.interfaces import MetricInfo, Strategy, TrustProperty, reference_cells
 from w2sbench.jsonio import loads_strict, read_json
+from w2sbench.outcomes import PropertyOutcome
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
 
 __all__ = [
@@ -78,7 +79,7 @@ def _teacher_cells(strategies: list[Strategy]) -> list[str]:
 def build_property_result(
     metric: TrustProperty,
     strategies: list[Strategy],
-    outcome: Mapping[str, Any],
+    outcome: PropertyOutcome,
     options: Mapping[str, Any] | None = None,
     resamples: int | None = None,
 ) -> dict[str, Any]:
@@ -87,8 +88,8 @@ def build_property_result(
 
     ``options``: the trust property's resolved options (default: its defaults); ``resamples``: bootstrap
     resamples (default ``findings.DEFAULT_RESAMPLES``; 0 leaves the findings out)."""
-    data = outcome["data"]
-    scores: dict[int, dict[str, dict[str, float | None]]] = outcome["scores"]
+    data = outcome.data
+    scores = outcome.scores
     infos = [m for m in TASK_METRICS if not (m.name == "auroc" and data.num_labels != 2)] + list(metric.metrics)
     seeds = sorted(scores)
     cells: dict[str, Any] = {}
@@ -99,7 +100,7 @@ def build_property_result(
             "role": "baseline" if cell in BASELINE_CELLS else "teachers" if cell.endswith(":teachers") else "strategy",
             "seeds": per_seed,
             "summary": {n: summarize([per_seed[str(s)].get(n) for s in seeds]) for n in names},
-            "train": {str(s): outcome["reports"][s][cell] for s in seeds},
+            "train": {str(s): outcome.seeds[s].train[cell] for s in seeds},
         }
         cells[cell] = entry
     directions = {m.name: m.higher_is_better for m in infos}
@@ -115,20 +116,20 @@ def build_property_result(
         cells[strategy.name]["references"] = {"weak": weak_cell, "ceiling": ceiling_cell}
         cells[strategy.name]["design"] = design_of(strategy).as_dict()
     prop = _property_entry(metric, infos, data, cells)
-    if "predictions" in outcome and resamples != 0:
+    if resamples != 0:
         _add_findings(prop, metric, strategies, outcome, options if options is not None else metric.options(), resamples)
     return prop
 
 
 def _add_findings(
-    prop: dict[str, Any], metric: TrustProperty, strategies: list[Strategy], outcome: Mapping[str, Any],
+    prop: dict[str, Any], metric: TrustProperty, strategies: list[Strategy], outcome: PropertyOutcome,
     options: Mapping[str, Any], resamples: int | None,
 ) -> None:
     """Bootstrap the property's scores and add findings, standard errors and resolved gap recovered."""
     cells = list(prop["cells"])
     names = [m["name"] for m in prop["metrics"]]
     boot = resample_scores(
-        metric, outcome["data"], options, outcome["predictions"], outcome["scores"], names, cells,
+        metric, outcome.data, options, outcome.predictions, outcome.scores, names, cells,
         resamples or DEFAULT_RESAMPLES, seed=0,
     )
     findings = property_findings(prop, boot, names, cells, [design_of(s) for s in strategies])
@@ -158,7 +159,7 @@ def _property_entry(metric: TrustProperty, infos: list[MetricInfo], data: Any, c
             "train_rows": len(data.train),
             "main_test": data.main_test,
             "tests": {n: {"rows": len(t), "fingerprint": t.fingerprint()} for n, t in data.tests.items()},
-            "hygiene": dict(data.resources.get("hygiene", {})),
+            "hygiene": dict(data.auxiliary.get("hygiene", {})),
         },
         "cells": cells,
     }
@@ -207,12 +208,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str, Mapping[str, Any]]) -> Path:
+def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str, PropertyOutcome]) -> Path:
     """Write the predictions sidecar, then results.json (which names the sidecar's hash), both atomically."""
     lines = []
     for prop, outcome in outcomes.items():
-        data = outcome["data"]
-        for seed, cells in outcome["predictions"].items():
+        data = outcome.data
+        for seed, cells in outcome.predictions.items():
             for cell, per_test in cells.items():
                 for test_name, probs in per_test.items():
                     lines.append(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_json, remove_stale_temporaries, stable_hash
@@ -19,8 +21,13 @@ def default_run_dir(settings: RunSettings) -> Path:
     return Path("runs") / f"{slug}-{stable_hash(settings.as_dict())[:8]}"
 
 
-def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = False) -> None:
-    """Refuse a run directory that holds other settings (unless reconfigure), then record ours in run.json."""
+def claim_run_dir(
+    run_dir: Path, settings: RunSettings, reconfigure: bool = False, renamed_options: Mapping[str, Mapping[str, str]] | None = None
+) -> None:
+    """Refuse a run directory that holds other settings (unless reconfigure), then record ours in run.json.
+
+    ``renamed_options``: per trust property, {new option name: old name} (``TrustProperty.renamed_options``);
+    a run.json written before a rename records the old name, which is read as the new one."""
     recorded = Path(run_dir) / "run.json"
     wanted = settings.as_dict()
     if not recorded.exists():
@@ -33,6 +40,7 @@ def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = Fals
             old = loads_strict(recorded.read_text())
         except (StrictJSONError, UnicodeDecodeError):
             old = None
+        old = _current_option_names(old, renamed_options or {})
         if old is not None and old != json.loads(json.dumps(wanted)):
             diffs = settings_diff(old, json.loads(json.dumps(wanted)))
             raise W2SBenchError(
@@ -43,6 +51,16 @@ def claim_run_dir(run_dir: Path, settings: RunSettings, reconfigure: bool = Fals
     # temporary files of a killed earlier run (never read, but they should not pile up)
     remove_stale_temporaries(Path(run_dir))
     atomic_write_json(recorded, wanted)
+
+
+def _current_option_names(recorded: Any, renamed: Mapping[str, Mapping[str, str]]) -> Any:
+    """Recorded settings with renamed options under their new names (unchanged when nothing was renamed)."""
+    options = recorded.get("options") if isinstance(recorded, dict) else None
+    if not isinstance(options, dict) or not any(p in options for p in renamed):
+        return recorded
+    current = {prop: {({o: n for n, o in renamed.get(prop, {}).items()}).get(k, k): v for k, v in values.items()}
+               if isinstance(values, dict) else values for prop, values in options.items()}
+    return {**recorded, "options": current}
 
 
 # What a run directory of ours may hold before its run.json exists (the lock is taken first).

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from w2sbench.design import merge_seeds
 from w2sbench.errors import W2SBenchError
-from w2sbench.executors import Executor, LocalExecutor, StageTask, TaskResult, Workspace
+from w2sbench.executors import Executor, LoadedPipelines, LocalExecutor, StageTask, TaskResult
 from w2sbench.files import stable_hash
 from w2sbench.models import ResolvedPair
+from w2sbench.outcomes import PropertyOutcome
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
 from w2sbench.results import build_property_result, build_results, write_results
@@ -126,18 +126,19 @@ def execute_pairs(
     with contextlib.ExitStack() as stack:
         for job in jobs if dist.is_main else ():
             stack.enter_context(RunLock(job.run_dir))
-            claim_run_dir(job.run_dir, job.settings, reconfigure)
+            renamed = {m: plugins.trust_properties.get(m).renamed_options for m in job.settings.metrics}
+            claim_run_dir(job.run_dir, job.settings, reconfigure, renamed)
         for root in {c if is_url(c) else Path(c).resolve() for c in caches}:
             if dist.is_main:
                 StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
         tasks, owners = plan_tasks(jobs, caches)
-        workspace = Workspace(plugins, progress)
+        loaded = LoadedPipelines(plugins, progress)
         # The driver's own pipelines only load data and name the models; a local executor reuses them.
         driver_device = None if isinstance(executor, LocalExecutor) else "cpu"
         first_task = {owners[i]: t for i, t in reversed(list(enumerate(tasks)))}
-        pipelines = [workspace.pipeline(first_task[j], driver_device) for j in range(len(jobs))]
-        data = {(j, m): workspace.data(pipelines[j], m) for j, job in enumerate(jobs) for m in job.settings.metrics}
-        done: list[TaskResult] = executor.run(tasks, workspace)
+        pipelines = [loaded.pipeline(first_task[j], driver_device) for j in range(len(jobs))]
+        data = {(j, m): loaded.data(pipelines[j], m) for j, job in enumerate(jobs) for m in job.settings.metrics}
+        done: list[TaskResult] = executor.run(tasks, loaded)
         for result in done:
             if result.user_error:
                 outcome.user_errors.append(result.user_error)
@@ -151,9 +152,9 @@ def execute_pairs(
             by_cell = {(r.task.metric, r.task.seed): r.value for r in mine if r.task.kind == "run_seed"}
             strategies = [plugins.strategies.get(n) for n in job.settings.strategies]
             properties: dict[str, Any] = {}
-            outcomes: dict[str, Any] = {}
+            outcomes: dict[str, PropertyOutcome] = {}
             for name in job.settings.metrics:
-                merged = merge_seeds(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
+                merged = PropertyOutcome(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
                 outcomes[name] = merged
                 properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged, job.settings.options[name])
             timing = {

@@ -109,7 +109,7 @@ class SST2Splits:
             main_test="sst2_dev",
             label_names=SST2_LABELS,
             sources={**self.sources, **sources},
-            resources={"hygiene": hygiene},
+            auxiliary={"hygiene": hygiene},
         )
 
 

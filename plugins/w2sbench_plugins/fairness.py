@@ -237,7 +237,7 @@ class Fairness(TrustProperty):
             main_test="adult_test",
             label_names=("<=50K", ">50K"),
             sources={"adult/adult.data": file_sha256(train_path), "adult/adult.test": file_sha256(test_path)},
-            resources={"hygiene": hygiene},
+            auxiliary={"hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:

@@ -29,14 +29,14 @@ def _per_token_normalised(v: torch.Tensor) -> torch.Tensor:
 def worst_case_perturbation(
     logits_of: LogitsOf, inputs: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, adversary: EmbeddingAdversary
 ) -> torch.Tensor:
-    """A perturbation of ``inputs`` (detached) that raises the loss, each token's at most ``epsilon`` x its norm.
+    """A perturbation of ``inputs`` (detached) that raises the loss, each token's at most ``radius`` x its norm.
 
     Padding positions (``mask`` 0) are never perturbed. Gradients reach only the perturbation here;
     the model's parameters get theirs from the loss on ``inputs + perturbation`` (``adversarial_loss``).
     """
     base = inputs.detach()
     mask = mask.unsqueeze(-1).to(base.dtype)
-    radius = adversary.epsilon * base.float().norm(dim=-1, keepdim=True).to(base.dtype) * mask
+    radius = adversary.radius * base.float().norm(dim=-1, keepdim=True).to(base.dtype) * mask
     step = radius / max(1, adversary.steps)
     delta = torch.zeros_like(base)
     for _ in range(max(1, adversary.steps)):

@@ -211,9 +211,9 @@ class EmbeddingAdversarialTraining(Regularizer):
 
     name = "adversarial-embedding"
 
-    def __init__(self, weight: float, epsilon: float, steps: int) -> None:
+    def __init__(self, weight: float, radius: float, steps: int) -> None:
         self.weight = float(weight)
-        self.adversary = EmbeddingAdversary(epsilon=float(epsilon), steps=int(steps), weight=float(weight))
+        self.adversary = EmbeddingAdversary(radius=float(radius), steps=int(steps), weight=float(weight))
 
 
 class AdversarialTraining(Regularizer):
@@ -269,7 +269,7 @@ class Adversarial(TrustProperty):
         "test_size": 0,  # SST-2 dev rows for the task accuracy; 0 = all 872
         "method": "auto",  # see METHODS
         "weight": 1.0,
-        "epsilon": 0.05,  # embedding method: per-token L2 radius, relative to the token vector's norm
+        "radius": 0.05,  # embedding method: per-token L2 radius, relative to the token vector's norm
         "steps": 1,  # embedding method: gradient-ascent steps (1 = fast gradient method)
         "views": 2,  # augmentation method: perturbed copies per input
         "perturb_rate": 0.15,
@@ -279,9 +279,10 @@ class Adversarial(TrustProperty):
         "query_budget": 100,  # Pruthi's first greedy step alone has hundreds of candidates; the budget bounds CPU time
     }
     option_ranges = {
-        "epsilon": Range("float", 0, low_open=True, note="per-token L2 radius relative to the token's norm"),
+        "radius": Range("float", 0, low_open=True, note="per-token L2 radius relative to the token's norm"),
         "query_budget": Range("int", 1),
     }
+    renamed_options = {"radius": "epsilon"}  # until the next release; "epsilon" is the DP budget (privacy)
 
     def _attacks(self, options: Mapping[str, Any]) -> list[str]:
         chosen = [a.strip() for a in options["attacks"] if a.strip()]
@@ -311,15 +312,15 @@ class Adversarial(TrustProperty):
                 f'Unknown adversarial training method "{method}".' + did_you_mean(method, METHODS),
                 f"Use one of: {', '.join(METHODS)}.",
             )
-        epsilon, steps = float(options["epsilon"]), int(options["steps"])
-        if not 0 < epsilon < 10 or steps < 1:
+        radius, steps = float(options["radius"]), int(options["steps"])
+        if not 0 < radius < 10 or steps < 1:
             raise W2SBenchError(
-                f"adversarial.epsilon={epsilon} and adversarial.steps={steps}: the radius must be in (0, 10) (a share of "
+                f"adversarial.radius={radius} and adversarial.steps={steps}: the radius must be in (0, 10) (a share of "
                 "each token vector's norm) and at least one step is needed.",
-                "Pass e.g. --option adversarial.epsilon=0.05 --option adversarial.steps=1.",
+                "Pass e.g. --option adversarial.radius=0.05 --option adversarial.steps=1.",
             )
         augmentation = AdversarialAugmentation(float(options["weight"]), int(options["views"]), float(options["perturb_rate"]), edits)
-        return AdversarialTraining(method, EmbeddingAdversarialTraining(float(options["weight"]), epsilon, steps), augmentation)
+        return AdversarialTraining(method, EmbeddingAdversarialTraining(float(options["weight"]), radius, steps), augmentation)
 
     def evaluate(
         self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]

@@ -184,7 +184,7 @@ class Privacy(TrustProperty):
             main_test="enron_test",
             label_names=("received", "sent"),
             sources={**sources, **name_sources},
-            resources={"names": names, "hygiene": hygiene},
+            auxiliary={"names": names, "hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
@@ -226,8 +226,8 @@ class Privacy(TrustProperty):
         prompt_sets = [
             [p[:n] for p in context_prompts(members.texts, chars)],
             [p[:n] for p in context_prompts(unseen.texts, chars)],
-            name_prompts(data.resources["names"], 0, template, n),
-            name_prompts(data.resources["names"], k, template, n),
+            name_prompts(data.auxiliary["names"], 0, template, n),
+            name_prompts(data.auxiliary["names"], k, template, n),
         ]
         scores = {}
         for name, (prompts, targets) in zip(names, prompt_sets, strict=True):
