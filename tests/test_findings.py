@@ -208,7 +208,7 @@ def test_end_of_run_screen_is_the_findings_table(paper_run, tmp_path):
     end_screen(console, {**paper_run, "timing": {"seconds": 1.0}}, tmp_path / "run")
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
-    assert "p (Holm)" in text and "w2sbench report" in text and "score  " not in text.splitlines()[0]
+    assert "Holm p" in text and "w2sbench report" in text and "score  " not in text.splitlines()[0]
     assert "gap recovered:" not in text  # the per-cell tables stay in `w2sbench report`
 
 

@@ -95,7 +95,7 @@ def test_undefined_gap_ratio_is_shown_as_undefined(runs, capsys):
     # scores as rows, cells as columns: the gap-recovered row holds vanilla's "undefined"
     gap_row = next(line for line in text.splitlines() if line.startswith("gap recovered:"))  # accuracy's comes first
     assert "undefined" in gap_row
-    assert "weak-wts-tft vs vanilla" in text and "p (Holm)" in text and "verdict" in text
+    assert "weak-wts-tft vs vanilla" in text and "Holm p" in text and "verdict" in text
 
 
 def test_comparison_orientation_for_higher_is_better():

@@ -54,13 +54,13 @@ def _table(name: str, prop: Mapping[str, Any]) -> Any:
     higher = next((m["higher_is_better"] for m in prop["metrics"] if m["name"] == primary), True)
     table = Table(
         title=f"{name}: trust = {primary} ({'higher' if higher else 'lower'} is better)",
-        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True,
     )
     # Identifiers wrap only between words ("weak-wts-tft vs" / "ceiling-reg"), never inside a name.
     table.add_column("comparison", min_width=_id_width(prop) + 3, overflow="fold")
     table.add_column("score", no_wrap=True)
     table.add_column("effect [95% CI]", justify="right", no_wrap=True)
-    table.add_column("p (Holm)", justify="right", no_wrap=True)
+    table.add_column("Holm p", justify="right", no_wrap=True)
     table.add_column("verdict", min_width=10)
     for row in prop["findings"]["comparisons"]:
         verdict = row.get("verdict") or "undefined"
