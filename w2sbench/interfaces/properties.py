@@ -111,8 +111,8 @@ class TrustProperty(ABC):
         """The property's evaluation as lm-eval tasks, for ``w2sbench export-lm-eval``; default none.
 
         ``options`` are the property's resolved options (``self.options()``); ``rows`` is the most test
-        rows per task (None: the property's own default size), ``fewshot_rows`` the number of few-shot
-        demonstrations where the property samples them (>= 1). Load data as ``load_data`` does
+        rows per task (>= 1; None: the property's own default size), ``fewshot_rows`` the number of
+        few-shot demonstrations where the property samples them (>= 0). Load data as ``load_data`` does
         (``ctx``), and raise ``W2SBenchError`` for data the user must fix. The core writes each task
         (``w2sbench/interfaces/lm_eval.py``) under the export folder and refuses duplicate task names.
         """
