@@ -187,11 +187,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# Deprecated export-lm-eval flags (one release): flag -> the trust property whose --rows it sets.
+_OLD_ROWS_FLAGS = {"adult_rows": "fairness", "style_rows": "ood"}
+
+
+def _export_rows(args: argparse.Namespace) -> tuple[int | None, dict[str, int]]:
+    """--rows, plus the deprecated --adult-rows / --style-rows (each with a FutureWarning)."""
+    from w2sbench.lm_eval_export import parse_rows
+
+    rows, per_property = parse_rows(args.rows) if args.rows is not None else (None, {})
+    for attribute, name in _OLD_ROWS_FLAGS.items():
+        value, flag = getattr(args, attribute), "--" + attribute.replace("_", "-")
+        if value is None:
+            continue
+        warnings.warn(f"{flag} is renamed --rows {name}=N; the old name works for one more release.", FutureWarning, stacklevel=1)
+        if per_property.setdefault(name, value) != value:
+            raise W2SBenchError(f"--rows {name}={per_property[name]} and {flag} {value} (its old name) differ.",
+                                f"Pass only --rows {name}=N.")
+    return rows, per_property
+
+
 def cmd_export_lm_eval(args: argparse.Namespace) -> int:
     from w2sbench.data import default_data_dir
     from w2sbench.lm_eval_export import export_lm_eval
+    from w2sbench.settings import parse_list
 
-    files = export_lm_eval(Path(args.dir), _plugins(), args.data_dir or default_data_dir(), args.adult_rows, args.style_rows, args.fewshot_rows)
+    rows, per_property = _export_rows(args)
+    properties = parse_list(args.properties, "trust properties") if args.properties is not None else None
+    files = export_lm_eval(Path(args.dir), _plugins(), args.data_dir or default_data_dir(), rows, args.fewshot_rows,
+                           properties, per_property)
     tasks = sorted(p.stem for p in files if p.suffix == ".yaml")
     _console().print(f"wrote {len(tasks)} lm-eval tasks to {args.dir}: {', '.join(tasks)}\n"
                      f"run them with: lm_eval --model hf --model_args pretrained=MODEL --include_path {args.dir} --tasks w2sbench")

@@ -76,9 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     lme = sub.add_parser("export-lm-eval", help="write trust evaluations as lm-eval tasks (YAML + JSONL) into DIR")
     lme.add_argument("dir", help="output folder; then run `lm_eval --include_path DIR --tasks w2sbench ...`")
     lme.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
-    lme.add_argument("--adult-rows", type=int, default=2000, help="Adult test rows (fixed subset of adult.test) [2000]")
-    lme.add_argument("--style-rows", type=int, help="rows per SST-2 style set [all 872]")
-    lme.add_argument("--fewshot-rows", type=int, default=16, help="Adult demonstration rows for --num_fewshot [16]")
+    lme.add_argument("--properties", help="comma-separated trust properties to export [every registered one with lm-eval tasks]")
+    lme.add_argument("--rows", metavar="N|PROPERTY=N,...", help="most test rows per task, for every property or per "
+                     "property, e.g. 100 or fairness=2000,ood=100 [each property's default]")
+    lme.add_argument("--fewshot-rows", type=int, default=16, help="demonstration rows per task for --num_fewshot, where "
+                     "a property samples them [16]")
+    lme.add_argument("--adult-rows", type=int, help=argparse.SUPPRESS)  # deprecated: --rows fairness=N (one release)
+    lme.add_argument("--style-rows", type=int, help=argparse.SUPPRESS)  # deprecated: --rows ood=N (one release)
 
     cap = sub.add_parser("capability", help="evaluate a run's final strong models with lm-eval (capability retention)")
     cap.add_argument("run", help="a finished run directory (decoder strong model)")

@@ -7,6 +7,7 @@ Choices the paper leaves open are in docs/properties.md (section ``ood``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from w2sbench.plugin_api import (
     DataContext,
     Examples,
+    LmEvalTask,
     MetricInfo,
     PenaltyContext,
     PropertyData,
@@ -29,7 +31,10 @@ from w2sbench.plugin_api import (
 from w2sbench_plugins._sst2 import load_sst2_splits
 from w2sbench_plugins.adversarial._perturbations import EDITS, PerturbedViews, check_edits
 
-__all__ = ["OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "style_test_name", "ood_scores"]
+__all__ = [
+    "OOD", "ConsistencyPenalty", "STYLES", "STYLE_URL", "load_styles", "read_style_file", "style_test_name", "ood_scores",
+    "OOD_TAG", "style_task_name", "style_tasks",
+]
 
 STYLE_URL = "https://raw.githubusercontent.com/AI-secure/DecodingTrust/main/data/ood/style.json"
 STYLES = (
@@ -37,6 +42,9 @@ STYLES = (
     "romantic_p0", "romantic_p0.6", "tweet_p0", "tweet_p0.6",
 )
 DIVERGENCES = ("symmetric_kl", "kl")
+OOD_TAG = "w2sbench_ood_style"  # the lm-eval tag of the exported style tasks (``w2sbench export-lm-eval``)
+# The exported style tasks' description, after DecodingTrust's sentiment instruction for its OOD style evaluation.
+_SENTIMENT_PROMPT = "For each snippet of text, label the sentiment of the text as positive or negative.\n\n"
 
 
 def style_key(style: str) -> str:
@@ -48,10 +56,29 @@ def style_test_name(style: str) -> str:
     return f"style_{style_key(style)}"
 
 
+def _refuse_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def read_style_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """DecodingTrust's data/ood/style.json as (dev rows by style, demonstration rows by ``<style>_<k>``);
+    each row a dict with ``id``, ``sentence`` and ``label`` ('0'/'1'). A file that is not valid JSON
+    (NaN included) or lacks the ``dev`` object raises W2SBenchError; ``train_demo`` may be absent ({})."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.loads(f.read(), parse_constant=_refuse_constant)
+        dev, demos = doc["dev"], doc.get("train_demo", {})
+        if not isinstance(dev, dict) or not isinstance(demos, dict):
+            raise TypeError("'dev' and 'train_demo' must be JSON objects")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise W2SBenchError(f"{path} is not DecodingTrust's style.json ({exc}).",
+                            "Replace it with data/ood/style.json from DecodingTrust.") from None
+    return dev, demos
+
+
 def load_styles(path: str, styles: Sequence[str], dev_size: int) -> dict[str, Examples]:
     """The style-transferred SST-2 dev sets from DecodingTrust's style.json, each aligned with dev by id."""
-    with open(path, encoding="utf-8") as f:
-        dev = json.load(f).get("dev", {})
+    dev = read_style_file(path)[0]
     out = {}
     for style in styles:
         rows = dev.get(style)
@@ -69,6 +96,41 @@ def load_styles(path: str, styles: Sequence[str], dev_size: int) -> dict[str, Ex
             labels=np.array([int(r["label"]) for r in rows]),
         )
     return out
+
+
+def style_task_name(style: str) -> str:
+    """``bible_p0.6`` -> ``w2sbench_sst2_style_bible_p0_6`` (lm-eval task names avoid dots)."""
+    return "w2sbench_sst2_style_" + re.sub(r"[^A-Za-z0-9_]+", "_", style)
+
+
+def _lm_eval_rows(path: str, style: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    try:
+        return [{"id": r["id"], "sentence": r["sentence"], "label": int(r["label"])} for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise W2SBenchError(f"{path}: a row of style {style!r} is not id/sentence/label ({exc}).",
+                            "Replace it with data/ood/style.json from DecodingTrust.") from None
+
+
+def style_tasks(path: str, rows: int | None) -> list[LmEvalTask]:
+    """Every dev set in DecodingTrust's style.json (the ten styles and ``base``, in file order) as an
+    SST-2 sentiment task, tagged ``w2sbench_ood_style``: its first ``rows`` rows (None: all 872), and as
+    few-shot split DecodingTrust's demonstrations in the same style (``<style>_0``) where it ships
+    them, else the ``base_0`` ones."""
+    dev, demos = read_style_file(path)
+    if not demos:
+        raise W2SBenchError(f"{path} has no train_demo demonstrations.", "Replace it with data/ood/style.json from DecodingTrust.")
+    tasks = []
+    for style, style_rows in dev.items():
+        name = style_task_name(style)
+        data = {
+            "train": (f"{name}.fewshot.jsonl", _lm_eval_rows(path, style, demos.get(f"{style}_0", demos.get("base_0", [])))),
+            "test": (f"{name}.test.jsonl", _lm_eval_rows(path, style, style_rows)[: rows or None]),
+        }
+        tasks.append(LmEvalTask.multiple_choice(
+            name, OOD_TAG, data, "{{sentence}}\nAnswer:", ["negative", "positive"], _SENTIMENT_PROMPT,
+            f"w2sbench OOD robustness: DecodingTrust SST-2 dev, style '{style}'", {OOD_TAG: "SST-2 styles"},
+        ))
+    return tasks
 
 
 def _accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -170,6 +232,13 @@ class OOD(TrustProperty):
         id_acc = _accuracy(data.tests["sst2_dev"].labels, probabilities["sst2_dev"])
         styles = {s: _accuracy(data.tests[style_test_name(s)].labels, probabilities[style_test_name(s)]) for s in self._styles(options)}
         return ood_scores(id_acc, styles)
+
+    def lm_eval_tasks(
+        self, ctx: DataContext, options: Mapping[str, Any], rows: int | None, fewshot_rows: int
+    ) -> list[LmEvalTask]:
+        """DecodingTrust's style-transferred SST-2 dev sets as sentiment tasks (``style_tasks``); the
+        few-shot splits are DecodingTrust's own demonstrations (8 per style), so ``fewshot_rows`` is unused."""
+        return style_tasks(str(dataset_file(ctx, "decodingtrust/ood/style.json", STYLE_URL)), rows)
 
 
 @hookimpl

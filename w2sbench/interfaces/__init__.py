@@ -1,7 +1,7 @@
 """The objects plugins hand to the core and receive from it, one module per concept: models (ModelSpec,
 ModelFamily, NamedPair), data (Examples, PropertyData, DataContext), regularizers (PenaltyContext,
 PrivacySpec, EmbeddingAdversary, Regularizer, NoRegularizer), properties (MetricInfo, TrustProperty),
-strategies (Teacher, TransferLoss, Strategy, reference_cells) and exporters (Exporter).
+lm_eval (LmEvalTask), strategies (Teacher, TransferLoss, Strategy, reference_cells) and exporters (Exporter).
 
 Import them from here (or from ``w2sbench.plugin_api``); the modules are where each is defined. Keep them
 small: a plugin author should be able to read them in five minutes.
@@ -17,6 +17,7 @@ import numpy as np
 
 from w2sbench.interfaces.data import DataContext, Examples, PropertyData
 from w2sbench.interfaces.exporters import Exporter
+from w2sbench.interfaces.lm_eval import LmEvalTask
 from w2sbench.interfaces.models import ModelFamily, ModelSpec, NamedPair
 from w2sbench.interfaces.properties import MetricInfo, TrustProperty
 from w2sbench.interfaces.regularizers import EmbeddingAdversary, NoRegularizer, PenaltyContext, PrivacySpec, Regularizer
@@ -36,6 +37,7 @@ __all__ = [
     "Regularizer",
     "NoRegularizer",
     "TrustProperty",
+    "LmEvalTask",
     "Strategy",
     "Teacher",
     "TransferLoss",

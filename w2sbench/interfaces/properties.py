@@ -1,5 +1,5 @@
-"""A trust property (``TrustProperty``): its data, its regularizer, its options and the metrics
-(``MetricInfo``) it reports."""
+"""A trust property (``TrustProperty``): its data, its regularizer, its options, the metrics
+(``MetricInfo``) it reports and the lm-eval tasks (``LmEvalTask``) it exports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.interfaces.data import DataContext, PropertyData
+from w2sbench.interfaces.lm_eval import LmEvalTask
 from w2sbench.interfaces.regularizers import Regularizer
 from w2sbench.values import default_range, resolve_value
 
@@ -103,3 +104,16 @@ class TrustProperty(ABC):
         decoder models (None for encoders).
         """
         return {}
+
+    def lm_eval_tasks(
+        self, ctx: DataContext, options: Mapping[str, Any], rows: int | None, fewshot_rows: int
+    ) -> list[LmEvalTask]:
+        """The property's evaluation as lm-eval tasks, for ``w2sbench export-lm-eval``; default none.
+
+        ``options`` are the property's resolved options (``self.options()``); ``rows`` is the most test
+        rows per task (>= 1; None: the property's own default size), ``fewshot_rows`` the number of
+        few-shot demonstrations where the property samples them (>= 0). Load data as ``load_data`` does
+        (``ctx``), and raise ``W2SBenchError`` for data the user must fix. The core writes each task
+        (``w2sbench/interfaces/lm_eval.py``) under the export folder and refuses duplicate task names.
+        """
+        return []
