@@ -145,8 +145,9 @@ def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRo
         name = {0.0: " (weak)", 1.0: " (ceiling)"}.get(tick, "")
         parts.append(f'<text x="{sx(tick):.1f}" y="{base + 16}" text-anchor="middle">{tick:g}{name}</text>')
         tick += 0.5
-    parts.append(f'<text x="{(left + w - right) / 2}" y="{base + 36}" text-anchor="middle">trust gap recovered on '
-                 f"{_e(primary)} (mean over seeds, 95% interval)</text>")
+    # short enough to fit the 600-unit-wide plot with a long metric name (the screenshot cut the longer one)
+    parts.append(f'<text x="{(left + w - right) / 2}" y="{base + 36}" text-anchor="middle">gap recovered on '
+                 f"{_e(primary)}: mean over seeds, 95% CI</text>")
     strategies = sorted({it[1][0].strategy for it in items if it[0] == "row"})
     color = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(strategies)}
     for k, (kind, item) in enumerate(items):
