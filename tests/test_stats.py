@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from w2sbench.stats import gap_recovered, gap_recovered_summary, holm, paired_test, summarize, wald_test
 
 
@@ -66,3 +68,15 @@ def test_wald_test_from_a_bootstrap_standard_error():
     assert math.isclose(r["p_value"], 0.04999579029644097, rel_tol=1e-9)
     assert math.isclose(r["ci95"][0], 0.0196 - 1.959963984540054 * 0.01)
     assert wald_test(None, 0.01)["p_value"] is None and wald_test(0.0, 0.0)["p_value"] == 1.0
+
+
+def test_a_ratio_keeps_a_sane_standard_error_when_a_few_resamples_explode():
+    """Gap recovered: the SE is the percentile interval's half-width / 1.96, not the resamples' SD (which a
+    single near-zero denominator makes astronomical)."""
+    from w2sbench.stats import interval_stderr, percentile_interval
+
+    ratios = [0.3] * 50 + [0.5] * 49 + [1e13]
+    ci = percentile_interval(ratios)
+    assert ci == [0.3, 0.5]
+    assert interval_stderr(ci) == pytest.approx(0.2 / (2 * 1.959963984540054), rel=1e-12)
+    assert interval_stderr(None) is None

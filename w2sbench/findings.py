@@ -36,6 +36,7 @@ from w2sbench.design import REG_CEILING, StrategyDesign, task_scores
 from w2sbench.stats import (
     gap_recovered_summary,
     holm,
+    interval_stderr,
     percentile_interval,
     summarize,
     wald_test,
@@ -261,8 +262,7 @@ def gap_recovered_interval(boot: Mapping[str, Any], s: int, w: int, c: int, k: i
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = np.where(den != 0, num / np.where(den != 0, den, 1), np.nan)
         summary["ci95"] = percentile_interval(_defined(ratios))
-        defined = ratios[~np.isnan(ratios)]
-        summary["stderr"] = float(np.std(defined, ddof=1)) if len(defined) > 1 else None
+        summary["stderr"] = interval_stderr(summary["ci95"])  # not the resamples' SD: heavy-tailed for a ratio
     return summary
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "bootstrap_interval",
     "bootstrap_samples",
     "percentile_interval",
+    "interval_stderr",
     "paired_test",
     "improvement",
     "MIN_GAP",
@@ -190,6 +191,19 @@ def percentile_interval(values: Sequence[float | None], resamples: int | None = 
     if len(clean) < 2 or len(clean) < total / 2:
         return None
     return [float(np.percentile(clean, 2.5)), float(np.percentile(clean, 97.5))]
+
+
+def interval_stderr(ci95: Sequence[float] | None) -> float | None:
+    """The standard error a 95% interval implies, (hi - lo) / (2 x 1.96); None without an interval.
+
+    Used for bootstrapped ratios (gap recovered): their bootstrap standard deviation is dominated by the few
+    resamples whose denominator nears 0 (1e13 on a ratio whose interval is [-1.1, 1.4]), while the percentile
+    interval is not."""
+    from scipy import stats as st  # scipy is slow to import; `w2sbench --help` does not need it
+
+    if ci95 is None:
+        return None
+    return float((ci95[1] - ci95[0]) / (2 * st.norm.ppf(0.975)))
 
 
 def improvement(a: float | None, b: float | None, higher_is_better: bool) -> float | None:
