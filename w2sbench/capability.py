@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from w2sbench.finite import json_safe
 from w2sbench.jsonio import loads_strict
 from w2sbench.language_model import causal_lm
 from w2sbench.models import resolve_pair
+from w2sbench.outcomes import TrainedModel
 from w2sbench.pipeline import Pipeline
 from w2sbench.progress import Progress
 from w2sbench.results import RESULTS_FILE, load_results
@@ -93,6 +94,45 @@ def _include_hash(include_path: Path | None) -> str | None:
     return stable_hash([(str(p.relative_to(include_path)), file_sha256(p)) for p in files])
 
 
+def _recorded_settings(results: Mapping[str, Any], device: str | None) -> RunSettings:
+    """The finished run's settings as recorded in results.json, on ``device`` (default: CUDA when present)."""
+    import torch
+
+    recorded = dict(results["settings"])
+    for key in ("metrics", "strategies", "seeds"):
+        recorded[key] = tuple(recorded[key])
+    recorded["device"] = resolve_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    return RunSettings(**{k: recorded[k] for k in RunSettings.__dataclass_fields__ if k in recorded})
+
+
+def _chosen_cells(settings: RunSettings, cells: Sequence[str] | None) -> list[str]:
+    """The strong-model cells to evaluate (default: all); W2SBenchError names an unknown or weak cell."""
+    strong_cells = ["ceiling", "ceiling-reg", *settings.strategies]
+    chosen = list(cells) if cells else strong_cells
+    for cell in chosen:
+        if cell not in strong_cells:
+            raise W2SBenchError(
+                f'"{cell}" is not a strong-model cell of this run.' + did_you_mean(cell, strong_cells),
+                f"Use some of: {', '.join(strong_cells)} (weak cells are not strong models).",
+            )
+    return chosen
+
+
+def _cell_scores(
+    trained_per_seed: Mapping[int, Mapping[str, TrainedModel]], chosen: Sequence[str],
+    score: Callable[[TrainedModel], dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """``{cell: {seed: scores}}`` for the chosen cells of every seed; ``score`` maps a trained model to its
+    lm-eval scores. Baseline cells a seed did not train are skipped."""
+    per_cell: dict[str, dict[str, Any]] = {}
+    for seed, trained in trained_per_seed.items():
+        for cell in chosen:
+            if cell in BASELINE_CELLS and cell not in trained:
+                continue
+            per_cell.setdefault(cell, {})[str(seed)] = score(trained[cell])
+    return per_cell
+
+
 def run_capability(
     run_dir: Path,
     plugins: Any,
@@ -106,24 +146,10 @@ def run_capability(
     batch_size: int = 8,
 ) -> dict[str, Any]:
     """Evaluate the pretrained and the trained strong models of a finished run; store the scores in results.json."""
-    import torch
-
-
     run_dir = Path(run_dir)
     results = load_results(run_dir)
-    recorded = dict(results["settings"])
-    for key in ("metrics", "strategies", "seeds"):
-        recorded[key] = tuple(recorded[key])
-    recorded["device"] = resolve_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
-    settings = RunSettings(**{k: recorded[k] for k in RunSettings.__dataclass_fields__ if k in recorded})
-    strong_cells = ["ceiling", "ceiling-reg", *settings.strategies]
-    chosen = list(cells) if cells else strong_cells
-    for cell in chosen:
-        if cell not in strong_cells:
-            raise W2SBenchError(
-                f'"{cell}" is not a strong-model cell of this run.' + did_you_mean(cell, strong_cells),
-                f"Use some of: {', '.join(strong_cells)} (weak cells are not strong models).",
-            )
+    settings = _recorded_settings(results, device)
+    chosen = _chosen_cells(settings, cells)
     manager = _task_manager(tasks, include_path)
     with RunLock(run_dir):
         pair = resolve_pair(settings.pair, plugins)  # the pair text as the user gave it (names or folders)
@@ -156,21 +182,12 @@ def run_capability(
             notes.append("strong models were trained with a frozen backbone (head mode): their LM is the pretrained one")
         for name in settings.metrics:
             outcome = pipeline.run_metric(plugins.trust_properties.get(name))
-            per_cell: dict[str, dict[str, Any]] = {}
-            for seed, trained in outcome.models.items():
-                for cell in chosen:
-                    if cell in BASELINE_CELLS and cell not in trained:
-                        continue
-                    train_key, path, role_name = trained[cell]
-                    if role.mode == "head":
-                        scores = base
-                    else:
-                        scores = evaluate(
-                            stable_hash(train_key),
-                            lambda k=train_key, p=path, r=role_name: causal_lm(role.spec, role.folder, pipeline.models.load_trained(k, p, r).backbone),
-                        )
-                    per_cell.setdefault(cell, {})[str(seed)] = scores
-            models[name] = per_cell
+            models[name] = _cell_scores(outcome.models, chosen, lambda trained: (
+                base if role.mode == "head" else evaluate(
+                    stable_hash(trained.key),
+                    lambda: causal_lm(role.spec, role.folder, pipeline.models.load_trained(trained.key, trained.path, trained.role).backbone),
+                )
+            ))
         capability = {
             "tasks": list(tasks),
             "limit": limit,

@@ -7,6 +7,7 @@ parser is built), so ``w2sbench --help`` starts at once.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from w2sbench import __version__
 
@@ -23,6 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_run(sub)
+    _add_sweep_list_report_export(sub)
+    _add_lm_eval(sub)
+    from w2sbench.leaderboard._cli import add_parser as _add_leaderboard_parser
+
+    _add_leaderboard_parser(sub)
+    return parser
+
+
+def _add_run(sub: Any) -> None:
+    """`w2sbench run`."""
     run = sub.add_parser("run", help="run (or resume) a benchmark")
     run.add_argument("--pair", default="default", help="WEAK:STRONG (e.g. pythia-160m:pythia-1b) or a named pair [default]")
     run.add_argument("--properties", help="comma-separated trust properties, e.g. fairness,ood [all registered]")
@@ -45,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["local", "ray"], default="local", help="where the seeds run: this process or a Ray cluster [local]")
     run.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [start a local cluster]")
 
+
+def _add_sweep_list_report_export(sub: Any) -> None:
+    """`sweep`, `list`, `plugins`, `report` and `export`."""
     swp = sub.add_parser("sweep", help="run a grid of pairs x metrics x strategies x seeds from a YAML file")
     swp.add_argument("config", help="sweep YAML file (docs/scale-out.md)")
     swp.add_argument("--executor", choices=["local", "ray"], help="where tasks run [the file's, else local]")
@@ -73,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", required=True, help="exporter name (`w2sbench list exporters`)")
     exp.add_argument("--to", required=True, help="destination file")
 
+
+def _add_lm_eval(sub: Any) -> None:
+    """`export-lm-eval` and `capability`: the lm-eval bridges."""
     lme = sub.add_parser("export-lm-eval", help="write trust evaluations as lm-eval tasks (YAML + JSONL) into DIR")
     lme.add_argument("dir", help="output folder; then run `lm_eval --include_path DIR --tasks w2sbench ...`")
     lme.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
@@ -95,7 +113,3 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--device", help="cpu, cuda or cuda:N [cuda when available]")
     cap.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size [8]")
     cap.add_argument("--json", action="store_true", help="print the capability results as JSON")
-    from w2sbench.leaderboard._cli import add_parser as _add_leaderboard_parser
-
-    _add_leaderboard_parser(sub)
-    return parser
