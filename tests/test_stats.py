@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from w2sbench.stats import gap_recovered, gap_recovered_summary, holm, paired_test, summarize, wald_test
+from w2sbench.findings import seed_paired_test
+from w2sbench.stats import gap_recovered, gap_recovered_summary, holm, summarize, wald_test
 
 
 def test_summary_of_three_values():
@@ -31,8 +32,11 @@ def test_gap_recovered_directions():
 
 
 def test_paired_test():
-    r = paired_test([0.5, 0.6, 0.7], [0.4, 0.4, 0.6])
-    assert math.isclose(r["diff"], 0.1333333, rel_tol=1e-5) and 0 < r["p_value"] < 1
+    # differences 0.1, 0.2, 0.1: t = 0.1333 / (0.0577 / sqrt 3) = 4 on 2 degrees of freedom, whose two-sided
+    # p-value has the closed form 1 - t / sqrt(2 + t^2)
+    r = seed_paired_test([0.5 - 0.4, 0.6 - 0.4, 0.7 - 0.6])
+    assert math.isclose(r["effect"], 0.1333333, rel_tol=1e-5) and r["n"] == 3
+    assert math.isclose(r["p_value"], 1 - 4 / math.sqrt(18), rel_tol=1e-9)
 
 
 def test_gap_recovered_is_undefined_over_an_unresolved_gap():

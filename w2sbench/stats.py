@@ -15,7 +15,6 @@ __all__ = [
     "bootstrap_samples",
     "percentile_interval",
     "interval_stderr",
-    "paired_test",
     "improvement",
     "MIN_GAP",
     "gap_resolved",
@@ -212,15 +211,3 @@ def improvement(a: float | None, b: float | None, higher_is_better: bool) -> flo
         return None
     return float(a - b) if higher_is_better else float(b - a)
 
-
-def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Mean difference a - b over paired seeds with a paired t-test p-value (None with fewer than 2 pairs)."""
-    pairs = [(x, y) for x, y in zip(a, b, strict=False) if x is not None and y is not None]
-    if not pairs:
-        return {"diff": None, "p_value": None, "n": 0}
-    diff = np.asarray([x - y for x, y in pairs])
-    if len(diff) < 2 or float(diff.std(ddof=1)) == 0.0:
-        return {"diff": float(diff.mean()), "p_value": None, "n": len(diff)}
-    from scipy import stats as st
-
-    return {"diff": float(diff.mean()), "p_value": float(st.ttest_1samp(diff, 0.0).pvalue), "n": len(diff)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections import ChainMap, OrderedDict
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -157,7 +157,7 @@ class BoundedStates(MutableMapping[str, np.ndarray]):
     def __contains__(self, text: object) -> bool:
         return text in self._items
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
     def __len__(self) -> int:
