@@ -164,3 +164,20 @@ def test_run_reports_every_adversarial_metric(tiny_models, data_dir, tmp_path):
             rate, after = scores[f"{attack}_success_rate"], scores[f"{attack}_accuracy_under_attack"]
             assert (rate is None) if clean == 0 else math.isclose(after * 3, clean * (1 - rate)), (cell, attack, clean, rate, after)
         assert scores["accuracy_under_attack"] == np.mean([scores["deepwordbug_accuracy_under_attack"], scores["pruthi_accuracy_under_attack"]])
+        # live scores carry the plugin's bootstrap standard error over the 3 attacked sentences (LiveScores)
+        assert isinstance(entry["stderr"]["0"]["accuracy_under_attack"], float), cell
+
+
+def test_attack_standard_errors_resample_the_attacked_sentences_jointly():
+    from w2sbench_plugins.adversarial import attack_stderr
+
+    outcomes = ["successful"] * 30 + ["failed"] * 50 + ["skipped"] * 20
+    se = attack_stderr({"deepwordbug": outcomes, "pruthi": list(outcomes)}, seed=0)
+    # the same sentences resampled for both attacks: two identical attacks average to the same spread
+    assert se["attack_success_rate"] == se["deepwordbug_success_rate"] == se["pruthi_success_rate"]
+    assert se["accuracy_under_attack"] == se["deepwordbug_accuracy_under_attack"]
+    # accuracy under attack is a share of all 100 sentences: about the binomial sqrt(0.5 x 0.5 / 100)
+    assert math.isclose(se["accuracy_under_attack"], 0.05, rel_tol=0.1)
+    # success rate is a share of the 80 attacked ones: about sqrt(0.375 x 0.625 / 80) = 0.054
+    assert math.isclose(se["attack_success_rate"], math.sqrt(0.375 * 0.625 / 80), rel_tol=0.12)
+    assert attack_stderr({"pruthi": ["skipped"] * 5}, seed=0)["pruthi_success_rate"] is None  # nothing attacked

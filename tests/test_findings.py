@@ -295,3 +295,19 @@ def test_the_findings_table_marks_underpowered_rows_with_a_footnote():
     # the dpd row (standard error 0.025) is marked, the accuracy row (0.015) is not; the footnote names dpd
     assert flat.count("difference *") == 1 and flat.count("difference") == 3
     assert "* toy: dpd is underpowered (standard error up to 0.025 > 0.02)" in flat and "accuracy is underpowered" not in flat
+
+
+def test_a_live_scores_own_standard_error_is_reported_and_judged_by_the_power_rule():
+    from w2sbench.findings import score_stderr
+
+    strategies = [VANILLA, WTS]
+    outcome = _outcome(strategies, LEVELS)
+    for seed, seed_outcome in outcome.seeds.items():  # what LiveScores.stderr gives the pipeline, per cell
+        seed_outcome.live_stderr = {"vanilla": {"live_leak": 0.01 + seed / 100}, "weak-wts-tft": {"live_leak": 0.012}}
+    prop = build_property_result(ToyLive(), strategies, outcome, resamples=100)
+    cells = prop["cells"]
+    assert [cells["vanilla"]["stderr"][s]["live_leak"] for s in ("0", "1", "2")] == [0.01, 0.02, 0.03]
+    assert cells["weak"]["stderr"]["0"]["live_leak"] is None  # no per-example error given: over seeds instead
+    assert score_stderr(prop, "vanilla", "live_leak") == 0.03 and score_stderr(prop, "weak-wts-tft", "live_leak") == 0.012
+    row = next(r for r in prop["findings"]["comparisons"] if (r["strategy"], r["baseline"], r["kind"]) == ("weak-wts-tft", "vanilla", "trust"))
+    assert row["score_stderr"] == 0.03 and row["underpowered"] is True

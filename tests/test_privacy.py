@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -161,6 +162,8 @@ def test_end_to_end_run_reports_every_metric_and_leaks_no_address(tiny_models, d
         assert {"accuracy", "auroc"} | live <= set(scores), cell
         for k in live:  # 40 members vs 40 non-members (mia_size): a count of the 1,600 pairs, ties as halves
             assert round(scores[k] * 3200, 6) == round(scores[k] * 3200), (cell, k, scores[k])
+        # each membership AUC carries its bootstrap standard error over members and non-members (LiveScores)
+        assert all(isinstance(entry["stderr"]["0"][k], float) for k in live if scores[k] is not None), cell
         regularized = cell in {"weak-reg", "ceiling-reg", "weak-wts-tft"}
         assert ("dp_epsilon" in scores) == regularized, cell
         if regularized:
@@ -232,3 +235,21 @@ def test_a_dp_head_keeps_its_settings_and_its_cache_key():
         "target_epsilon": 8.0, "delta": None, "max_grad_norm": 1.0, "accounting": "every-poisson-batch",
     }
     assert regularizer.for_training("strong", "full") is regularizer
+
+
+def test_membership_auc_standard_error_resamples_members_and_non_members_separately():
+    from w2sbench_plugins.privacy import _auc_statistic, membership_auc_stderr
+
+    rng = np.random.default_rng(0)
+    members, unseen = rng.normal(0.3, 1, 200), rng.normal(0.0, 1, 200)
+    # the vectorized statistic is membership_auc (scikit-learn's ROC AUC), ties included
+    assert math.isclose(_auc_statistic(members, unseen)[0], membership_auc(members, unseen))
+    assert _auc_statistic(np.array([1.0, 0.0]), np.array([0.0]))[0] == 0.75
+    se = membership_auc_stderr(members, unseen, seed=0)
+    # Hanley & McNeil (1982) for AUC ~0.58 with 200 + 200: about 0.029
+    auc = membership_auc(members, unseen)
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    hanley = math.sqrt((auc * (1 - auc) + 199 * (q1 - auc**2) + 199 * (q2 - auc**2)) / (200 * 200))
+    assert math.isclose(se, hanley, rel_tol=0.1)
+    assert membership_auc_stderr(np.array([2.0, 3.0]), np.array([0.0, 1.0]), seed=0) == 0.0  # always separated
+    assert membership_auc_stderr(np.array([1.0]), unseen, seed=0) is None

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from w2sbench.findings import seed_paired_test
-from w2sbench.stats import gap_recovered, gap_recovered_summary, holm, summarize, wald_test
+from w2sbench.stats import bootstrap_stderr, gap_recovered, gap_recovered_summary, holm, summarize, wald_test
 
 
 def test_summary_of_three_values():
@@ -84,3 +84,16 @@ def test_a_ratio_keeps_a_sane_standard_error_when_a_few_resamples_explode():
     assert ci == [0.3, 0.5]
     assert interval_stderr(ci) == pytest.approx(0.2 / (2 * 1.959963984540054), rel=1e-12)
     assert interval_stderr(None) is None
+
+
+def test_bootstrap_stderr_of_a_mean_is_the_binomial_standard_error():
+    import numpy as np
+
+    def mean(x, axis=-1):
+        return np.mean(x, axis=axis)[None]
+
+    x = np.r_[np.ones(100), np.zeros(300)]  # p = 0.25 on 400 examples: sqrt(p (1 - p) / n) = 0.021651
+    (se,) = bootstrap_stderr([x], mean, paired=True, resamples=4000, seed=0)
+    assert math.isclose(se, math.sqrt(0.25 * 0.75 / 400), rel_tol=0.04)  # 4,000 resamples: ~1.1% relative noise
+    assert bootstrap_stderr([np.ones(50)], mean, paired=True) == [0.0]  # no spread, no error
+    assert bootstrap_stderr([np.ones(1)], mean, paired=True) == [None]  # one example: undefined

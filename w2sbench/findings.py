@@ -299,7 +299,8 @@ def property_findings(
 
 
 def stderr_by_seed(boot: Mapping[str, Any], names: Sequence[str], cells: Sequence[str]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """``{cell: {seed: {metric: standard error over test-example resamples}}}``; None for live scores."""
+    """``{cell: {seed: {metric: standard error over test-example resamples}}}``; None for live scores (results.py
+    fills in the property's own, ``LiveScores.stderr``)."""
     x = boot["samples"]
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for j, c in enumerate(cells):
@@ -340,8 +341,8 @@ def score_stderr(prop: Mapping[str, Any], cell: str, metric: str) -> float | Non
     """The largest standard error of one cell's score, the quantity the power rule (``MAX_STDERR``) judges.
 
     A score computable from the predictions: the largest per-seed standard error over test-example
-    resamples (``cells[cell].stderr``). A live score (membership inference, live attacks: no per-example
-    record, its per-seed entries are None): the standard error of its mean over seeds
+    resamples (``cells[cell].stderr``; for a live score, the property's own per-example bootstrap,
+    ``LiveScores.stderr``). A live score without per-seed entries: the standard error of its mean over seeds
     (``cells[cell].summary[metric].stderr``, std / sqrt(seeds)). None when neither exists (a live score
     with one seed, or a cell without the score)."""
     entry = prop.get("cells", {}).get(cell) or {}

@@ -35,6 +35,8 @@ class SeedOutcome:
     predictions: dict[str, dict[str, np.ndarray]]  # cell -> test set -> (rows, num_labels) class probabilities
     train: dict[str, dict[str, Any]]  # cell -> its train stage's report (seconds, steps, final_loss, epsilon, delta)
     models: dict[str, TrainedModel] = field(default_factory=dict)  # cell -> trained model (teacher references: none)
+    # cell -> live score -> its standard error over the evaluated examples (LiveScores.stderr), where given
+    live_stderr: dict[str, Scores] = field(default_factory=dict)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from w2sbench.finite import NonFiniteTraining, json_safe, require_finite_probabi
 from w2sbench.interfaces import (
     DataContext,
     Examples,
+    LiveScores,
     ModelSpec,
     NoRegularizer,
     PropertyData,
@@ -187,11 +188,12 @@ class Pipeline:
     def model_evaluation_stage(
         self, metric: TrustProperty, options: Mapping[str, Any], data: PropertyData, train_key: Mapping[str, Any],
         train_path: Path, role_name: str, seed: int, label: str,
-    ) -> dict[str, float]:
-        """The "live" stage: the property's ``evaluate_model`` scores of one trained model (attacks, extraction);
-        {} when the property has none."""
+    ) -> LiveScores:
+        """The "live" stage: the property's ``evaluate_model`` scores of one trained model (attacks, extraction)
+        and their standard errors over the evaluated examples when the property gives them (``stderr.json``;
+        stages cached before it existed have none); empty when the property has no live scores."""
         if type(metric).evaluate_model is TrustProperty.evaluate_model:
-            return {}
+            return LiveScores({})
         # renamed options are hashed under their old names (TrustProperty.cache_key_options): cached stages stay valid
         key = {"stage": "live", "metric": metric.name, "options": metric.cache_key_options(options),
                "model_stage": stable_hash(train_key), "seed": seed}
@@ -201,11 +203,16 @@ class Pipeline:
             model.role = role_name  # "weak" trained on split A, "strong" on split B: membership attacks need it
             model.attach_language_model(lambda: self.models.language_model(role_name, model))
             with self.progress.stage(f"{metric.name} live evaluation: {label}"):
-                scores = metric.evaluate_model(model, data, options, seed)
-            (tmp / "scores.json").write_text(json.dumps(json_safe(scores), allow_nan=False))
+                live = metric.evaluate_model(model, data, options, seed)
+            live = live if isinstance(live, LiveScores) else LiveScores(dict(live))
+            (tmp / "scores.json").write_text(json.dumps(json_safe(dict(live.scores)), allow_nan=False))
+            if live.stderr:
+                (tmp / "stderr.json").write_text(json.dumps(json_safe(dict(live.stderr)), allow_nan=False))
 
         path = self.dist.compute(self.cache, "live", key, produce)
-        return loads_strict((path / "scores.json").read_text())
+        stderr = path / "stderr.json"
+        return LiveScores(loads_strict((path / "scores.json").read_text()),
+                          loads_strict(stderr.read_text()) if stderr.exists() else {})
 
     # ----------------------------------------------------------------- one property
 
@@ -251,19 +258,22 @@ class Pipeline:
         scores: dict[str, dict[str, float | None]] = {}
         predictions: dict[str, dict[str, np.ndarray]] = {}
         reports: dict[str, dict[str, Any]] = {}
+        live_stderr: dict[str, dict[str, float | None]] = {}
         for cell, (strategy, teachers) in references.items():
             scores[cell], predictions[cell], reports[cell] = teacher_reference(self, metric, data, strategy, teachers, options)
         for cell, (k, p, role_name) in trained.items():
             probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
             cell_scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))  # noqa: B023 - called at once
-            cell_scores.update(self.model_evaluation_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}"))
+            live = self.model_evaluation_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}")
+            cell_scores.update(live.scores)
+            live_stderr[cell] = dict(live.stderr)
             reports[cell] = loads_strict((p / "report.json").read_text())
             if reports[cell].get("epsilon") is not None:  # DP-SGD's achieved budget is a score too
                 cell_scores["dp_epsilon"] = float(reports[cell]["epsilon"])
             scores[cell] = cell_scores
             predictions[cell] = probs
-        return SeedOutcome(scores, predictions, reports, trained)
+        return SeedOutcome(scores, predictions, reports, trained, live_stderr)
 
     def run_metric(self, metric: TrustProperty) -> PropertyOutcome:
         """All seeds and cells of one trust property: scores, predictions and stage reports."""

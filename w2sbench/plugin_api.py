@@ -19,6 +19,7 @@ from w2sbench.interfaces import (
     EmbeddingAdversary,
     Examples,
     Exporter,
+    LiveScores,
     LmEvalTask,
     MetricInfo,
     ModelFamily,
@@ -35,6 +36,7 @@ from w2sbench.interfaces import (
     TrustProperty,
     reference_cells,
 )
+from w2sbench.stats import bootstrap_stderr
 from w2sbench.training.losses import AuxConfLoss, CrossEntropyLoss, LogConfLoss, ProductLoss
 from w2sbench.values import Range
 
@@ -48,6 +50,7 @@ __all__ = [
     "Exporter",
     "LmEvalTask",
     "MetricInfo",
+    "LiveScores",
     "ModelFamily",
     "ModelSpec",
     "NamedPair",
@@ -69,6 +72,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "Range",
+    "bootstrap_stderr",
     "CrossEntropyLoss",
     "AuxConfLoss",
     "ProductLoss",

@@ -135,6 +135,10 @@ def _add_findings(
     findings = property_findings(prop, boot, names, cells, [design_of(s) for s in strategies])
     prop["findings"] = {k: v for k, v in findings.items() if k != "intervals"}
     for cell, se in stderr_by_seed(boot, names, cells).items():
+        for seed, seed_outcome in outcome.seeds.items():  # live scores: the property's own per-example error
+            for name, value in seed_outcome.live_stderr.get(cell, {}).items():
+                if name in se[str(seed)] and se[str(seed)][name] is None:
+                    se[str(seed)][name] = value
         prop["cells"][cell]["stderr"] = se
         prop["cells"][cell]["intervals"] = findings["intervals"][cell]
     mark_underpowered(prop)  # needs the per-seed standard errors just stored

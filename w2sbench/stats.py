@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import bootstrap
 
 __all__ = [
     "summarize",
@@ -15,6 +17,7 @@ __all__ = [
     "bootstrap_samples",
     "percentile_interval",
     "interval_stderr",
+    "bootstrap_stderr",
     "improvement",
     "MIN_GAP",
     "gap_resolved",
@@ -203,6 +206,31 @@ def interval_stderr(ci95: Sequence[float] | None) -> float | None:
     if ci95 is None:
         return None
     return float((ci95[1] - ci95[0]) / (2 * st.norm.ppf(0.975)))
+
+
+def bootstrap_stderr(
+    samples: Sequence[np.ndarray], statistic: Callable[..., np.ndarray], *, paired: bool,
+    resamples: int = 1000, seed: int = 0,
+) -> list[float | None]:
+    """Standard error of each value of ``statistic`` over bootstrap resamples of the examples.
+
+    ``samples``: 1-D arrays, one value per example (e.g. per attacked sentence, per member e-mail);
+    ``paired``: resample the rows of all samples jointly (the same examples, as several live attacks on
+    one sentence set), else each sample on its own (members and non-members). ``statistic(*samples,
+    axis=-1)`` returns ``(k,)`` values, vectorized over a leading resample axis. The standard deviation
+    of the resampled values (scipy.stats.bootstrap's ``standard_error``; Efron & Tibshirani 1993) per
+    value; None where it is not finite (e.g. a rate with no attacked example in some resample), or with
+    fewer than two examples in a sample.
+    """
+    arrays = tuple(np.asarray(x, dtype=float) for x in samples)
+    probe = np.atleast_1d(statistic(*arrays, axis=-1))
+    if min(len(x) for x in arrays) < 2:
+        return [None] * len(probe)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")  # scipy warns on degenerate resamples; they come back None below
+        result = bootstrap(arrays, statistic, paired=paired, vectorized=True, n_resamples=resamples,
+                           method="percentile", random_state=np.random.default_rng(seed))
+    return [float(v) if np.isfinite(v) else None for v in np.atleast_1d(result.standard_error)]
 
 
 def improvement(a: float | None, b: float | None, higher_is_better: bool) -> float | None:

@@ -19,7 +19,7 @@ from w2sbench.interfaces.data import DataContext, Examples, PropertyData
 from w2sbench.interfaces.exporters import Exporter
 from w2sbench.interfaces.lm_eval import LmEvalTask
 from w2sbench.interfaces.models import ModelFamily, ModelSpec, NamedPair
-from w2sbench.interfaces.properties import MetricInfo, TrustProperty
+from w2sbench.interfaces.properties import LiveScores, MetricInfo, TrustProperty
 from w2sbench.interfaces.regularizers import EmbeddingAdversary, NoRegularizer, PenaltyContext, PrivacySpec, Regularizer
 from w2sbench.interfaces.strategies import Strategy, Teacher, TransferLoss, reference_cells
 
@@ -31,6 +31,7 @@ __all__ = [
     "PropertyData",
     "DataContext",
     "MetricInfo",
+    "LiveScores",
     "PenaltyContext",
     "PrivacySpec",
     "EmbeddingAdversary",

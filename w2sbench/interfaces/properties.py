@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ from w2sbench.values import default_range, resolve_value
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from w2sbench.training.classifier import Classifier
 
-__all__ = ["MetricInfo", "TrustProperty"]
+__all__ = ["MetricInfo", "LiveScores", "TrustProperty"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,22 @@ class MetricInfo:
     higher_is_better: bool
     description: str
     kind: Literal["task", "trust"] = "trust"
+
+
+@dataclass(frozen=True)
+class LiveScores:
+    """What ``TrustProperty.evaluate_model`` may return instead of a plain mapping: the scores and the
+    standard error of each over the examples it was computed on.
+
+    ``scores``: score name -> value (None: undefined). ``stderr``: score name -> the standard deviation
+    of that score over bootstrap resamples of its examples (``w2sbench.stats.bootstrap_stderr``), for the
+    scores that have one; None when it is undefined. The core stores both in the live stage and reports
+    the standard error per seed in results.json (``cells[cell].stderr``), as it does for the scores it
+    computes from predictions; without it a live score's uncertainty is measured over seeds only.
+    """
+
+    scores: Mapping[str, float | None]
+    stderr: Mapping[str, float | None] = field(default_factory=dict)
 
 
 class TrustProperty(ABC):
@@ -96,8 +112,11 @@ class TrustProperty(ABC):
 
     def evaluate_model(
         self, model: Classifier, data: PropertyData, options: Mapping[str, Any], seed: int
-    ) -> dict[str, float]:
+    ) -> Mapping[str, float | None] | LiveScores:
         """Trust scores that need the model itself (live attacks, extraction); default none.
+
+        Return the scores, or ``LiveScores`` to give each its standard error over the evaluated examples
+        (the issue-14 power rule judges a live score by it: at most ``findings.MAX_STDERR``).
 
         ``model.role`` is "weak" (trained on split A of ``split_pool``) or "strong" (split B);
         ``model.language_model()`` is the trained backbone under its pretrained causal-LM head for

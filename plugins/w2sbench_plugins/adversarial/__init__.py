@@ -21,6 +21,7 @@ from w2sbench.plugin_api import (
     DataContext,
     EmbeddingAdversary,
     Examples,
+    LiveScores,
     MetricInfo,
     PenaltyContext,
     PropertyData,
@@ -28,6 +29,7 @@ from w2sbench.plugin_api import (
     Regularizer,
     TrustProperty,
     W2SBenchError,
+    bootstrap_stderr,
     dataset_file,
     did_you_mean,
     file_sha256,
@@ -52,6 +54,7 @@ __all__ = [
     "AdversarialTraining",
     "METHODS",
     "ADVGLUE_URL",
+    "attack_stderr",
     "ATTACKS",
     "load_advglue_sst2",
     "attack_scores",
@@ -116,6 +119,28 @@ def attack_scores(outcomes: Sequence[str]) -> dict[str, float | None]:
         "accuracy_under_attack": failed / n if n else None,
         "clean_accuracy": attacked / n if n else None,
     }
+
+
+def _attack_statistics(*coded: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Per attack, (success rate, accuracy under attack) of outcome codes (0 skipped, 1 failed, 2 successful),
+    then the mean over attacks of each: ``(2 x attacks + 2,)`` values, vectorized along ``axis``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = [np.sum(c == 2, axis=axis) / np.sum(c >= 1, axis=axis) for c in coded]
+        under = [np.mean(c == 1, axis=axis) for c in coded]
+        pairs = [v for r, u in zip(rates, under, strict=True) for v in (r, u)]
+        return np.stack([*pairs, np.mean(rates, axis=0), np.mean(under, axis=0)])
+
+
+def attack_stderr(outcomes: Mapping[str, Sequence[str]], seed: int) -> dict[str, float | None]:
+    """Standard errors of ``evaluate_model``'s attack scores over bootstrap resamples of the attacked
+    sentences, drawn jointly for every attack (each attack ran on the same sentences): ``{attack}_success_rate``,
+    ``{attack}_accuracy_under_attack``, ``attack_success_rate``, ``accuracy_under_attack``."""
+    code = {"skipped": 0, "failed": 1, "successful": 2}
+    attacks = list(outcomes)
+    coded = [np.array([code[o] for o in outcomes[a]], dtype=float) for a in attacks]
+    errors = bootstrap_stderr(coded, _attack_statistics, paired=True, seed=seed)
+    names = [f"{a}_{score}" for a in attacks for score in ("success_rate", "accuracy_under_attack")]
+    return dict(zip([*names, "attack_success_rate", "accuracy_under_attack"], errors, strict=True))
 
 
 def classifier_wrapper(model: Classifier, batch_size: int = 64) -> Any:
@@ -331,7 +356,7 @@ class Adversarial(TrustProperty):
 
     def evaluate_model(
         self, model: Classifier, data: PropertyData, options: Mapping[str, Any], seed: int
-    ) -> dict[str, float]:
+    ) -> dict[str, float] | LiveScores:
         attacks = self._attacks(options)
         n = int(options["attack_examples"])
         if not attacks or n <= 0:
@@ -339,14 +364,15 @@ class Adversarial(TrustProperty):
         dev = data.tests["sst2_dev"]
         examples = dev.subset(fixed_subset(len(dev), n))
         scores: dict[str, Any] = {}
-        for attack in attacks:
-            summary = attack_scores(run_attack(model, examples, attack, int(options["query_budget"]), seed))
+        outcomes = {attack: run_attack(model, examples, attack, int(options["query_budget"]), seed) for attack in attacks}
+        for attack, attack_outcomes in outcomes.items():
+            summary = attack_scores(attack_outcomes)
             scores[f"{attack}_success_rate"] = summary["success_rate"]
             scores[f"{attack}_accuracy_under_attack"] = summary["accuracy_under_attack"]
         rates = [scores[f"{a}_success_rate"] for a in attacks if scores[f"{a}_success_rate"] is not None]
         scores["attack_success_rate"] = float(np.mean(rates)) if rates else None
         scores["accuracy_under_attack"] = float(np.mean([scores[f"{a}_accuracy_under_attack"] for a in attacks]))
-        return scores
+        return LiveScores(scores, attack_stderr(outcomes, seed))
 
 
 @hookimpl
