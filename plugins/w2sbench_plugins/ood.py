@@ -193,7 +193,9 @@ class OOD(TrustProperty):
         "transfer_size": 1000,
         "val_size": 100,
         "max_length": 64,
-        "test_size": 300,  # rows per test set (same ids in dev and every style); 0 = all 872
+        # rows per test set (same ids in dev and every style); 0 = all 872: at 300 the default pair's accuracy
+        # gap (+0.036 over 3 seeds) was not resolved (interval [-0.018, +0.089]), issue 14
+        "test_size": 0,
         "styles": list(STYLES),
         "weight": 1.0,
         "divergence": "symmetric_kl",
