@@ -27,7 +27,7 @@ from w2sbench.run_dir import claim_run_dir
 from w2sbench.stage_cache import RunLock, StageCache, cache_location, is_url
 from w2sbench.training import distributed
 
-__all__ = ["PairJob", "SweepOutcome", "TasksFailed", "plan_tasks", "execute_pairs"]
+__all__ = ["PairJob", "SweepOutcome", "TasksFailed", "plan_tasks", "execute_pairs", "note_cache_use"]
 
 
 class TasksFailed(W2SBenchError):
@@ -97,6 +97,16 @@ def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[str | Path]) -> tup
     return tasks, owners
 
 
+def note_cache_use(progress: Progress, metrics: Sequence[str], results: Sequence[TaskResult]) -> None:
+    """One progress line per trust property: ``ood: 70 stages served from the stage cache, 0 computed``.
+
+    Cached stages print no line of their own (a fully cached run would otherwise log hundreds)."""
+    for metric in metrics:
+        mine = [r for r in results if r.task.metric == metric]
+        cached, computed = sum(r.cached for r in mine), sum(r.computed for r in mine)
+        progress.note(f"{metric}: {cached} stages served from the stage cache, {computed} computed")
+
+
 # ------------------------------------------------------------------------------------------- driver
 
 
@@ -149,6 +159,7 @@ def execute_pairs(
             mine = [r for r, owner in zip(done, owners) if owner == j]
             if not all(r.ok for r in mine):
                 continue
+            note_cache_use(progress, job.settings.metrics, mine)
             by_cell = {(r.task.metric, r.task.seed): r.value for r in mine if r.task.kind == "run_seed"}
             strategies = [plugins.strategies.get(n) for n in job.settings.strategies]
             properties: dict[str, Any] = {}
