@@ -162,12 +162,15 @@ def execute_pairs(
             note_cache_use(progress, job.settings.metrics, mine)
             by_cell = {(r.task.metric, r.task.seed): r.value for r in mine if r.task.kind == "run_seed"}
             strategies = [plugins.strategies.get(n) for n in job.settings.strategies]
+            # the findings' bootstrap kept for a re-run (rank 0 writes; a mirrored URL cache: computed each time)
+            findings_cache = StageCache(caches[j]) if dist.is_main and not is_url(caches[j]) else None
             properties: dict[str, Any] = {}
             outcomes: dict[str, PropertyOutcome] = {}
             for name in job.settings.metrics:
                 merged = PropertyOutcome(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
                 outcomes[name] = merged
-                properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged, job.settings.options[name])
+                properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged,
+                                                         job.settings.options[name], cache=findings_cache)
             timing = {
                 "seconds": round(time.perf_counter() - start, 3),
                 "stages_computed": sum(r.computed for r in mine),
