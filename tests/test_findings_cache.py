@@ -53,3 +53,19 @@ def test_changed_predictions_are_scored_afresh(outcome: Any, tmp_path: Path, mon
     _property(StageCache(tmp_path), outcome)
     assert calls == [1]
     assert len(list((tmp_path / findings_cache.KIND).iterdir())) == 2
+
+
+def test_a_rerun_keeps_an_unchanged_predictions_sidecar_and_replaces_a_damaged_one(outcome: Any, tmp_path: Path) -> None:
+    from w2sbench.results import PREDICTIONS_FILE, build_results, check_sidecar, write_results
+
+    prop = build_property_result(Toy(), [VANILLA], outcome, resamples=0)
+    results = build_results({"seeds": [0, 1, 2], "weak": "w", "strong": "s"}, {}, {"toy": prop}, {})
+    write_results(tmp_path, results, {"toy": outcome})
+    sidecar = tmp_path / PREDICTIONS_FILE
+    first, stat = sidecar.read_bytes(), sidecar.stat()
+    write_results(tmp_path, results, {"toy": outcome})
+    assert (sidecar.stat().st_ino, sidecar.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)  # not rewritten
+    sidecar.write_bytes(first[:-20])  # truncated
+    write_results(tmp_path, results, {"toy": outcome})
+    assert sidecar.read_bytes() == first
+    check_sidecar(tmp_path)
