@@ -5,7 +5,8 @@ original stays untouched) into a temporary folder, re-runs the command that made
 in this process, and prints per phase its CPU seconds (robust to other jobs on the machine) and wall
 seconds:
 
-  import         ``import w2sbench.cli`` in a fresh interpreter, minus a bare interpreter's start
+  import         ``import w2sbench.cli, w2sbench.runner`` (what ``w2sbench run`` imports) in a fresh
+                 interpreter, minus a bare interpreter's start; the plugins load later, under "other"
   data           the trust properties' data (``LoadedPipelines.data``)
   stage lookups  the executor's tasks: every cached stage read, the cells' observed scores
   findings       the findings' bootstrap (``findings_cache.cached_resample_scores``: read from the cache
@@ -27,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 PHASES = ("data", "stage lookups", "findings", "results", "writing")
+IMPORTS = "import w2sbench.cli, w2sbench.runner"  # what `w2sbench run` imports before it starts
 
 
 class Clock:
@@ -65,13 +68,15 @@ class Clock:
         setattr(owner, attr, timed)
 
 
-def _interpreter_seconds(code: str, repeats: int = 3) -> float:
-    """The fastest of ``repeats`` fresh interpreters running ``code`` (wall seconds)."""
-    best = float("inf")
+def _interpreter_seconds(code: str, repeats: int = 3) -> tuple[float, float]:
+    """The fastest of ``repeats`` fresh interpreters running ``code``: (cpu, wall) seconds."""
+    best = (float("inf"), float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
-        best = min(best, time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        best = min(best, (cpu, time.perf_counter() - start))
     return best
 
 
@@ -140,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     bare = _interpreter_seconds("pass")
-    imported = _interpreter_seconds("import w2sbench.cli")
+    imported = _interpreter_seconds(IMPORTS)
+    importing = [imported[0] - bare[0], imported[1] - bare[1]]
     with tempfile.TemporaryDirectory(prefix="cached-rerun-") as tmp:
         run_dir = copy_run(args.run_dir.resolve(), Path(tmp) / "run")
         _first, first_total, _ = timed_rerun(run_dir)  # fills the findings cache of a run made before it existed
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     timing = document.get("timing", {})
     print(f"stages computed {timing.get('stages_computed')}, served from cache {timing.get('stages_cached')}")
     print(f"{'phase':<15} {'cpu s':>8} {'wall s':>8}")
-    print(_row("import", imported - bare, imported - bare, f"(wall; {imported / bare:.1f}x a bare interpreter's {bare:.2f} s)"))
+    print(_row("import", *importing, f"({imported[0] / bare[0]:.1f}x a bare interpreter's {bare[0]:.2f} cpu s)"))
     for name in PHASES:
         cpu, wall = seconds.get(name, [0.0, 0.0])
         note = ""
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     other = [t - sum(seconds.get(n, [0.0, 0.0])[i] for n in PHASES) for i, t in enumerate(total)]
     print(_row("other", *other))
     print(_row("re-run total", *total, f"({total[0] / max(first_total[0], 1e-9):.2f}x the first re-run's cpu s)"))
-    print(_row("with import", total[0] + imported - bare, total[1] + imported - bare))
+    print(_row("with import", total[0] + importing[0], total[1] + importing[1]))
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 

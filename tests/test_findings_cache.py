@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.test_findings import LEVELS, VANILLA, WEAK_TFT, WTS, Toy, _outcome
 from w2sbench import findings_cache
 from w2sbench.results import build_property_result
 from w2sbench.stage_cache import StageCache
-from tests.test_findings import LEVELS, VANILLA, WEAK_TFT, WTS, Toy, _outcome
 
 
 def _property(cache: StageCache | None, outcome: Any) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -235,12 +236,25 @@ def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str,
                             allow_nan=False,  # probabilities were checked finite when predicted
                         )
                     )
-    blob = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
-    atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
+    text = ("\n".join(lines) + "\n").encode()
+    blob = _unchanged_sidecar(run_dir / PREDICTIONS_FILE, text)
+    if blob is None:
+        blob = gzip.compress(text, mtime=0)
+        atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
     results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": hashlib.sha256(blob).hexdigest()}
     path = run_dir / RESULTS_FILE
     atomic_write_json(path, _json_safe(results))
     return path
+
+
+def _unchanged_sidecar(path: Path, text: bytes) -> bytes | None:
+    """The sidecar's bytes when ``path`` already holds exactly ``text`` (a re-run: reading it back costs a
+    twentieth of compressing it again), else None."""
+    try:
+        blob = path.read_bytes()
+        return blob if gzip.decompress(blob) == text else None
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        return None
 
 
 def load_results(path: Path) -> dict[str, Any]:
