@@ -1,9 +1,10 @@
-"""The progress display a log file gets: one timestamped line per stage start and finish."""
+"""The progress display a log file gets: one timestamped line per finished stage, a start line for slow ones."""
 
 from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 
@@ -16,24 +17,45 @@ def messages(text: str) -> list[str]:
     return [LINE.match(line).group(1) for line in text.splitlines()]  # type: ignore[union-attr]
 
 
-def test_line_progress_names_each_stage_with_its_seconds() -> None:
+def test_line_progress_names_each_finished_stage_with_its_seconds() -> None:
     out = io.StringIO()
     progress = LineProgress(out)
     with progress.stage("train fairness s0 weak") as bar:
         bar.update(3, 10)
     progress.note("9 stages cached")
     lines = messages(out.getvalue())
-    assert lines[0] == "start train fairness s0 weak"
-    assert re.fullmatch(r"done train fairness s0 weak \(\d+\.\d s\)", lines[1])
-    assert lines[2] == "9 stages cached"
-    assert len(lines) == 3
+    assert re.fullmatch(r"done train fairness s0 weak \(\d+\.\d s\)", lines[0])
+    assert lines[1:] == ["9 stages cached"]
+
+
+def test_line_progress_prints_every_start_line_with_slow_after_zero() -> None:
+    out = io.StringIO()
+    with LineProgress(out, slow_after=0).stage("predict 10 rows"):
+        pass
+    lines = messages(out.getvalue())
+    assert lines[0] == "start predict 10 rows"
+    assert re.fullmatch(r"done predict 10 rows \(\d+\.\d s\)", lines[1])
+    assert len(lines) == 2
+
+
+def test_line_progress_prints_the_start_line_of_a_stage_still_running() -> None:
+    out = io.StringIO()
+    with LineProgress(out, slow_after=0.01).stage("train ood s0 ceiling"):
+        deadline = time.monotonic() + 30
+        while "start" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)  # waits for the timer thread; asserts no duration
+    lines = messages(out.getvalue())
+    assert lines[0] == "start train ood s0 ceiling"
+    assert re.fullmatch(r"done train ood s0 ceiling \(\d+\.\d s\)", lines[1])
+    assert len(lines) == 2
 
 
 def test_line_progress_says_failed_when_a_stage_raises() -> None:
     out = io.StringIO()
     with pytest.raises(ValueError), LineProgress(out).stage("predict 10 rows"):
         raise ValueError("boom")
-    assert re.fullmatch(r"failed predict 10 rows \(\d+\.\d s\)", messages(out.getvalue())[1])
+    assert re.fullmatch(r"failed predict 10 rows \(\d+\.\d s\)", messages(out.getvalue())[0])
+    assert len(messages(out.getvalue())) == 1
 
 
 class _Terminal(io.StringIO):
@@ -47,3 +69,20 @@ def test_for_stream_picks_lines_for_files_bars_for_terminals_nothing_when_quiet(
     bars = for_stream(stream=_Terminal())
     assert type(bars) is RichProgress
     bars.close()
+
+
+def test_cached_stages_are_noted_once_per_trust_property() -> None:
+    from w2sbench.executors import StageTask, TaskResult
+    from w2sbench.run_pairs import note_cache_use
+
+    def result(metric: str, seed: int, computed: int, cached: int) -> TaskResult:
+        task = StageTask("run_seed", {"pair": "default"}, {}, {}, metric, seed, "/cache")
+        return TaskResult(task, computed=computed, cached=cached)
+
+    out = io.StringIO()
+    results = [result("ood", 0, 0, 70), result("ood", 1, 2, 68), result("privacy", 0, 5, 0)]
+    note_cache_use(LineProgress(out), ["privacy", "ood"], results)
+    assert messages(out.getvalue()) == [
+        "privacy: 0 stages served from the stage cache, 5 computed",
+        "ood: 138 stages served from the stage cache, 2 computed",
+    ]

@@ -30,7 +30,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from scipy import stats as st
 
 from w2sbench.design import REG_CEILING, StrategyDesign, task_scores
 from w2sbench.stats import (
@@ -227,6 +226,8 @@ def seed_paired_test(differences: Sequence[float]) -> dict[str, Any]:
     if summary["stderr"] <= 1e-12 * max(1.0, abs(effect)):
         out.update(stderr=0.0, ci95=[effect, effect], p_value=1.0 if effect == 0 else 0.0)
     else:
+        from scipy import stats as st  # slow to import (~0.3 s); a re-run with cached findings may not need it
+
         out.update(stderr=summary["stderr"], ci95=summary["ci95"], p_value=float(st.ttest_1samp(diffs, 0.0).pvalue))
     return out
 

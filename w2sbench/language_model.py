@@ -9,12 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, AutoModelForCausalLM
-from transformers.models.auto.modeling_auto import (
-    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-)
-
 from w2sbench.errors import W2SBenchError
 from w2sbench.interfaces import ModelSpec
 from w2sbench.models import dequantized
@@ -26,6 +20,11 @@ def is_decoder(spec: ModelSpec, folder: Path) -> bool:
     """Whether the model has a causal-LM head class in transformers and is not a masked-LM encoder."""
     if spec.architecture:
         return spec.architecture == "decoder"
+    # transformers' auto classes are imported here, not at module level: they pull in torch._dynamo, accelerate
+    # and scikit-learn (~3 CPU s), which a run served from the stage cache never needs
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
     model_type = AutoConfig.from_pretrained(folder).model_type
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
@@ -43,6 +42,8 @@ def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None, requir
         )
     kwargs: dict[str, Any] = {"num_hidden_layers": spec.num_layers} if spec.num_layers is not None else {}
     source = dequantized(spec, folder) if spec.gguf_file else folder
+    from transformers import AutoModelForCausalLM
+
     model, info = AutoModelForCausalLM.from_pretrained(source, output_loading_info=True, **kwargs)
     head = model.get_output_embeddings()
     head_names = {n for n, p in model.named_parameters() if head is not None and p is head.weight}

@@ -1,13 +1,17 @@
 """Progress display for long work: rich bars on a terminal, one timestamped line per stage in a log file.
 
 A run on a cluster writes stderr to a file, where rich's live bars print nothing until the run ends;
-`LineProgress` prints a line when each stage starts and finishes instead, so `tail -f` shows where a run is.
+`LineProgress` prints one line when each computed stage finishes instead, plus a start line for a stage still
+running after ``slow_after`` seconds (10), so `tail -f` shows where a run is without two lines per
+prediction. Stages served from the stage cache print nothing themselves: the run notes their count once
+per trust property (w2sbench/run_pairs.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TextIO
@@ -91,23 +95,44 @@ class RichProgress(Progress):
 
 
 class LineProgress(Progress):
-    """One line per stage start and finish on ``stream`` (stderr): ``[HH:MM:SS] done <stage> (12.3 s)``."""
+    """One line per finished stage on ``stream`` (stderr): ``[HH:MM:SS] done <stage> (12.3 s)`` (or ``failed``).
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    A stage still running after ``slow_after`` seconds also gets ``[HH:MM:SS] start <stage>`` at that moment
+    (from a timer thread), so a long training shows up while it runs; 0 prints every start line at once,
+    None none."""
+
+    def __init__(self, stream: TextIO | None = None, slow_after: float | None = 10.0) -> None:
         self._stream = stream if stream is not None else sys.stderr
+        self._slow_after = slow_after
+        self._lock = threading.Lock()
 
     def _line(self, text: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self._stream, flush=True)
+        with self._lock:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self._stream, flush=True)
+
+    def _start_line(self, name: str) -> threading.Timer | None:
+        """Print the start line now (``slow_after`` 0) or once the stage has run ``slow_after`` seconds."""
+        if self._slow_after is None:
+            return None
+        if self._slow_after <= 0:
+            self._line(f"start {name}")
+            return None
+        timer = threading.Timer(self._slow_after, self._line, args=(f"start {name}",))
+        timer.daemon = True
+        timer.start()
+        return timer
 
     @contextlib.contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[StageHandle]:
-        self._line(f"start {name}")
+        timer = self._start_line(name)
         start = time.perf_counter()
         failed = True
         try:
             yield StageHandle()
             failed = False
         finally:
+            if timer is not None:
+                timer.cancel()
             self._line(f"{'failed' if failed else 'done'} {name} ({time.perf_counter() - start:.1f} s)")
 
     def note(self, message: str) -> None:

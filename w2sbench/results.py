@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,13 @@ from w2sbench.findings import (
     gap_recovered_interval,
     mark_underpowered,
     property_findings,
-    resample_scores,
     stderr_by_seed,
 )
+from w2sbench.findings_cache import cached_resample_scores
 from w2sbench.interfaces import MetricInfo, Strategy, TrustProperty, reference_cells
 from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.outcomes import PropertyOutcome
+from w2sbench.stage_cache import StageCache
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
 
 __all__ = [
@@ -82,12 +84,14 @@ def build_property_result(
     outcome: PropertyOutcome,
     options: Mapping[str, Any] | None = None,
     resamples: int | None = None,
+    cache: StageCache | None = None,
 ) -> dict[str, Any]:
     """One property's entry of results.json: per-cell scores and summaries, gap recovered, and (with the
     outcome's predictions) the findings, per-cell intervals and standard errors of w2sbench.findings.
 
     ``options``: the trust property's resolved options (default: its defaults); ``resamples``: bootstrap
-    resamples (default ``findings.DEFAULT_RESAMPLES``; 0 leaves the findings out)."""
+    resamples (default ``findings.DEFAULT_RESAMPLES``; 0 leaves the findings out); ``cache``: the run's stage
+    cache, where the bootstrap is kept for a re-run (w2sbench/findings_cache.py; None: computed every time)."""
     data = outcome.data
     scores = outcome.scores
     infos = [m for m in TASK_METRICS if not (m.name == "auroc" and data.num_labels != 2)] + list(metric.metrics)
@@ -117,19 +121,19 @@ def build_property_result(
         cells[strategy.name]["design"] = design_of(strategy).as_dict()
     prop = _property_entry(metric, infos, data, cells)
     if resamples != 0:
-        _add_findings(prop, metric, strategies, outcome, options if options is not None else metric.options(), resamples)
+        _add_findings(prop, metric, strategies, outcome, options if options is not None else metric.options(), resamples, cache)
     return prop
 
 
 def _add_findings(
     prop: dict[str, Any], metric: TrustProperty, strategies: list[Strategy], outcome: PropertyOutcome,
-    options: Mapping[str, Any], resamples: int | None,
+    options: Mapping[str, Any], resamples: int | None, cache: StageCache | None = None,
 ) -> None:
     """Bootstrap the property's scores and add findings, standard errors and resolved gap recovered."""
     cells = list(prop["cells"])
     names = [m["name"] for m in prop["metrics"]]
-    boot = resample_scores(
-        metric, outcome.data, options, outcome.predictions, outcome.scores, names, cells,
+    boot = cached_resample_scores(
+        cache, metric, outcome.data, options, outcome.predictions, outcome.scores, names, cells,
         resamples or DEFAULT_RESAMPLES, seed=0,
     )
     findings = property_findings(prop, boot, names, cells, [design_of(s) for s in strategies])
@@ -236,12 +240,25 @@ def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str,
                             allow_nan=False,  # probabilities were checked finite when predicted
                         )
                     )
-    blob = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
-    atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
+    text = ("\n".join(lines) + "\n").encode()
+    blob = _unchanged_sidecar(run_dir / PREDICTIONS_FILE, text)
+    if blob is None:
+        blob = gzip.compress(text, mtime=0)
+        atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
     results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": hashlib.sha256(blob).hexdigest()}
     path = run_dir / RESULTS_FILE
     atomic_write_json(path, _json_safe(results))
     return path
+
+
+def _unchanged_sidecar(path: Path, text: bytes) -> bytes | None:
+    """The sidecar's bytes when ``path`` already holds exactly ``text`` (a re-run: reading it back costs a
+    twentieth of compressing it again), else None."""
+    try:
+        blob = path.read_bytes()
+        return blob if gzip.decompress(blob) == text else None
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        return None
 
 
 def load_results(path: Path) -> dict[str, Any]:

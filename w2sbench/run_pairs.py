@@ -27,7 +27,7 @@ from w2sbench.run_dir import claim_run_dir
 from w2sbench.stage_cache import RunLock, StageCache, cache_location, is_url
 from w2sbench.training import distributed
 
-__all__ = ["PairJob", "SweepOutcome", "TasksFailed", "plan_tasks", "execute_pairs"]
+__all__ = ["PairJob", "SweepOutcome", "TasksFailed", "plan_tasks", "execute_pairs", "note_cache_use"]
 
 
 class TasksFailed(W2SBenchError):
@@ -97,6 +97,16 @@ def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[str | Path]) -> tup
     return tasks, owners
 
 
+def note_cache_use(progress: Progress, metrics: Sequence[str], results: Sequence[TaskResult]) -> None:
+    """One progress line per trust property: ``ood: 70 stages served from the stage cache, 0 computed``.
+
+    Cached stages print no line of their own (a fully cached run would otherwise log hundreds)."""
+    for metric in metrics:
+        mine = [r for r in results if r.task.metric == metric]
+        cached, computed = sum(r.cached for r in mine), sum(r.computed for r in mine)
+        progress.note(f"{metric}: {cached} stages served from the stage cache, {computed} computed")
+
+
 # ------------------------------------------------------------------------------------------- driver
 
 
@@ -149,14 +159,18 @@ def execute_pairs(
             mine = [r for r, owner in zip(done, owners) if owner == j]
             if not all(r.ok for r in mine):
                 continue
+            note_cache_use(progress, job.settings.metrics, mine)
             by_cell = {(r.task.metric, r.task.seed): r.value for r in mine if r.task.kind == "run_seed"}
             strategies = [plugins.strategies.get(n) for n in job.settings.strategies]
+            # the findings' bootstrap kept for a re-run (rank 0 writes; a mirrored URL cache: computed each time)
+            findings_cache = StageCache(caches[j]) if dist.is_main and not is_url(caches[j]) else None
             properties: dict[str, Any] = {}
             outcomes: dict[str, PropertyOutcome] = {}
             for name in job.settings.metrics:
                 merged = PropertyOutcome(data[(j, name)], {seed: by_cell[(name, seed)] for seed in job.settings.seeds})
                 outcomes[name] = merged
-                properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged, job.settings.options[name])
+                properties[name] = build_property_result(plugins.trust_properties.get(name), strategies, merged,
+                                                         job.settings.options[name], cache=findings_cache)
             timing = {
                 "seconds": round(time.perf_counter() - start, 3),
                 "stages_computed": sum(r.computed for r in mine),

@@ -101,8 +101,10 @@ class StageCache:
             return path
         return None
 
-    def compute(self, kind: str, key: Any, produce: Callable[[Path], None]) -> Path:
-        """Return the cached directory for ``key``, running ``produce(tmp_dir)`` only when it is missing."""
+    def compute(self, kind: str, key: Any, produce: Callable[[Path], None], record: bool = True) -> Path:
+        """Return the cached directory for ``key``, running ``produce(tmp_dir)`` only when it is missing.
+
+        ``record=False``: derived data rather than a stage (w2sbench/findings_cache.py), left out of computed.log."""
         found = self.get(kind, key)
         if found is not None:
             return found
@@ -114,7 +116,8 @@ class StageCache:
             refuse_non_finite_stage(tmp, kind)
             # written last: its presence inside the final directory marks the stage complete
             (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str, allow_nan=False))
-        self._log(kind, path.name)
+        if record:
+            self._log(kind, path.name)
         if self._mirror is not None:
             self._mirror.upload(kind, path.name, path)
         return path
