@@ -22,6 +22,9 @@ over the first (old or fp32) row of its kind, measured in this run; the machine'
 printed because other jobs share the CPU.
 
     W2SBENCH_DATA_DIR=../shared/data python benchmarks/stage_throughput.py --rows 256 --attack-examples 4
+
+On a machine other jobs keep busy, two torch threads spin-wait for each other and the CPU-time clock
+counts the spinning: ``--threads 1`` gives the per-core efficiency (ceilings measured with one thread).
 """
 
 from __future__ import annotations
@@ -275,7 +278,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=256, help="Adult rows per training / extraction stage")
     parser.add_argument("--attack-examples", type=int, default=4)
     parser.add_argument("--skip", default="", help="comma-separated kinds to skip: weak,train,predict,attack,sharing")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 measures per-core efficiency on a busy machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     skip = set(args.skip.split(","))
     data_dir = Path(os.environ.get("W2SBENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
     ctx = DataContext(data_dir, Path("/tmp/w2sbench-bench"))

@@ -15,6 +15,9 @@ GPUs by name, or a measured matmul rate on CPUs in the precision each side used.
 
     python benchmarks/train_throughput.py --shape pythia-160m --steps 20
     python benchmarks/train_throughput.py --shape pythia-1b --batch-size 16 --max-length 256 --compile
+
+On CPUs seconds are CPU seconds / threads (``clock``), so other jobs on a shared machine hardly move the
+ratio; the load average is printed beside it. ``--threads`` sets torch's thread count.
 """
 
 from __future__ import annotations
@@ -66,6 +69,13 @@ def lengths(n: int, max_length: int, seed: int) -> np.ndarray:
     return np.clip(rng.lognormal(math.log(max_length / 4), 0.6, n).astype(int), 8, max_length)
 
 
+def clock(device: str) -> float:
+    """Wall seconds on GPUs; on CPUs, CPU seconds / threads (robust to other jobs on a shared machine)."""
+    if device.startswith("cuda"):
+        return time.perf_counter()
+    return time.process_time() / torch.get_num_threads()
+
+
 def peak_flops(device: str, dtype: torch.dtype = torch.float32) -> float:
     """bf16 dense peak for NVIDIA GPUs by name; on CPUs a measured 2048x2048 matmul rate in ``dtype``."""
     if device.startswith("cuda"):
@@ -78,10 +88,10 @@ def peak_flops(device: str, dtype: torch.dtype = torch.float32) -> float:
     torch.mm(a, a)
     best = float("inf")
     for _ in range(3):
-        start = time.perf_counter()
+        start = clock(device)
         for _ in range(5):
             torch.mm(a, a)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock(device) - start)
     return 5 * 2 * 2048**3 / best
 
 
@@ -114,7 +124,7 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
         if i == warmup:
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start = clock(device)
         with autocast(device, "bf16" if use_bf16 else "fp32"):
             logits = step_fn(input_ids=ids, attention_mask=mask)
         loss = torch.nn.functional.cross_entropy(logits.float(), labels)
@@ -126,7 +136,7 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
             samples += len(idx)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start, samples, tokens
+    return clock(device) - start, samples, tokens
 
 
 def main() -> None:
@@ -139,7 +149,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="w2sbench side (training/precision.py)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     lens = lengths(args.batch_size * max(args.steps + 2, 64), args.max_length, seed=0)
     from w2sbench.training.precision import resolve_precision
@@ -147,24 +160,31 @@ def main() -> None:
     peak = peak_flops(args.device)
     bf16 = resolve_precision(args.precision, args.device, "full") == "bf16"
     peaks = {"reference": peak, "w2sbench": peak_flops(args.device, torch.bfloat16) if bf16 and not args.device.startswith("cuda") else peak}
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.shape} on {name}; batch {args.batch_size}, lengths 8..{args.max_length} (mean {lens.mean():.0f}), "
           f"peak {peak / 1e9:,.0f} GFLOP/s (w2sbench: {'bf16' if bf16 else 'fp32'}, peak {peaks['w2sbench'] / 1e9:,.0f}); "
           f"load average {__import__('os').getloadavg()[0]:.1f}")
     results = {}
-    for label, optimized in (("reference", False), ("w2sbench", True)):
+    sides = [("reference", False, "fp32")]
+    if bf16:  # the same loop in fp32 too, so the ratio splits into padding/loop and precision
+        sides.append(("w2sbench fp32", True, "fp32"))
+        peaks["w2sbench fp32"] = peak
+    sides.append(("w2sbench", True, args.precision))
+    for label, optimized, precision in sides:
         model, params = build(args.shape, args.device)
         if args.gradient_checkpointing and optimized:
             model.backbone.gradient_checkpointing_enable()
-        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized, args.precision)
+        seconds, samples, tokens = run(model, lens, args.batch_size, args.steps, optimized, args.device, args.compile and optimized, precision)
         mfu = 6 * params * tokens / seconds / peaks[label]
         results[label] = (samples / seconds, tokens / seconds, mfu)
-        print(f"{label:>10}: {samples / seconds:8.1f} samples/s  {tokens / seconds:10.0f} tokens/s  MFU {100 * mfu:5.1f}%")
+        print(f"{label:>13}: {samples / seconds:8.1f} samples/s  {tokens / seconds:10.0f} tokens/s  MFU {100 * mfu:5.1f}%")
         del model
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
+    if "w2sbench fp32" in results:
+        print(f"ratio w2sbench fp32 / reference (tokens/s): {results['w2sbench fp32'][1] / results['reference'][1]:.2f}x")
     ratio = results["w2sbench"][1] / results["reference"][1]
-    print(f"ratio w2sbench / reference (tokens/s): {ratio:.2f}x")
+    print(f"ratio w2sbench / reference (tokens/s): {ratio:.2f}x; load average {__import__('os').getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     grad_accumulation: int = 1
     gradient_checkpointing: bool = False
+    # torch.compile of the trained module. Partial fine-tuning on cached frozen-layer states (trainable_layers with
+    # the prefix cache, training/prefix.py) never calls that module, so there it changes nothing. Compiling those top
+    # layers on a CPU was measured not to pay (2026-11-30): >= 14 CPU-s per graph plus a recompile for dynamic lengths,
+    # against trainings where matmuls already take ~80% of the time.
     compile: bool = False
     lora_rank: int = 8
     lora_alpha: int = 16

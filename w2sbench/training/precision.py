@@ -9,7 +9,13 @@ of the forward and backward passes in bfloat16 under ``torch.autocast`` (Micikev
 - CPU: fp32. A 2048x2048 matmul runs 2.2x faster in bf16 on an AVX512-BF16 CPU, but the offline
   default's top-two-layer training and frozen-layer extraction (batches of 32-64 texts x ~40
   tokens x 384 wide) ran at 0.9-1.1x of fp32 under bf16 autocast (benchmarks/stage_throughput.py,
-  2026-11-30): the casts and the small, overhead-bound operations eat the gain. ``bf16`` turns it on
+  2026-11-30) with two torch threads on a machine other jobs kept busy. Re-measured the same day with
+  one thread (CPU-time clock, load 5-13): fp32 training ran at 70 GFLOP/s (78% of the one-thread fp32
+  matmul ceiling, 89), bf16 autocast at 119 GFLOP/s, 1.71x; with two threads on the busy machine the
+  threads spin-wait for each other (fp32 21 GFLOP/s) and bf16 was 0.93x. So the two-thread figure was
+  the machine, not bf16; it still needs measuring on an idle 2-core machine. Parity (benchmarks/
+  precision_parity.py --rows 500 --test-rows 500, one thread): accuracy bf16 - fp32 -0.002, +0.000,
+  +0.000 on seeds 0-2 (seeds spread 0.774-0.804), time ratio 0.60 per seed. ``bf16`` turns it on
   for ``full`` and ``lora``; ``CPU_AUTO_BF16`` would make it the CPU default once
   benchmarks/precision_parity.py has shown accuracy parity over seeds and a speed-up on the target.
 
