@@ -27,10 +27,21 @@ import torch
 
 from w2sbench.errors import W2SBenchError
 
-__all__ = ["PRECISIONS", "CPU_AUTO_BF16", "cpu_has_bf16", "resolve_precision", "legacy_precision", "autocast", "check_precision"]
+__all__ = [
+    "PRECISIONS",
+    "CPU_AUTO_BF16",
+    "CPU_AUTO_BF16_INFERENCE",
+    "cpu_has_bf16",
+    "resolve_precision",
+    "inference_weights",
+    "legacy_precision",
+    "autocast",
+    "check_precision",
+]
 
 PRECISIONS = ("auto", "bf16", "fp32")
 CPU_AUTO_BF16 = False  # see the module docstring: no measured gain for the offline default on CPUs
+CPU_AUTO_BF16_INFERENCE = True  # bf16 weights at inference: see the module docstring
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,6 +93,21 @@ def resolve_precision(precision: str, device: Any, mode: str) -> str:
     if kind == "cuda":
         return legacy_precision(device)
     if kind == "cpu" and CPU_AUTO_BF16 and mode in {"full", "lora"} and cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def inference_weights(precision: str, device: Any, mode: str) -> str:
+    """``"bf16"`` or ``"fp32"``: the dtype of the frozen and the trained top layers' weights when a partial
+    fine-tune (``full`` mode on cached frozen-layer states) predicts and is attacked on ``device``.
+
+    ``"bf16"`` only on CPUs, for ``full`` mode, unless ``precision`` is ``"fp32"``: with ``"auto"`` when
+    ``CPU_AUTO_BF16_INFERENCE`` is on and the CPU has native bf16 dot products. ``"fp32"`` is the behaviour
+    before this option (float32 weights, with bf16 autocast where ``resolve_precision`` says so)."""
+    check_precision(precision)
+    if _device_type(device) != "cpu" or mode != "full" or precision == "fp32":
+        return "fp32"
+    if precision == "bf16" or (CPU_AUTO_BF16_INFERENCE and cpu_has_bf16()):
         return "bf16"
     return "fp32"
 
