@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--max-rows", type=int, default=0, help="first N rows of each test set (0 = all)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: all)")
+    parser.add_argument("--per-group", type=int, default=0,
+                        help="only the first N models per seed and max_length (0 = every strong model)")
     args = parser.parse_args()
     settings = json.loads((args.run / "run.json").read_text())
     data_dir = Path(os.environ.get("W2SBENCH_DATA_DIR", settings.get("data_dir", "")))
@@ -90,9 +92,12 @@ def main() -> None:
     models: dict[tuple[int, int], tuple[Classifier, TopLayers]] = {}
     worst: dict[int, list[tuple[float, float]]] = defaultdict(list)
     seconds = {"fp32": 0.0, "bf16": 0.0}
+    taken: dict[tuple[int, int], int] = defaultdict(int)
     for folder, key in strong_models(cache):
-        if seeds and key["seed"] not in seeds:
+        group = (int(key["seed"]), int(key["max_length"]))
+        if (seeds and key["seed"] not in seeds) or (args.per_group and taken[group] >= args.per_group):
             continue
+        taken[group] += 1
         length, labels = int(key["max_length"]), int(key["num_labels"])
         if (length, labels) not in models:
             clf = Classifier(backbone.__class__(backbone.config), tokenizer, labels, length)

@@ -15,6 +15,19 @@ of the forward and backward passes in bfloat16 under ``torch.autocast`` (Micikev
 
 A stage's cache key names its precision only when it differs from the behaviour before this option
 (``legacy_precision``), so stages cached before it stay valid.
+
+Inference of a partial fine-tune (``inference_weights``): on CPUs, unless ``precision=fp32``, the frozen
+bottom layers and the trained top layers predict and are attacked with bfloat16 *copies of their weights*
+(pure bf16, no per-op autocast casts; the head, pooling and softmax stay float32, the classifier's own
+weights stay float32). Measured with benchmarks/stage_throughput.py (CPU-time clock, 2026-11-30, a loaded
+machine): frozen-layer extraction 1.28x (2 threads) to 1.9x (1 thread) of fp32, cached predictions 2.2x and
+a live DeepWordBug attack 1.45x (1 thread). Parity (benchmarks/inference_parity.py on the trained strong
+models of a three-seed run): labels agree on >= 99% of test rows, accuracy differences of at most a few
+rows, far inside the accuracy's standard error. Training is unchanged: it reads float32-extracted states
+from its own store; the bf16 states live in a second store (run_models.RunModels.inference_prefix), so
+neither is ever served as the other. Predict and live stages name ``inference_weights: bf16`` in their
+cache keys when it is used; ``--train full.precision=fp32`` restores the old path and its cached stages.
+``CPU_AUTO_BF16_INFERENCE = False`` turns it off for ``auto``.
 """
 
 from __future__ import annotations
