@@ -6,12 +6,15 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
   feature extraction      minilm-l0 pooled features for the weak heads (embeddings only: ~no FLOPs)
   weak head               head mode, 40 epochs on cached features
   frozen layers           the strong model's four frozen layers, once per text (old: the whole backbone
-                          run with output_hidden_states, fp32; new: the bottom layers only)
+                          run with output_hidden_states, fp32; new: the bottom layers only; bf16 weights:
+                          a bfloat16 copy of the frozen layers, no autocast)
   strong plain / fairness / adversarial / DP-SGD
                           the top two layers trained on cached states (1 epoch), fp32 and bf16; DP-SGD
                           also with opacus' functorch per-sample gradients
-  predict                 the top two layers on cached states
-  live attack             textattack DeepWordBug and Pruthi, seconds per attacked example
+  predict                 the top two layers on cached states: fp32, bf16 autocast, bf16 weights (inference
+                          with bfloat16 copies of the layers' weights, training/precision.py inference_weights)
+  live attack             textattack DeepWordBug and Pruthi, seconds per attacked example (fp32, bf16 autocast,
+                          bf16 weights), with textattack's queries per example and its model calls
   2nd model attacked      a second strong model attacked with its own store of perturbed states, and with
                           the store the first model's attack filled (frozen-layer states shared)
 

@@ -19,9 +19,10 @@ A stage's cache key names its precision only when it differs from the behaviour 
 Inference of a partial fine-tune (``inference_weights``): on CPUs, unless ``precision=fp32``, the frozen
 bottom layers and the trained top layers predict and are attacked with bfloat16 *copies of their weights*
 (pure bf16, no per-op autocast casts; the head, pooling and softmax stay float32, the classifier's own
-weights stay float32). Measured with benchmarks/stage_throughput.py (CPU-time clock, 2026-11-30, a loaded
-machine): frozen-layer extraction 1.28x (2 threads) to 1.9x (1 thread) of fp32, cached predictions 2.2x and
-a live DeepWordBug attack 1.45x (1 thread). Parity (benchmarks/inference_parity.py on the trained strong
+weights stay float32). Measured with benchmarks/stage_throughput.py (CPU-time clock, 2026-11-30, load ~11 on
+2 cores), speed-up over fp32 with 2 threads / 1 thread: frozen-layer extraction 1.34x / 1.9x, cached
+predictions 1.33x / 2.2x; live attacks (1 thread) DeepWordBug 1.45x, Pruthi 1.64x. bf16 *autocast* gave
+0.90-1.07x with 2 threads on the same rows: the per-op casts eat the gain, bf16 weights do not cast. Parity (benchmarks/inference_parity.py on the trained strong
 models of a three-seed run): labels agree on >= 99% of test rows, accuracy differences of at most a few
 rows, far inside the accuracy's standard error. Training is unchanged: it reads float32-extracted states
 from its own store; the bf16 states live in a second store (run_models.RunModels.inference_prefix), so
