@@ -9,7 +9,9 @@ error of the fp32 accuracy (what a bootstrap over rows estimates), the share of 
 agrees, and the largest |probability difference|; then per seed the largest |accuracy difference| and the
 smallest ratio SE / |difference|.
 
-    W2SBENCH_DATA_DIR=../shared/data python benchmarks/inference_parity.py /work/runs/s5 [--max-rows 300]
+    W2SBENCH_DATA_DIR=../shared/data python benchmarks/inference_parity.py /work/runs/s5 --max-rows 200 --per-group 1
+
+``--attack-examples N`` also runs the live attacks on N adversarial examples per model and compares outcomes.
 """
 
 from __future__ import annotations
@@ -60,6 +62,24 @@ def test_sets(settings: dict[str, Any], data_dir: Path) -> dict[str, tuple[str, 
     return out
 
 
+def attack_parity(clf: Any, top: Any, prefixes: dict[str, Any], examples: Any, seed: int, label: str) -> None:
+    """Live attacks (the adversarial property's recipes and query budget) on one model, fp32 vs bf16 weights:
+    per-example outcome agreement and the success rates."""
+    from w2sbench_plugins.adversarial import ATTACKS, Adversarial, attack_scores, run_attack
+
+    budget = int(Adversarial.default_options["query_budget"])
+    for recipe in ATTACKS:
+        outcomes = {}
+        for weights, prefix in prefixes.items():
+            clf.use_prefix(prefix, top)
+            outcomes[weights] = run_attack(clf, examples, recipe, budget, seed)
+        clf._prefix = None  # type: ignore[attr-defined]
+        agree = np.mean([a == b for a, b in zip(outcomes["fp32"], outcomes["bf16"], strict=True)])
+        rates = {w: attack_scores(o)["success_rate"] for w, o in outcomes.items()}
+        print(f"{seed:>4} {label:<8}attack {recipe:<12} {len(examples)} examples: success rate fp32 {rates['fp32']}, "
+              f"bf16 {rates['bf16']}; outcomes agree on {agree:.3f}", flush=True)
+
+
 def main() -> None:
     import torch
     from safetensors.torch import load_file
@@ -73,6 +93,8 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--max-rows", type=int, default=0, help="first N rows of each test set (0 = all)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: all)")
+    parser.add_argument("--attack-examples", type=int, default=0,
+                        help="also attack this many adversarial examples per model scored on sst2_dev (0 = none)")
     parser.add_argument("--per-group", type=int, default=0,
                         help="only the first N models per seed and max_length (0 = every strong model)")
     args = parser.parse_args()
@@ -130,6 +152,13 @@ def main() -> None:
             worst[key["seed"]].append((abs(diff), se))
             print(f"{key['seed']:>4} {folder.name[:7]:<8}{key['regularizer']['name'][:13]:<14}{name[:25]:<26}{n:>5}"
                   f"{acc['fp32']:7.3f}{acc['bf16']:7.3f}{diff:+7.3f}{se:6.3f}{agree:7.3f}{dp:8.4f}{run_dp:8.1e}", flush=True)
+            if args.attack_examples and name == "adversarial/sst2_dev":
+                from w2sbench_plugins._sst2 import fixed_subset
+
+                chosen = examples.subset(fixed_subset(len(examples), int(settings["options"]["adversarial"]["attack_examples"])))
+                chosen = chosen.subset(np.arange(min(args.attack_examples, len(chosen))))
+                attack_parity(clf, top, {w: prefixes[(length, w)].overlay() for w in ("fp32", "bf16")}, chosen,
+                              int(key["seed"]), folder.name[:7])
     for seed, rows in sorted(worst.items()):
         largest = max(d for d, _ in rows)
         ratio = min((se / d for d, se in rows if d > 0), default=float("inf"))
