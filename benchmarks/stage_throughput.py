@@ -6,12 +6,15 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
   feature extraction      minilm-l0 pooled features for the weak heads (embeddings only: ~no FLOPs)
   weak head               head mode, 40 epochs on cached features
   frozen layers           the strong model's four frozen layers, once per text (old: the whole backbone
-                          run with output_hidden_states, fp32; new: the bottom layers only)
+                          run with output_hidden_states, fp32; new: the bottom layers only; bf16 weights:
+                          a bfloat16 copy of the frozen layers, no autocast)
   strong plain / fairness / adversarial / DP-SGD
                           the top two layers trained on cached states (1 epoch), fp32 and bf16; DP-SGD
                           also with opacus' functorch per-sample gradients
-  predict                 the top two layers on cached states
-  live attack             textattack DeepWordBug and Pruthi, seconds per attacked example
+  predict                 the top two layers on cached states: fp32, bf16 autocast, bf16 weights (inference
+                          with bfloat16 copies of the layers' weights, training/precision.py inference_weights)
+  live attack             textattack DeepWordBug and Pruthi, seconds per attacked example (fp32, bf16 autocast,
+                          bf16 weights), with textattack's queries per example and its model calls
   2nd model attacked      a second strong model attacked with its own store of perturbed states, and with
                           the store the first model's attack filled (frozen-layer states shared)
 
@@ -118,8 +121,12 @@ def bench_frozen(table: Table, tok: Any, bb: Any, texts: list[str], layer_params
     from w2sbench.training.prefix import PrefixCache
 
     prefixes = {}
-    for variant, precision in (("old fp32", "fp32"), ("new fp32", "fp32"), ("new bf16", "bf16")):
-        prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision)
+    variants = (("old fp32", "fp32", "fp32"), ("new fp32", "fp32", "fp32"), ("new bf16", "bf16", "fp32"),
+                ("bf16 weights", "bf16w", "bf16"))
+    for variant, precision, weights in variants:
+        prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision if weights == "fp32" else "fp32", weights=weights)
+        if weights == "bf16":
+            prefix._bf16_backbone()  # the one-time copy, untimed
         with timed() as t:
             if variant.startswith("old"):
                 old_extraction(prefix, texts)
@@ -127,7 +134,7 @@ def bench_frozen(table: Table, tok: Any, bb: Any, texts: list[str], layer_params
                 prefix.batch(texts)
         tokens = real_tokens(tok, texts)
         layers = prefix.bottom if not variant.startswith("old") else prefix.bottom + 2
-        table.row("frozen layers", variant, t[0], tokens, 2 * layers * layer_params * tokens, precision)
+        table.row("frozen layers", variant, t[0], tokens, 2 * layers * layer_params * tokens, precision[:4])
         prefixes[precision] = prefix
     return prefixes
 
@@ -172,14 +179,18 @@ def bench_predict(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], tex
     from w2sbench.training.classifier import Classifier
     from w2sbench.training.prefix import TopLayers
 
-    for precision in ("fp32", "bf16"):
+    for precision in ("fp32", "bf16", "bf16w"):
         prefix = prefixes[precision]
         prefix.batch(texts)
         clf = Classifier(copy.deepcopy(bb), tok, 2, 64)
+        top = TopLayers(clf, 2)
+        if prefix.weights == "bf16":
+            prefix._bf16_top(top)  # the one-time copy, untimed
         with timed() as t:
-            prefix.predict_proba(TopLayers(clf, 2), texts)
+            prefix.predict_proba(top, texts)
         tokens = int(sum(len(prefix._states[x]) for x in texts))
-        table.row("predict (cached)", precision, t[0], tokens, 2 * 2 * layer_params * tokens, precision)
+        variant = {"bf16w": "bf16 weights", "bf16": "bf16 autocast"}.get(precision, precision)
+        table.row("predict (cached)", variant, t[0], tokens, 2 * 2 * layer_params * tokens, precision[:4])
 
 
 def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, layer_params: int, budget: int) -> None:
@@ -196,18 +207,62 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
     train_classifier(trained, "full", train.texts, np.eye(2)[train.labels], {}, NoRegularizer(), config, 0,
                      prefix=PrefixCache(Classifier(bb, tok, 2, 64), 2, "bf16"))
     for attack in ATTACKS:
-        for precision in ("fp32", "bf16"):
-            prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision)
+        for precision in ("fp32", "bf16", "bf16w"):
+            weights = "bf16" if precision == "bf16w" else "fp32"
+            prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision if weights == "fp32" else "fp32", weights=weights)
+            prefix.batch(examples.texts)  # the originals: test texts, cached before a run's attacks
+            before = prefix.tokens
             clf = copy.deepcopy(trained)
             clf.use_prefix(prefix, TopLayers(clf, 2))
-            with timed() as t:
+            with counted_queries() as queries, timed() as t:
                 outcomes = run_attack(clf, examples, attack, budget, 0)
             summary = attack_scores(outcomes)
-            tokens = prefix.tokens
+            tokens = prefix.tokens - before
             flops = 2 * (prefix.bottom + 2) * layer_params * tokens
-            table.row(f"attack {attack}", precision, t[0], tokens, flops, precision)
-            print(f"{'':<24}{'':<15} {t[0] / len(examples):.2f} s per example, {prefix.computed} texts run, "
-                  f"success rate {summary['success_rate']}")
+            variant = {"bf16w": "bf16 weights", "bf16": "bf16 autocast"}.get(precision, precision)
+            table.row(f"attack {attack}", variant, t[0], tokens, flops, precision[:4])
+            print(f"{'':<24}{'':<15} {t[0] / len(examples):.2f} s per example, success rate {summary['success_rate']}")
+            print(f"{'':<24}{'':<15} {queries.summary()}")
+
+
+class QueryCounts:
+    """textattack's model queries per attacked example (what ``query_budget`` bounds) and its model calls."""
+
+    def __init__(self) -> None:
+        self.per_example: list[int] = []
+        self.call_sizes: list[int] = []
+
+    def summary(self) -> str:
+        q = np.asarray(self.per_example or [0])
+        at_budget = sum(1 for n in self.per_example if n >= q.max())
+        return (f"queries/example median {np.median(q):.0f}, max {q.max()} ({at_budget} at max); "
+                f"{len(self.call_sizes)} model calls, {np.mean(self.call_sizes or [0]):.1f} texts each")
+
+
+@contextlib.contextmanager
+def counted_queries() -> Iterator[QueryCounts]:
+    """Count textattack's queries per example (the search's ``num_queries``, cached answers included) and its
+    uncached model calls (the texts the model actually ran) while the block runs."""
+    import textattack
+    from textattack.goal_functions import GoalFunction
+
+    counts = QueryCounts()
+    attack, uncached = textattack.Attack.attack, GoalFunction._call_model_uncached
+
+    def attack_counted(self: Any, example: Any, label: Any) -> Any:
+        result = attack(self, example, label)
+        counts.per_example.append(int(result.perturbed_result.num_queries))
+        return result
+
+    def uncached_counted(self: Any, texts: Any) -> Any:
+        counts.call_sizes.append(len(texts))
+        return uncached(self, texts)
+
+    textattack.Attack.attack, GoalFunction._call_model_uncached = attack_counted, uncached_counted
+    try:
+        yield counts
+    finally:
+        textattack.Attack.attack, GoalFunction._call_model_uncached = attack, uncached
 
 
 def bench_weak(table: Table, tok: Any, bb: Any, data: Any) -> None:

@@ -115,3 +115,76 @@ def test_a_batch_larger_than_the_perturbed_store_still_answers_every_row(tiny_mo
     assert len(overlay._perturbed) == 1  # the others were evicted at once
     fresh = prefix_module.PrefixCache(_classifier(tiny_models["bert-big"]), 1).batch(texts)
     assert np.array_equal(batch["states"].numpy(), fresh["states"].numpy())
+
+
+def test_inference_weights_resolution(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.inference_weights("auto", "cpu", "full") == "bf16"
+    assert precision.inference_weights("bf16", "cpu", "full") == "bf16"
+    assert precision.inference_weights("fp32", "cpu", "full") == "fp32"  # the old path, forced
+    assert precision.inference_weights("auto", "cpu", "head") == "fp32"
+    assert precision.inference_weights("auto", "cpu", "lora") == "fp32"
+    assert precision.inference_weights("auto", "cuda", "full") == "fp32"  # GPUs keep bf16 autocast
+    monkeypatch.setattr(precision, "CPU_AUTO_BF16_INFERENCE", False)
+    assert precision.inference_weights("auto", "cpu", "full") == "fp32"
+    monkeypatch.setattr(precision, "CPU_AUTO_BF16_INFERENCE", True)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.inference_weights("auto", "cpu", "full") == "fp32"
+    assert precision.inference_weights("bf16", "cpu", "full") == "bf16"
+
+
+@pytest.mark.parametrize(
+    ("mode", "layers", "asked", "device", "key"),
+    [
+        ("full", 2, "auto", "cpu", {"inference_weights": "bf16"}),
+        ("full", 2, "bf16", "cpu", {"inference_weights": "bf16"}),
+        ("full", 2, "fp32", "cpu", {}),
+        ("full", 0, "auto", "cpu", {}),  # the whole model trains: no frozen-layer states, the old path
+        ("head", 0, "auto", "cpu", {}),
+        ("full", 2, "auto", "cuda", {}),
+    ],
+)
+def test_bf16_inference_enters_predict_and_live_keys_only_where_it_runs(monkeypatch, mode, layers, asked, device, key):
+    from types import SimpleNamespace
+
+    from w2sbench.interfaces import ModelSpec
+    from w2sbench.run_models import Role, RunModels
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    config = TrainConfig(epochs=1, lr=1e-3, batch_size=4, trainable_layers=layers, precision=asked)
+    role = Role(ModelSpec("m", "org/m"), None, {}, mode, config)  # type: ignore[arg-type]
+    models = SimpleNamespace(roles={"strong": role}, device=device)
+    assert RunModels.inference_key(models, "strong") == key  # type: ignore[arg-type]
+
+
+def test_bf16_weights_predict_close_to_fp32_and_leave_the_model_float32(tiny_models):
+    from w2sbench.training.prefix import PrefixCache, TopLayers
+
+    model = _classifier(tiny_models["bert-big"])
+    model.eval()
+    top = TopLayers(model, 1)
+    texts = ["a b c", "a much longer text than the first one here", "x y"]
+    fp32 = PrefixCache(model, 1).predict_proba(top, texts)
+    bf16_cache = PrefixCache(model, 1, weights="bf16")
+    bf16 = bf16_cache.predict_proba(top, texts)
+    assert bf16.dtype == np.float64 and np.allclose(bf16.sum(1), 1.0)
+    assert np.abs(bf16 - fp32).max() < 0.02
+    assert not np.array_equal(bf16, fp32)  # it did run in bf16
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert bf16_cache._states[texts[0]].dtype == np.float16  # stored like the fp32 path's states
+
+
+def test_bf16_top_copy_follows_in_place_weight_changes(tiny_models):
+    from w2sbench.training.prefix import PrefixCache, TopLayers
+
+    model = _classifier(tiny_models["bert-big"])
+    model.eval()
+    top = TopLayers(model, 1)
+    texts = ["a b c", "x y"]
+    cache = PrefixCache(model, 1, weights="bf16")
+    before = cache.predict_proba(top, texts)
+    with torch.no_grad():
+        next(top.parameters()).mul_(3.0)  # what loading another trained model's weights does
+    after = cache.predict_proba(top, texts)
+    assert not np.array_equal(before, after)
+    assert np.array_equal(after, PrefixCache(model, 1, weights="bf16").predict_proba(top, texts))

@@ -162,7 +162,8 @@ class Pipeline:
         return key, path
 
     def predict_stage(self, train_key: Mapping[str, Any], train_path: Path, role_name: str, data: Examples) -> np.ndarray:
-        key = {"stage": "predict", "model_stage": stable_hash(train_key), "data": data.fingerprint()}
+        key = {"stage": "predict", "model_stage": stable_hash(train_key), "data": data.fingerprint(),
+               **self.models.inference_key(role_name)}
 
         def produce(tmp: Path) -> None:
             role = self.roles[role_name]
@@ -196,7 +197,7 @@ class Pipeline:
             return LiveScores({})
         # renamed options are hashed under their old names (TrustProperty.cache_key_options): cached stages stay valid
         key = {"stage": "live", "metric": metric.name, "options": metric.cache_key_options(options),
-               "model_stage": stable_hash(train_key), "seed": seed}
+               "model_stage": stable_hash(train_key), "seed": seed, **self.models.inference_key(role_name)}
 
         def produce(tmp: Path) -> None:
             model = self.models.inference_model(train_key, train_path, role_name)

@@ -23,7 +23,7 @@ from w2sbench.models import check_input_lengths, fetch_model, load_backbone, mod
 from w2sbench.settings import RunSettings
 from w2sbench.training.classifier import Classifier, transformer_layers
 from w2sbench.training.features import FeatureStore
-from w2sbench.training.precision import resolve_precision
+from w2sbench.training.precision import inference_weights, resolve_precision
 from w2sbench.training.prefix import PrefixCache, TopLayers, supports_prefix_cache
 from w2sbench.training.trainer import TrainConfig, apply_lora, estimate_training_memory
 
@@ -45,6 +45,10 @@ class Role:
         """bf16 or fp32: the role's training precision on this device (w2sbench/training/precision.py)."""
         return resolve_precision(self.config.precision, device, self.mode)
 
+    def inference_weights(self, device: str) -> str:
+        """bf16 or fp32: the weights' dtype when this role's partial fine-tunes predict (training/precision.py)."""
+        return inference_weights(self.config.precision, device, self.mode)
+
 
 class RunModels:
     """The weak and strong roles of a run, fetched (rank 0 first) and checked against the GPU's memory."""
@@ -63,7 +67,7 @@ class RunModels:
             for role in self.roles.values():
                 _check_memory(role, self.device, dist.world if role.mode != "head" else 1, dist.state_shards)
         self._features: dict[tuple[str, int], FeatureStore] = {}
-        self._prefixes: dict[tuple[str, int], Any] = {}
+        self._prefixes: dict[tuple[Any, ...], Any] = {}
         self._predict_model: tuple[tuple[str, str, str], Classifier] | None = None
 
     def base(self, role: Role) -> tuple[Any, Any]:
@@ -113,6 +117,25 @@ class RunModels:
             self._prefixes[key] = PrefixCache(probe, role.config.trainable_layers, role.precision(self.device)) if usable else None
         return self._prefixes[key]
 
+    def inference_prefix(self, role: Role, max_length: int) -> Any:
+        """The frozen-layer states trained models predict from: ``prefix()``'s own, or, where the role infers with
+        bf16 weights, a second store of them computed that way (training keeps reading float32 states)."""
+        prefix = self.prefix(role, max_length)
+        if prefix is None or role.inference_weights(self.device) != "bf16":
+            return prefix
+        key = (role.spec.name, max_length, "bf16")
+        if key not in self._prefixes:
+            self._prefixes[key] = PrefixCache(prefix.classifier, prefix.top, prefix.precision, weights="bf16")
+        return self._prefixes[key]
+
+    def inference_key(self, role_name: str) -> dict[str, Any]:
+        """The part of a predict or live stage's cache key that says how the model infers: {} for the behaviour
+        before bf16 inference existed, else ``{"inference_weights": "bf16"}`` (decided from the settings alone:
+        a cached re-run loads no model)."""
+        role = self.roles[role_name]
+        partial = role.mode == "full" and bool(role.config.trainable_layers)
+        return {"inference_weights": "bf16"} if partial and role.inference_weights(self.device) == "bf16" else {}
+
     def load_trained(self, key: Mapping[str, Any], path: Path, role_name: str) -> Classifier:
         """The model a train stage (``key``, cached at ``path``) trained, in eval mode."""
         from safetensors.torch import load_file
@@ -136,7 +159,7 @@ class RunModels:
         """A trained model for prediction; partial fine-tunes answer from the cached frozen-layer states."""
         model = self.load_trained(key, path, role_name)
         role = self.roles[role_name]
-        prefix = self.prefix(role, key["max_length"])
+        prefix = self.inference_prefix(role, key["max_length"])
         if prefix is not None:
             model.use_prefix(prefix, TopLayers(model, role.config.trainable_layers))
         return model

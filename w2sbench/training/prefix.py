@@ -167,11 +167,16 @@ class BoundedStates(MutableMapping[str, np.ndarray]):
 class PrefixCache:
     """Per-text outputs of a frozen backbone's bottom layers (float16 in memory), computed once."""
 
-    def __init__(self, classifier: Classifier, top: int, precision: str = "fp32") -> None:
+    def __init__(self, classifier: Classifier, top: int, precision: str = "fp32", weights: str = "fp32") -> None:
         self.classifier = classifier
         self.top = top
         self.bottom = len(transformer_layers(classifier.backbone)) - top
         self.precision = precision  # "bf16" or "fp32" (resolved, training/precision.py)
+        # "bf16": inference only (training/precision.py, inference_weights): the frozen layers and the top layers
+        # run on bfloat16 copies of their weights, no autocast; the states and logits come back as float32
+        self.weights = weights
+        self._backbone16: nn.Module | None = None
+        self._top16: tuple[int, tuple[int, ...], TopLayers] | None = None
         self._states: dict[str, np.ndarray] = {}
         self._perturbed = BoundedStates(PERTURBED_STATES_BYTES)  # shared by every overlay()
         self.computed = 0
@@ -181,13 +186,13 @@ class PrefixCache:
     def _compute(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Store and return the states of ``texts`` (returned too: a bounded store may evict some at once)."""
         computed: dict[str, np.ndarray] = {}
-        backbone = self.classifier.backbone
+        backbone = self.classifier.backbone if self.weights != "bf16" else self._bf16_backbone()
         was_training = backbone.training
         backbone.eval()
         try:
             for idx in length_sorted_batches(texts, 64):
                 batch = self.classifier.tokenize([texts[i] for i in idx])
-                with autocast(self.classifier.device, self.precision):
+                with autocast(self.classifier.device, self.precision if self.weights != "bf16" else "fp32"):
                     states = bottom_states(backbone, self.bottom, batch)
                 hidden = states.float().cpu().numpy().astype(np.float16)
                 mask = batch["attention_mask"].cpu().numpy().astype(bool)
@@ -198,6 +203,22 @@ class PrefixCache:
         finally:
             backbone.train(was_training)
         return computed
+
+    def _bf16_backbone(self) -> nn.Module:
+        """A bfloat16 copy of the frozen backbone (made once; the classifier's own stays float32)."""
+        if self._backbone16 is None:
+            self._backbone16 = copy.deepcopy(self.classifier.backbone).to(torch.bfloat16)
+        return self._backbone16
+
+    def _bf16_top(self, top: TopLayers) -> TopLayers:
+        """A bfloat16 copy of ``top``'s layers (its head stays the float32 original), remade when ``top`` or its
+        weights change (tensor versions count in-place updates)."""
+        versions = tuple(p._version for p in top.parameters())
+        if self._top16 is None or self._top16[:2] != (id(top), versions):
+            owner = getattr(top.classify, "__self__", None)
+            memo = {id(owner): owner} if owner is not None else {}  # share the head: copy only the layers
+            self._top16 = (id(top), versions, copy.deepcopy(top, memo).to(torch.bfloat16))
+        return self._top16[2]
 
     def overlay(self) -> PrefixCache:
         """A cache that reads this one's states and keeps the states it computes in a bounded, least-recently-used
@@ -235,6 +256,8 @@ class PrefixCache:
     def logits_of_batch(self, top: TopLayers, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits from a ``batch()`` whose ``states`` may have been changed (adversarial training perturbs them)."""
         hidden = top(**batch)
+        if hidden.dtype != torch.float32:  # bf16 weights (inference): pool and classify in float32
+            hidden = hidden.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return top.classify(pooled)
@@ -245,10 +268,22 @@ class PrefixCache:
         top.eval()
         out = np.zeros((len(texts), top.num_labels))
         try:
+            if self.weights == "bf16":
+                return self._predict_bf16(top, texts, batch_size, out)
             for idx in length_sorted_batches(texts, batch_size):
                 with autocast(self.classifier.device, self.precision):
                     logits = self.logits(top, [texts[i] for i in idx])
                 out[idx] = torch.softmax(logits.float(), -1).cpu().numpy()
         finally:
             top.train(was_training)
+        return out
+
+    def _predict_bf16(self, top: TopLayers, texts: Sequence[str], batch_size: int, out: np.ndarray) -> np.ndarray:
+        """``predict_proba`` with the top layers' weights in bfloat16 (``weights="bf16"``)."""
+        top16 = self._bf16_top(top)
+        top16.eval()
+        for idx in length_sorted_batches(texts, batch_size):
+            batch = self.batch([texts[i] for i in idx])
+            batch["states"] = batch["states"].to(torch.bfloat16)
+            out[idx] = torch.softmax(self.logits_of_batch(top16, batch).float(), -1).cpu().numpy()
         return out
