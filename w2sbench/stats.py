@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import bootstrap
 
 __all__ = [
     "summarize",
@@ -222,6 +221,8 @@ def bootstrap_stderr(
     value; None where it is not finite (e.g. a rate with no attacked example in some resample), or with
     fewer than two examples in a sample.
     """
+    from scipy.stats import bootstrap  # slow to import (~0.9 s with scipy.stats); only live evaluations need it
+
     arrays = tuple(np.asarray(x, dtype=float) for x in samples)
     probe = np.atleast_1d(statistic(*arrays, axis=-1))
     if min(len(x) for x in arrays) < 2:
