@@ -9,8 +9,9 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
                           run with output_hidden_states, fp32; new: the bottom layers only; bf16 weights:
                           a bfloat16 copy of the frozen layers, no autocast)
   strong plain / fairness / adversarial / DP-SGD
-                          the top two layers trained on cached states (1 epoch), fp32 and bf16; DP-SGD
-                          also with opacus' functorch per-sample gradients
+                          the top two layers trained on cached states (1 epoch; DP-SGD its own
+                          dp_epochs, 5, bias terms only), fp32 and bf16; DP-SGD also with opacus'
+                          functorch per-sample gradients
   predict                 the top two layers on cached states: fp32, bf16 autocast, bf16 weights (inference
                           with bfloat16 copies of the layers' weights, training/precision.py inference_weights)
   live attack             textattack DeepWordBug and Pruthi, seconds per attacked example (fp32, bf16 autocast,
@@ -145,6 +146,7 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
 
     from w2sbench.training.classifier import Classifier
     from w2sbench.training.config import default_train_config
+    from w2sbench.training.dp import dp_train_config
     from w2sbench.training.trainer import train_classifier
 
     texts, labels = data.texts, np.eye(2)[data.labels]
@@ -170,7 +172,12 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
             finally:
                 PrivacyEngine.make_private_with_epsilon = original  # type: ignore[method-assign]
             eps = f" eps {report.epsilon:.3f}" if report.epsilon is not None else ""
-            table.row(f"strong {kind}", variant, t[0], tokens, passes * 6 * 2 * layer_params * tokens, precision)
+            # DP-SGD runs its own epochs (privacy's dp_epochs) and, with dp_parameters=biases, computes no
+            # weight gradients: forward (2) + gradient of the activations (2) FLOPs per parameter and token.
+            epochs = dp_train_config(config, reg.privacy, "full").epochs if reg.privacy is not None else 1
+            per_token = 4 if reg.privacy is not None and reg.privacy.parameters == "biases" else 6
+            seen = epochs * tokens
+            table.row(f"strong {kind}", variant, t[0], seen, passes * per_token * 2 * layer_params * seen, precision)
             if eps:
                 print(f"{'':<24}{'':<15}{eps}")
 

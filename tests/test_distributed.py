@@ -51,7 +51,9 @@ def _free_port() -> int:
 
 def _run(launcher: list[str], pair: str, data_dir: Path, out: Path, tmp_path: Path, metric: str = "fairness") -> None:
     args = ["run", "--seeds", "0", "--pair", pair, "--properties", metric, "--strategies", "vanilla", "--finetune", "full",
-            "--train", f"full.batch_size={BATCH[metric]}", "--train", "full.epochs=1", "--data-dir", str(data_dir),
+            "--train", f"full.batch_size={BATCH[metric]}", "--train", "full.epochs=1",
+            # fp32: bf16 autocast (the CPU default where the CPU has bf16) rounds a gradient shard's sum differently.
+            "--train", "full.precision=fp32", "--data-dir", str(data_dir),
             "--out", str(out), "--quiet"]
     for option in OPTIONS + EXTRA[metric]:
         args += ["--option", f"{metric}.{option}"]

@@ -38,9 +38,9 @@ def test_bottom_states_equal_the_full_forward_hidden_states(tiny_models, name):
 
 def test_precision_resolution(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
-    assert precision.resolve_precision("auto", "cpu", "full") == "fp32"  # no measured CPU gain: off by default
+    monkeypatch.setattr(precision, "CPU_AUTO_BF16", True)  # the shipped default (conftest pins fp32 for tests)
+    assert precision.resolve_precision("auto", "cpu", "full") == "bf16"
     assert precision.resolve_precision("bf16", "cpu", "full") == "bf16"
-    monkeypatch.setattr(precision, "CPU_AUTO_BF16", True)
     assert precision.resolve_precision("auto", "cpu", "full") == "bf16"
     assert precision.resolve_precision("auto", "cpu", "lora") == "bf16"
     assert precision.resolve_precision("auto", "cpu", "head") == "fp32"
@@ -49,6 +49,9 @@ def test_precision_resolution(monkeypatch):
     assert precision.resolve_precision("auto", "cpu", "full") == "fp32"
     assert precision.resolve_precision("bf16", "cpu", "head") == "bf16"
     assert precision.legacy_precision("cpu") == "fp32"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "CPU_AUTO_BF16", False)
+    assert precision.resolve_precision("auto", "cpu", "full") == "fp32"
 
 
 def test_unknown_precision_is_one_clear_error():

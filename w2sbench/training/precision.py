@@ -6,18 +6,15 @@ of the forward and backward passes in bfloat16 under ``torch.autocast`` (Micikev
 "Mixed Precision Training"; Kalamkar et al. 2019 for bfloat16). ``auto`` means:
 
 - CUDA: bf16 when the GPU supports it (the behaviour before this option existed);
-- CPU: fp32. A 2048x2048 matmul runs 2.2x faster in bf16 on an AVX512-BF16 CPU, but the offline
-  default's top-two-layer training and frozen-layer extraction (batches of 32-64 texts x ~40
-  tokens x 384 wide) ran at 0.9-1.1x of fp32 under bf16 autocast (benchmarks/stage_throughput.py,
-  2026-11-30) with two torch threads on a machine other jobs kept busy. Re-measured the same day with
-  one thread (CPU-time clock, load 5-13): fp32 training ran at 70 GFLOP/s (78% of the one-thread fp32
-  matmul ceiling, 89), bf16 autocast at 119 GFLOP/s, 1.71x; with two threads on the busy machine the
-  threads spin-wait for each other (fp32 21 GFLOP/s) and bf16 was 0.93x. So the two-thread figure was
-  the machine, not bf16; it still needs measuring on an idle 2-core machine. Parity (benchmarks/
-  precision_parity.py --rows 500 --test-rows 500, one thread): accuracy bf16 - fp32 -0.002, +0.000,
-  +0.000 on seeds 0-2 (seeds spread 0.774-0.804), time ratio 0.60 per seed. ``bf16`` turns it on
-  for ``full`` and ``lora``; ``CPU_AUTO_BF16`` would make it the CPU default once
-  benchmarks/precision_parity.py has shown accuracy parity over seeds and a speed-up on the target.
+- CPU: bf16 for ``full`` and ``lora`` when the CPU has native bf16 dot products (AVX512-BF16, AMX), else
+  fp32. Measured with benchmarks/stage_throughput.py --rows 256 on an idle 2-core AVX512-BF16 machine (two
+  torch threads, load average 0.0, 2026-11-30; ceilings fp32 191 / bf16 430 GFLOP/s): top-two-layer
+  training of the offline default's strong model ran 1.82x (plain), 1.67x (fairness), 1.63x
+  (adversarial) and 1.82x (DP-SGD, same epsilon) faster under bf16 autocast than in fp32, and the
+  frozen-layer extraction 1.64x. (An earlier 0.9-1.1x came from two threads spin-waiting on a machine
+  other jobs kept busy.) Parity (benchmarks/precision_parity.py --rows 500 --test-rows 500): accuracy
+  bf16 - fp32 -0.002, +0.000, +0.000 on seeds 0-2 (seeds spread 0.774-0.804). ``fp32`` forces the old
+  arithmetic; ``CPU_AUTO_BF16 = False`` turns the CPU default off.
 
 A stage's cache key names its precision only when it differs from the behaviour before this option
 (``legacy_precision``), so stages cached before it stay valid.
@@ -30,8 +27,8 @@ weights stay float32). Measured with benchmarks/stage_throughput.py (CPU-time cl
 predictions 1.33x / 2.2x; live attacks (1 thread) DeepWordBug 1.45x, Pruthi 1.64x. bf16 *autocast* gave
 0.90-1.07x with 2 threads on the same rows: the per-op casts eat the gain, bf16 weights do not cast. Parity (benchmarks/inference_parity.py on the trained strong
 models of a three-seed run): labels agree on >= 99% of test rows, accuracy differences of at most a few
-rows, far inside the accuracy's standard error. Training is unchanged: it reads float32-extracted states
-from its own store; the bf16 states live in a second store (run_models.RunModels.inference_prefix), so
+rows, far inside the accuracy's standard error. Training reads the states extracted at its own precision
+(bf16 autocast by default on such CPUs, float32 with ``precision=fp32``) from its own store; the bf16 states live in a second store (run_models.RunModels.inference_prefix), so
 neither is ever served as the other. Predict and live stages name ``inference_weights: bf16`` in their
 cache keys when it is used; ``--train full.precision=fp32`` restores the old path and its cached stages.
 ``CPU_AUTO_BF16_INFERENCE = False`` turns it off for ``auto``.
@@ -60,7 +57,7 @@ __all__ = [
 ]
 
 PRECISIONS = ("auto", "bf16", "fp32")
-CPU_AUTO_BF16 = False  # see the module docstring: no measured gain for the offline default on CPUs
+CPU_AUTO_BF16 = True  # 1.6-1.8x on CPU training with accuracy parity: see the module docstring
 CPU_AUTO_BF16_INFERENCE = True  # bf16 weights at inference: see the module docstring
 
 
