@@ -41,7 +41,6 @@ def test_precision_resolution(monkeypatch):
     monkeypatch.setattr(precision, "CPU_AUTO_BF16", True)  # the shipped default (conftest pins fp32 for tests)
     assert precision.resolve_precision("auto", "cpu", "full") == "bf16"
     assert precision.resolve_precision("bf16", "cpu", "full") == "bf16"
-    assert precision.resolve_precision("auto", "cpu", "full") == "bf16"
     assert precision.resolve_precision("auto", "cpu", "lora") == "bf16"
     assert precision.resolve_precision("auto", "cpu", "head") == "fp32"
     assert precision.resolve_precision("fp32", "cpu", "full") == "fp32"

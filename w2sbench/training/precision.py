@@ -28,8 +28,9 @@ predictions 1.33x / 2.2x; live attacks (1 thread) DeepWordBug 1.45x, Pruthi 1.64
 0.90-1.07x with 2 threads on the same rows: the per-op casts eat the gain, bf16 weights do not cast. Parity (benchmarks/inference_parity.py on the trained strong
 models of a three-seed run): labels agree on >= 99% of test rows, accuracy differences of at most a few
 rows, far inside the accuracy's standard error. Training reads the states extracted at its own precision
-(bf16 autocast by default on such CPUs, float32 with ``precision=fp32``) from its own store; the bf16 states live in a second store (run_models.RunModels.inference_prefix), so
-neither is ever served as the other. Predict and live stages name ``inference_weights: bf16`` in their
+(bf16 autocast by default on such CPUs, float32 with ``precision=fp32``) from its own store; the states
+extracted with bf16 weights live in a second store (run_models.RunModels.inference_prefix), so neither
+is ever served as the other. Predict and live stages name ``inference_weights: bf16`` in their
 cache keys when it is used; ``--train full.precision=fp32`` restores the old path and its cached stages.
 ``CPU_AUTO_BF16_INFERENCE = False`` turns it off for ``auto``.
 """
