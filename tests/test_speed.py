@@ -119,6 +119,23 @@ def test_a_batch_larger_than_the_perturbed_store_still_answers_every_row(tiny_mo
     assert np.array_equal(batch["states"].numpy(), fresh["states"].numpy())
 
 
+def test_a_batch_whose_new_rows_evict_its_stored_rows_still_answers_every_row(tiny_models, monkeypatch):
+    # a live attack's batch mixes perturbed texts stored by an earlier model with new ones; storing the new ones
+    # evicted the stored ones before they were read (KeyError in a long default run)
+    from w2sbench.training import prefix as prefix_module
+
+    prefix = prefix_module.PrefixCache(_classifier(tiny_models["bert-big"]), 1)
+    first = prefix.overlay()
+    first.batch(["stored one", "stored two"])
+    prefix._perturbed.max_bytes = prefix._perturbed.bytes  # full: every new row evicts the oldest
+    second = prefix.overlay()
+    texts = ["stored one", "new text", "stored two", "another new text"]
+    batch = second.batch(texts)
+    assert second.computed == 2 and set(prefix._perturbed) <= set(texts[1::2]) | {"stored two"}
+    fresh = prefix_module.PrefixCache(_classifier(tiny_models["bert-big"]), 1).batch(texts)
+    assert np.array_equal(batch["states"].numpy(), fresh["states"].numpy())
+
+
 def test_inference_weights_resolution(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert precision.inference_weights("auto", "cpu", "full") == "bf16"

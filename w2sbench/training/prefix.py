@@ -232,9 +232,13 @@ class PrefixCache:
 
     def batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Padded cached states, attention mask and explicit position/token-type ids for ``texts``."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._states))
-        computed = self._compute(missing) if missing else {}
-        rows = [computed[t] if t in computed else self._states[t] for t in texts]
+        # read the stored rows before computing the missing ones: storing those may evict stored rows of this very
+        # batch from the bounded store of an overlay
+        found = {t: self._states[t] for t in dict.fromkeys(texts) if t in self._states}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            found.update(self._compute(missing))
+        rows = [found[t] for t in texts]
         width = max(len(r) for r in rows)
         hidden = rows[0].shape[1]
         states = np.zeros((len(rows), width, hidden), dtype=np.float32)
