@@ -34,8 +34,16 @@ class Extra:
         return [Strategy("extra", "fine", False, True)]
 
 
+class FunctionLoss:
+    @hookimpl
+    def w2sbench_register_strategies(self):
+        return [Strategy("fn-loss", "a plain function as loss", False, False, loss=lambda lo, t, w, p: lo.sum())]
+
+
 def test_faulty_plugins_are_named_and_others_keep_working():
-    plugins = Plugins(extra_plugins=[("raising", Raising()), ("malformed", Malformed()), ("dup", Duplicate()), ("extra", Extra())])
+    plugins = Plugins(
+        extra_plugins=[("raising", Raising()), ("malformed", Malformed()), ("dup", Duplicate()), ("extra", Extra()), ("fn", FunctionLoss())]
+    )
     names = plugins.strategies.names()
     assert {"vanilla", "weak-tft", "weak-wts-tft", "extra"} <= set(names)
     assert plugins.strategies.get("vanilla").description != "a second vanilla"
@@ -43,6 +51,7 @@ def test_faulty_plugins_are_named_and_others_keep_working():
     assert "boom" in problems["raising"]
     assert "not a named Strategy" in problems["malformed"]
     assert "already registered" in problems["dup"]
+    assert 'Strategy "fn-loss": loss must be a TransferLoss, got the function' in problems["fn"]
     assert "extra" not in problems
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import source_hash
 from w2sbench.interfaces import Strategy, Teacher, TransferLoss, reference_cells
 from w2sbench.teachers import GuardedLoss, strategy_columns, teacher_label
 from w2sbench.training.losses import (
@@ -169,9 +170,52 @@ class _NaNLoss(TransferLoss):
 
 def test_a_non_finite_loss_is_stopped_naming_the_package():
     guarded = GuardedLoss(Strategy("broken", "", False, False, loss=_NaNLoss()), "someplugin")
-    assert guarded.config == {"loss": f"{__name__}._NaNLoss"}
+    assert guarded.config == {"loss": f"{__name__}._NaNLoss", "code": source_hash([__name__])}
     with pytest.raises(W2SBenchError, match=r'Strategy "broken" \(plugin "someplugin", package tests\).*nan'):
         guarded(LOGITS, WEAK, ONES, 0.0)
+
+
+class _PerRowLoss(TransferLoss):
+    name = "per-row"
+
+    def __call__(self, logits, targets, weights, progress):
+        return -(targets * torch.log_softmax(logits, -1)).sum(-1)
+
+
+def test_a_loss_returning_per_row_values_is_told_to_reduce_them():
+    guarded = GuardedLoss(Strategy("unreduced", "", False, False, loss=_PerRowLoss()), "p", package="w2sbench-x 1.0")
+    with pytest.raises(W2SBenchError, match=r"package w2sbench-x 1.0\).*a tensor of shape \(4,\), not a scalar") as info:
+        guarded(LOGITS, WEAK, ONES, 0.0)
+    assert "Correct the transfer loss of w2sbench-x 1.0" in info.value.fix and '"unreduced" out of --strategies' in info.value.fix
+
+
+def test_editing_a_loss_module_changes_its_cache_key(tmp_path, monkeypatch):
+    import importlib
+
+    (tmp_path / "w2sbench_editloss.py").write_text(
+        "from w2sbench.plugin_api import TransferLoss\nclass L(TransferLoss):\n    def __call__(self, lo, t, w, p):\n        return lo.sum()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("w2sbench_editloss")
+    strategy = Strategy("edited", "", False, False, loss=module.L())
+    before = GuardedLoss(strategy, "p").config
+    (tmp_path / "w2sbench_editloss.py").write_text(
+        "from w2sbench.plugin_api import TransferLoss\nclass L(TransferLoss):\n    def __call__(self, lo, t, w, p):\n        return lo.mean()\n"
+    )
+    after = GuardedLoss(strategy, "p").config
+    assert before["loss"] == after["loss"] == "w2sbench_editloss.L" and before["code"] != after["code"]
+
+
+def test_a_plain_function_as_loss_is_refused_where_the_strategy_is_made():
+    def my_loss(logits, targets, weights, progress):
+        return logits.sum()
+
+    with pytest.raises(TypeError, match=r'Strategy "fn": loss must be a TransferLoss, got the function .*my_loss\. Subclass'):
+        Strategy("fn", "", False, False, loss=my_loss)
+    with pytest.raises(ValueError, match=r'transfer must be "soft" or "hard", got \'argmax\''):
+        Strategy("t", "", False, False, transfer="argmax")
+    with pytest.raises(TypeError, match=r"teachers must be Teacher objects, got 1"):
+        Strategy("t", "", False, False, teachers=(1,))
 
 
 class _FakePipeline:
@@ -238,7 +282,10 @@ def test_rows_of_weight_zero_are_left_out_and_other_weights_reach_a_weighted_los
     assert extra == {"transfer_loss": None, "weights": None}
     _, (_, ids, _, extra) = _train(_DownWeight("dw", "", False, False), probs)
     assert ids == ["r0", "r1", "r3"] and extra["weights"].tolist() == [1.0, 0.5, 2.0]
-    assert extra["transfer_loss"].config == {"loss": "w2sbench.training.losses.CrossEntropyLoss"}
+    assert extra["transfer_loss"].config == {
+        "loss": "w2sbench.training.losses.CrossEntropyLoss",
+        "code": source_hash(["w2sbench.training.losses"]),
+    }
 
 
 def test_ensemble_teachers_train_on_their_part_of_split_a_with_their_seed():

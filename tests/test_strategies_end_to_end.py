@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections import Counter
@@ -106,9 +107,20 @@ def test_third_party_strategy_package_runs(tiny_models, data_dir, tmp_path):
         env=env, capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr
-    cells = load_results(out)["properties"]["fairness"]["cells"]
+    results = load_results(out)
+    cells = results["properties"]["fairness"]["cells"]
     assert {"vanilla", "sharpened", "two-teachers", "two-teachers:teachers"} <= set(cells)
     assert cells["two-teachers"]["references"]["weak"] == "two-teachers:teachers"
     assert "accuracy" in cells["sharpened"]["gap_recovered"]
     losses = [k["transfer_loss"] for k in _trained(out) if "transfer_loss" in k]
-    assert losses == [{"loss": "w2sbench_sharpen.SharpenedLoss", "temperature": 0.5}]
+    source = Path(__file__).parent / "fixtures" / "strategy_plugin" / "w2sbench_sharpen" / "__init__.py"
+    sharpened = {"loss": "w2sbench_sharpen.SharpenedLoss", "temperature": 0.5, "code": hashlib.sha256(source.read_bytes()).hexdigest()[:20]}
+    assert losses == [sharpened]
+    recorded = results["strategies"]
+    assert {k: recorded["sharpened"][k] for k in ("plugin", "package", "version", "loss")} == {
+        "plugin": "sharpen", "package": "w2sbench-sharpen", "version": "0.1.0", "loss": sharpened,
+    }
+    assert recorded["two-teachers"]["teachers"] == [
+        {"seed_offset": 0, "part": [0, 1], "regularized": False}, {"seed_offset": 1, "part": [0, 1], "regularized": False},
+    ]
+    assert recorded["vanilla"]["loss"] is None and recorded["vanilla"]["package"] == "w2sbench"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import inspect
 import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_directory",
     "stable_hash",
+    "source_hash",
     "remove_stale_temporaries",
     "global_cache_dir",
     "ensure_dir",
@@ -174,3 +177,13 @@ def stable_hash(obj: Any) -> str:
     """A short hash of a JSON-able object; dict order does not matter."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def source_hash(modules: Sequence[str]) -> str:
+    """A short hash of the source files of the imported ``modules``: a cache key part that editing the code
+    changes (a module without a source file counts by its name)."""
+    h = hashlib.sha256()
+    for name in modules:
+        path = inspect.getsourcefile(sys.modules[name])
+        h.update(Path(path).read_bytes() if path else name.encode())
+    return h.hexdigest()[:20]

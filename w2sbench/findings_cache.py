@@ -13,15 +13,14 @@ stage: it is not counted as one nor listed in ``computed.log``.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from w2sbench.files import source_hash
 from w2sbench.findings import DEFAULT_RESAMPLES, resample_scores
 from w2sbench.stage_cache import StageCache
 
@@ -29,15 +28,6 @@ __all__ = ["KIND", "findings_key", "cached_resample_scores"]
 
 KIND = "findings"
 _ARRAYS = ("samples", "observed", "example_level", "weights")
-
-
-def _source_hash(modules: Sequence[str]) -> str:
-    """A hash of the source files of ``modules`` (the scoring code): editing one invalidates the entries."""
-    h = hashlib.sha256()
-    for name in modules:
-        path = inspect.getsourcefile(sys.modules[name])
-        h.update(Path(path).read_bytes() if path else name.encode())
-    return h.hexdigest()[:20]
 
 
 def _predictions_hash(probabilities: Mapping[int, Mapping[str, Mapping[str, np.ndarray]]]) -> str:
@@ -61,7 +51,7 @@ def findings_key(
     return {
         "stage": KIND,
         "metric": metric.name,
-        "code": _source_hash(["w2sbench.findings", "w2sbench.design", type(metric).__module__]),
+        "code": source_hash(["w2sbench.findings", "w2sbench.design", type(metric).__module__]),
         "options": metric.cache_key_options(options),
         "tests": {n: t.fingerprint() for n, t in sorted(data.tests.items())},
         "main_test": data.main_test,

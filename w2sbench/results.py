@@ -188,8 +188,10 @@ def build_results(
     models: Mapping[str, Any],
     properties: Mapping[str, Any],
     timing: Mapping[str, Any],
+    strategies: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The results document; Holm-corrects the findings of all ``properties`` together (in place)."""
+    """The results document; Holm-corrects the findings of all ``properties`` together (in place).
+    ``strategies``: each strategy's definition (w2sbench/teachers.py, ``strategy_definition``)."""
     correct_run(properties)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -200,6 +202,7 @@ def build_results(
         "models": dict(models),
         "properties": dict(properties),
         "timing": dict(timing),
+        "strategies": dict(strategies or {}),
         "predictions": {"file": PREDICTIONS_FILE, "sha256": None},
     }
 

@@ -25,6 +25,7 @@ from w2sbench.progress import Progress
 from w2sbench.results import build_property_result, build_results, write_results
 from w2sbench.run_dir import claim_run_dir
 from w2sbench.stage_cache import RunLock, StageCache, cache_location, is_url
+from w2sbench.teachers import strategy_definition
 from w2sbench.training import distributed
 
 __all__ = ["PairJob", "SweepOutcome", "TasksFailed", "plan_tasks", "execute_pairs", "note_cache_use"]
@@ -177,7 +178,8 @@ def execute_pairs(
                 "stages_cached": sum(r.cached for r in mine),
             }
             models = {role: r.identity for role, r in pipelines[j].roles.items()}
-            results = build_results(job.settings.as_dict(), models, properties, timing)
+            definitions = {s.name: strategy_definition(s, plugins) for s in strategies}
+            results = build_results(job.settings.as_dict(), models, properties, timing, definitions)
             if dist.is_main:
                 write_results(job.run_dir, results, outcomes)
             outcome.results[job.run_dir] = results

@@ -16,6 +16,7 @@ import numpy as np
 
 from w2sbench.design import call_plugin, split_pool, split_sizes, task_scores
 from w2sbench.errors import W2SBenchError
+from w2sbench.files import source_hash
 from w2sbench.interfaces import (
     Examples,
     NoRegularizer,
@@ -28,7 +29,7 @@ from w2sbench.interfaces import (
 )
 from w2sbench.training.losses import CrossEntropyLoss
 
-__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns"]
+__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns", "strategy_definition"]
 
 Stage = tuple[dict[str, Any], Path]
 
@@ -77,11 +78,13 @@ def train_strategy(
     uniform = bool(np.all(weights == 1.0))
     options = pipeline.settings.options[metric.name]
     owner = pipeline.plugins.strategies.owners.get(strategy.name, "?")
+    info = getattr(pipeline.plugins, "info", {}).get(owner)
+    package = f"{info.package} {info.version}" if info is not None and info.version else ""  # entry-point plugins
     # row weights other than 1 need a loss that reads them: the row-weighted cross-entropy by default
     loss = strategy.loss if strategy.loss is not None or uniform else CrossEntropyLoss()
     stage = pipeline.train_stage(
         "strong", b, targets, regularizer, seed, data.num_labels, int(options["max_length"]), f"{metric.name} s{seed} {strategy.name}",
-        transfer_loss=None if loss is None else GuardedLoss(strategy, owner, loss),
+        transfer_loss=None if loss is None else GuardedLoss(strategy, owner, loss, package),
         weights=None if uniform else weights,
     )
     return stage, teachers
@@ -106,29 +109,41 @@ def teacher_reference(
 
 class GuardedLoss:
     """A strategy's loss, stopped with a message naming the strategy and its package when it fails or returns
-    anything but a finite scalar (nothing non-finite is trained on or cached). ``config`` enters the cache key."""
+    anything but a finite scalar (nothing non-finite is trained on or cached).
 
-    def __init__(self, strategy: Strategy, owner: str, loss: TransferLoss | None = None) -> None:
+    ``config`` enters the strong model's cache key: the loss's ``config()`` plus a hash of the source file of the
+    loss's module, so editing a loss's code retrains the strong models it taught, as editing its fields does."""
+
+    def __init__(self, strategy: Strategy, owner: str, loss: TransferLoss | None = None, package: str = "") -> None:
         self.loss = loss or strategy.loss
         assert self.loss is not None
-        self.config = self.loss.config()
-        package = type(self.loss).__module__.split(".")[0]
-        self.where = f'Strategy "{strategy.name}" (plugin "{owner}", package {package})'
+        module = type(self.loss).__module__
+        self.config = {**self.loss.config(), "code": source_hash([module])}
+        self.package = package or module.split(".")[0]
+        self.where = f'Strategy "{strategy.name}" (plugin "{owner}", package {self.package})'
+        self.fix = (
+            f"Correct the transfer loss of {self.package} (run `w2sbench --debug run ...` for the traceback) or leave "
+            f'"{strategy.name}" out of --strategies.'
+        )
 
     def __call__(self, logits: Any, targets: Any, weights: Any, progress: float) -> Any:
         import torch
 
-        fix = "Report it to the strategy's authors (rerun with --debug for the traceback), or run another strategy."
         try:
             value = self.loss(logits, targets, weights, progress)
         except W2SBenchError:
             raise
         except Exception as exc:  # a plugin's bug: name the plugin
-            raise W2SBenchError(f"{self.where}: its transfer loss failed: {type(exc).__name__}: {exc}", fix) from exc
+            raise W2SBenchError(f"{self.where}: its transfer loss failed: {type(exc).__name__}: {exc}", self.fix) from exc
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise W2SBenchError(f"{self.where}: its transfer loss returned {type(value).__name__}, not a scalar tensor.", fix)
+            what = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise W2SBenchError(
+                f"{self.where}: its transfer loss returned {what}, not a scalar tensor; reduce the per-row losses, "
+                "e.g. (weights * per_row).sum() / weights.sum().",
+                self.fix,
+            )
         if not bool(torch.isfinite(value.detach()).all()):
-            raise W2SBenchError(f"{self.where}: its transfer loss returned {float(value.detach())} at {progress:.0%} of training.", fix)
+            raise W2SBenchError(f"{self.where}: its transfer loss returned {float(value.detach())} at {progress:.0%} of training.", self.fix)
         return value.reshape(())
 
 
@@ -164,3 +179,22 @@ def strategy_columns(strategy: Strategy) -> tuple[str, str, str, str]:
     loss = strategy.loss.name if strategy.loss is not None else "xent"
     return phases, str(len(strategy.teacher_list())), f"{strategy.transfer} {loss}{curation}", "yes" if strategy.in_default_run else "no"
 
+
+
+def strategy_definition(strategy: Strategy, plugins: Any) -> dict[str, Any]:
+    """What results.json records of a strategy (``strategies``): the plugin, package and version that
+    registered it, its regularized phases, teachers, targets, curating class and loss settings (``config`` with
+    the hash of the loss's source; null for cross-entropy)."""
+    owner = plugins.strategies.owners.get(strategy.name, "?")
+    info = plugins.info.get(owner)
+    return {
+        "plugin": owner,
+        "package": info.package if info is not None else "?",
+        "version": info.version if info is not None else "",
+        "regularize_weak": strategy.regularize_weak,
+        "regularize_strong": strategy.regularize_strong,
+        "transfer": strategy.transfer,
+        "teachers": [{"seed_offset": t.seed_offset, "part": list(t.part), "regularized": t.regularized} for t in strategy.teacher_list()],
+        "curate": None if type(strategy).curate is Strategy.curate else f"{type(strategy).__module__}.{type(strategy).__qualname__}",
+        "loss": None if strategy.loss is None else GuardedLoss(strategy, owner).config,
+    }

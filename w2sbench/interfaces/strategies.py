@@ -67,6 +67,25 @@ class Strategy:
     loss: TransferLoss | None = None  # None: cross-entropy towards the targets
     in_default_run: bool = True  # run when the user names no --strategies
 
+    def __post_init__(self) -> None:
+        """Reject a malformed strategy where it is made, so the plugin that made it is named (plugin_manager).
+
+        Raises TypeError or ValueError naming the strategy, the wrong field and the fix."""
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Strategy name must be a non-empty string, got {self.name!r}.")
+        if self.transfer not in ("soft", "hard"):
+            raise ValueError(f'Strategy "{self.name}": transfer must be "soft" or "hard", got {self.transfer!r}.')
+        if self.loss is not None and not isinstance(self.loss, TransferLoss):
+            what = f"the function {getattr(self.loss, '__qualname__', '')}" if callable(self.loss) else repr(self.loss)
+            raise TypeError(
+                f'Strategy "{self.name}": loss must be a TransferLoss, got {what}. Subclass '
+                "w2sbench.plugin_api.TransferLoss (a frozen dataclass whose fields are its settings) and implement "
+                "__call__(logits, targets, weights, progress) -> scalar tensor (CONTRIBUTING.md)."
+            )
+        for teacher in self.teachers:
+            if not isinstance(teacher, Teacher):
+                raise TypeError(f'Strategy "{self.name}": teachers must be Teacher objects, got {teacher!r}.')
+
     def teacher_list(self) -> tuple[Teacher, ...]:
         """The weak supervisors, with ``regularized`` resolved."""
         return tuple(replace(t, regularized=self.regularize_weak if t.regularized is None else t.regularized) for t in self.teachers or (Teacher(),))
