@@ -91,7 +91,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "lora_alpha": _positive_int(),
     "lora_targets": Range("list", note="module names; empty = peft's defaults"),
     "trainable_layers": Range("int", 0, note="0 = all layers"),
-    "precision": Range("str", choices=("auto", "bf16", "fp32"), note="auto = bf16 on GPUs, fp32 training and bf16-weight inference on CPUs"),
+    "precision": Range("str", choices=("auto", "bf16", "fp32"), note="auto = bf16 on GPUs and on CPUs with native bf16, else fp32 (training/precision.py)"),
 }
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

@@ -22,6 +22,7 @@ from w2sbench.plugin_api import (
     MetricInfo,
     PenaltyContext,
     PropertyData,
+    Range,
     Regularizer,
     TrustProperty,
     W2SBenchError,
@@ -240,6 +241,12 @@ class Fairness(TrustProperty):
         "test_size": 2000,
         "max_length": 64,
         "serialization": "compact",
+    }
+    # listed, not enforced here: load_data and regularizer refuse other values with their own message
+    option_ranges = {
+        "sensitive_attribute": Range("str", note=" or ".join(SENSITIVE)),
+        "regularizer": Range("str", note="demographic_parity or equalized_odds"),
+        "serialization": Range("str", note="compact or verbose"),
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:

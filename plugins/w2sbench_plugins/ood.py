@@ -20,6 +20,7 @@ from w2sbench.plugin_api import (
     MetricInfo,
     PenaltyContext,
     PropertyData,
+    Range,
     Regularizer,
     TrustProperty,
     W2SBenchError,
@@ -203,6 +204,7 @@ class OOD(TrustProperty):
         "perturb_rate": 0.15,
         "edits": list(EDITS),
     }
+    option_ranges = {"divergence": Range("str", note=" or ".join(DIVERGENCES))}  # listed; regularizer refuses others
 
     def _styles(self, options: Mapping[str, Any]) -> list[str]:
         chosen = [s.strip() for s in options["styles"] if s.strip()]

@@ -306,6 +306,7 @@ class Adversarial(TrustProperty):
     option_ranges = {
         "radius": Range("float", 0, low_open=True, note="per-token L2 radius relative to the token's norm"),
         "query_budget": Range("int", 1),
+        "method": Range("str", note=", ".join(METHODS)),  # listed; the regularizer refuses other values
     }
     renamed_options = {"radius": "epsilon"}  # until the next release; "epsilon" is the DP budget (privacy)
 

@@ -39,6 +39,7 @@ from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
 from w2sbench_plugins.privacy._extraction import (
     context_prompts,
     exact_match_rate,
+    NAME_TEMPLATES,
     generate,
     load_name_prompts,
     name_prompts,
@@ -177,6 +178,7 @@ class Privacy(TrustProperty):
         "delta": Range("float", 0, 1, high_open=True, note="0 = 1/(100 N); must be below 1/N"),
         "max_grad_norm": Range("float", 0, low_open=True),
         "max_new_tokens": Range("int", 1),
+        "extraction_template": Range("str", note=", ".join(NAME_TEMPLATES) + ": DecodingTrust's templates"),
         "dp_parameters": Range("str", choices=("biases", "all")),
         "dp_batch_size": Range("int", 0, note="0 = the fine-tuning mode's batch size"),
         "dp_lr": Range("float", 0, note="0 = the fine-tuning mode's learning rate"),
