@@ -51,4 +51,4 @@ def test_page_sections_basis_and_unverified_marks():
     assert page.count('<table class="findings">') == 3
     assert "attack_<wbr>success_<wbr>rate ↓ †" in page  # the header of a score the validator cannot recompute
     assert "† attack_success_rate: not recomputed by the validator" in page
-    assert "undefined on every seed: ceiling is not more trustworthy than weak" in page
+    assert "undefined on every seed: ceiling not more trustworthy than weak" in page

@@ -110,7 +110,7 @@ def _undefined_reason(row: BoardRow, defined: int) -> str:
     refs = row.gap_references or {}
     weak, ceiling = refs.get("weak", "weak"), refs.get("ceiling", "ceiling")
     if defined == 0:
-        return f"undefined on every seed: {ceiling} is not more trustworthy than {weak}"
+        return f"undefined on every seed: {ceiling} not more trustworthy than {weak}"
     return f"defined on {defined} of {row.seeds} seeds"
 
 
@@ -152,14 +152,18 @@ def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRo
     color = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(strategies)}
     for k, (kind, item) in enumerate(items):
         y = top + step * k + step / 2
+        # a row of text only (an entry's label, an undefined ratio) covers the grid lines: text never crosses them
+        band = f'<rect x="{{x}}" y="{y - step / 2 + 1:.1f}" width="{{width}}" height="{step - 2}" fill="#fff"/>'
         if kind == "group":
-            parts.append(f'<text x="4" y="{y + 4:.1f}" font-weight="bold" class="halo">{_e(item)}</text>')
+            parts.append(band.format(x=0, width=w))
+            parts.append(f'<text x="4" y="{y + 4:.1f}" font-weight="bold">{_e(item)}</text>')
             continue
         row, mean, lo, hi = item
         defined = int((row.gaps.get(primary) or {}).get("n") or 0)
         parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(row.strategy)}</text>')
         if mean is None:
-            parts.append(f'<text x="{left + 6}" y="{y + 4:.1f}" fill="#666" class="halo">{_e(_undefined_reason(row, 0))}</text>')
+            parts.append(band.format(x=left, width=w - left))
+            parts.append(f'<text x="{left + 6}" y="{y + 4:.1f}" fill="#666">{_e(_undefined_reason(row, 0))}</text>')
             continue
         c = color[row.strategy]
         if lo is not None and hi is not None:
