@@ -37,9 +37,9 @@ from w2sbench.plugin_api import (
 )
 from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
 from w2sbench_plugins.privacy._extraction import (
+    NAME_TEMPLATES,
     context_prompts,
     exact_match_rate,
-    NAME_TEMPLATES,
     generate,
     load_name_prompts,
     name_prompts,
