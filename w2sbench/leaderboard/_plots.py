@@ -138,13 +138,15 @@ def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRo
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot gap" role="img" '
              f'aria-label="trust gap recovered on {_e(primary)} per strategy">']
     base = top + step * len(items)
-    tick = x0
+    # a wide axis gets whole-number ticks, so "0 (weak)" and "1 (ceiling)" keep room for their words
+    step_x = 0.5 if x1 - x0 <= 3 else 1.0
+    tick = math.ceil(x0 / step_x) * step_x
     while tick <= x1 + 1e-9:
         dash = "" if tick in (0.0, 1.0) else ' stroke-dasharray="2 3"'
         parts.append(f'<line x1="{sx(tick):.1f}" x2="{sx(tick):.1f}" y1="{top}" y2="{base}" stroke="#bbb"{dash}/>')
         name = {0.0: " (weak)", 1.0: " (ceiling)"}.get(tick, "")
         parts.append(f'<text x="{sx(tick):.1f}" y="{base + 16}" text-anchor="middle">{tick:g}{name}</text>')
-        tick += 0.5
+        tick += step_x
     # short enough to fit the 600-unit-wide plot with a long metric name (the screenshot cut the longer one)
     parts.append(f'<text x="{(left + w - right) / 2}" y="{base + 36}" text-anchor="middle">gap recovered on '
                  f"{_e(primary)}: mean over seeds, 95% CI</text>")
@@ -172,6 +174,9 @@ def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRo
         if defined < row.seeds:
             tip += f"; {_undefined_reason(row, defined)}"
         parts.append(f'<circle cx="{sx(mean):.1f}" cy="{y:.1f}" r="5" fill="{c}"><title>{_e(tip)}</title></circle>')
+        if not x0 <= mean <= x1:  # off the axis: the dot sits at the edge, the value is written beside it
+            edge, anchor = (sx(x1) - 9, "end") if mean > x1 else (sx(x0) + 9, "start")
+            parts.append(f'<text x="{edge:.1f}" y="{y + 4:.1f}" text-anchor="{anchor}" class="halo">{mean:.2f} (off the axis)</text>')
         if defined < row.seeds:
             parts.append(f'<text x="{w - right}" y="{y + 4:.1f}" text-anchor="end" fill="#777">{defined}/{row.seeds} seeds</text>')
     parts.append("</svg>")
