@@ -29,7 +29,7 @@ from w2sbench.interfaces import (
 )
 from w2sbench.training.losses import CrossEntropyLoss
 
-__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns", "strategy_definition"]
+__all__ = ["teacher_label", "train_teacher", "strategy_teachers", "train_strategy", "teacher_reference", "GuardedLoss", "default_strategies", "strategy_columns", "strategy_definition", "transfer_loss_config"]
 
 Stage = tuple[dict[str, Any], Path]
 
@@ -77,8 +77,7 @@ def train_strategy(
         b, targets, weights = b.subset(kept), targets[kept], weights[kept]
     uniform = bool(np.all(weights == 1.0))
     options = pipeline.settings.options[metric.name]
-    owner = pipeline.plugins.strategies.owners.get(strategy.name, "?")
-    info = getattr(pipeline.plugins, "info", {}).get(owner)
+    owner, info = _registration(pipeline.plugins, strategy)
     package = f"{info.package} {info.version}" if info is not None and info.version else ""  # entry-point plugins
     # row weights other than 1 need a loss that reads them: the row-weighted cross-entropy by default
     loss = strategy.loss if strategy.loss is not None or uniform else CrossEntropyLoss()
@@ -107,19 +106,29 @@ def teacher_reference(
     return scores, probs, report
 
 
+def transfer_loss_config(loss: TransferLoss) -> dict[str, Any]:
+    """A transfer loss's cache-key part: its ``config()`` plus ``code``, a hash of its module's source file."""
+    return {**loss.config(), "code": source_hash([type(loss).__module__])}
+
+
+def _registration(plugins: Any, strategy: Strategy) -> tuple[str, Any]:
+    """The plugin that registered ``strategy`` and its PluginInfo (None for a plugin without one)."""
+    owner = plugins.strategies.owners.get(strategy.name, "?")
+    return owner, getattr(plugins, "info", {}).get(owner)
+
+
 class GuardedLoss:
     """A strategy's loss, stopped with a message naming the strategy and its package when it fails or returns
     anything but a finite scalar (nothing non-finite is trained on or cached).
 
-    ``config`` enters the strong model's cache key: the loss's ``config()`` plus a hash of the source file of the
-    loss's module, so editing a loss's code retrains the strong models it taught, as editing its fields does."""
+    ``config`` (``transfer_loss_config``) enters the strong model's cache key, so editing a loss's code retrains the
+    strong models it taught, as editing its fields does."""
 
     def __init__(self, strategy: Strategy, owner: str, loss: TransferLoss | None = None, package: str = "") -> None:
         self.loss = loss or strategy.loss
         assert self.loss is not None
-        module = type(self.loss).__module__
-        self.config = {**self.loss.config(), "code": source_hash([module])}
-        self.package = package or module.split(".")[0]
+        self.config = transfer_loss_config(self.loss)
+        self.package = package or type(self.loss).__module__.split(".")[0]
         self.where = f'Strategy "{strategy.name}" (plugin "{owner}", package {self.package})'
         self.fix = (
             f"Correct the transfer loss of {self.package} (run `w2sbench --debug run ...` for the traceback) or leave "
@@ -180,13 +189,11 @@ def strategy_columns(strategy: Strategy) -> tuple[str, str, str, str]:
     return phases, str(len(strategy.teacher_list())), f"{strategy.transfer} {loss}{curation}", "yes" if strategy.in_default_run else "no"
 
 
-
 def strategy_definition(strategy: Strategy, plugins: Any) -> dict[str, Any]:
     """What results.json records of a strategy (``strategies``): the plugin, package and version that
     registered it, its regularized phases, teachers, targets, curating class and loss settings (``config`` with
     the hash of the loss's source; null for cross-entropy)."""
-    owner = plugins.strategies.owners.get(strategy.name, "?")
-    info = plugins.info.get(owner)
+    owner, info = _registration(plugins, strategy)
     return {
         "plugin": owner,
         "package": info.package if info is not None else "?",
@@ -196,5 +203,5 @@ def strategy_definition(strategy: Strategy, plugins: Any) -> dict[str, Any]:
         "transfer": strategy.transfer,
         "teachers": [{"seed_offset": t.seed_offset, "part": list(t.part), "regularized": t.regularized} for t in strategy.teacher_list()],
         "curate": None if type(strategy).curate is Strategy.curate else f"{type(strategy).__module__}.{type(strategy).__qualname__}",
-        "loss": None if strategy.loss is None else GuardedLoss(strategy, owner).config,
+        "loss": None if strategy.loss is None else transfer_loss_config(strategy.loss),
     }

@@ -49,6 +49,8 @@ _SHOWN = (
     ("native-country", "native country"),
 )
 SENSITIVE = {"sex": ("Female", "female vs male"), "race": ("non-White", "non-white vs white")}
+REGULARIZERS = ("demographic_parity", "equalized_odds")
+SERIALIZATIONS = ("compact", "verbose")
 
 
 def serialize_row(row: Mapping[str, str], style: str = "compact") -> str:
@@ -245,8 +247,8 @@ class Fairness(TrustProperty):
     # listed, not enforced here: load_data and regularizer refuse other values with their own message
     option_ranges = {
         "sensitive_attribute": Range("str", note=" or ".join(SENSITIVE)),
-        "regularizer": Range("str", note="demographic_parity or equalized_odds"),
-        "serialization": Range("str", note="compact or verbose"),
+        "regularizer": Range("str", note=" or ".join(REGULARIZERS)),
+        "serialization": Range("str", note=" or ".join(SERIALIZATIONS)),
     }
 
     def load_data(self, ctx: DataContext, options: Mapping[str, Any]) -> PropertyData:
@@ -258,8 +260,8 @@ class Fairness(TrustProperty):
         train_path = dataset_file(ctx, "adult/adult.data", UPSTREAM + "adult.data")
         test_path = dataset_file(ctx, "adult/adult.test", UPSTREAM + "adult.test")
         style = options["serialization"]
-        if style not in {"compact", "verbose"}:
-            raise W2SBenchError(f'Unknown serialization "{style}".', "Use --option fairness.serialization=compact or verbose.")
+        if style not in SERIALIZATIONS:
+            raise W2SBenchError(f'Unknown serialization "{style}".', f"Use --option fairness.serialization={' or '.join(SERIALIZATIONS)}.")
         train = _examples(load_adult(str(train_path), "train"), style)
         test = _examples(load_adult(str(test_path), "test"), style)
         n = int(options["test_size"])
@@ -279,10 +281,10 @@ class Fairness(TrustProperty):
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
         kind = options["regularizer"]
-        if kind not in {"demographic_parity", "equalized_odds"}:
+        if kind not in REGULARIZERS:
             raise W2SBenchError(
                 f'Unknown fairness regularizer "{kind}".',
-                "Use --option fairness.regularizer=demographic_parity or equalized_odds.",
+                f"Use --option fairness.regularizer={' or '.join(REGULARIZERS)}.",
             )
         weights = {"weight": float(options["weight"]), "weak": float(options["weak_weight"]), "strong": float(options["strong_weight"])}
         if weights["weight"] < 0:

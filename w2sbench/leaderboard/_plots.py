@@ -114,6 +114,11 @@ def _undefined_reason(row: BoardRow, defined: int) -> str:
     return f"defined on {defined} of {row.seeds} seeds"
 
 
+def _text_band(x: float, y: float, width: float, step: int) -> str:
+    """A white band behind a row of text only (an entry's label, an undefined ratio): no grid line crosses it."""
+    return f'<rect x="{x}" y="{y - step / 2 + 1:.1f}" width="{width}" height="{step - 2}" fill="#fff"/>'
+
+
 def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRow]]]) -> str:
     """Trust gap recovered on the primary metric, (strategy - weak) / (ceiling - weak), per strategy: the mean
     over the seeds where it is defined, with its 95% t-interval; 0 = the weak reference, 1 = the ceiling.
@@ -154,17 +159,15 @@ def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRo
     color = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(strategies)}
     for k, (kind, item) in enumerate(items):
         y = top + step * k + step / 2
-        # a row of text only (an entry's label, an undefined ratio) covers the grid lines: text never crosses them
-        band = f'<rect x="{{x}}" y="{y - step / 2 + 1:.1f}" width="{{width}}" height="{step - 2}" fill="#fff"/>'
         if kind == "group":
-            parts.append(band.format(x=0, width=w))
+            parts.append(_text_band(0, y, w, step))
             parts.append(f'<text x="4" y="{y + 4:.1f}" font-weight="bold">{_e(item)}</text>')
             continue
         row, mean, lo, hi = item
         defined = int((row.gaps.get(primary) or {}).get("n") or 0)
         parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(row.strategy)}</text>')
         if mean is None:
-            parts.append(band.format(x=left, width=w - left))
+            parts.append(_text_band(left, y, w - left, step))
             parts.append(f'<text x="{left + 6}" y="{y + 4:.1f}" fill="#666">{_e(_undefined_reason(row, 0))}</text>')
             continue
         c = color[row.strategy]
