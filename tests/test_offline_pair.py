@@ -59,7 +59,7 @@ def test_decoder_pair_is_smollm2_embeddings_to_smollm2():
     assert pair.weak.gguf_file == pair.strong.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     # 28,311,552 tied embedding parameters + 30 layers of 3,540,096 + a 576-wide final norm.
     assert (pair.weak.params, pair.strong.params) == (28_312_128, 134_515_008)
-    assert pair.cpu_finetune == "head:full" and pair.cpu_train["full"]["trainable_layers"] == 2
+    assert pair.cpu_finetune == "head:full" and pair.cpu_train["full"] == {"trainable_layers": 2, "epochs": 3, "lr": 1e-3}
 
 
 @pytest.mark.slow

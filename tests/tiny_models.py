@@ -1,6 +1,6 @@
 """Tiny randomly initialised transformers models with locally built tokenizers, for fast tests.
 
-Nothing is downloaded: the tokenizers are trained here on a few hundred sentences.
+Nothing is downloaded: the tokenizers are built here from a few hundred sentences, the same in every process.
 """
 
 from __future__ import annotations
@@ -28,16 +28,21 @@ def corpus() -> list[str]:
 
 
 def make_tiny_bert(folder: Path, layers: int = 2, hidden: int = 32) -> Path:
-    """A 2-layer BERT with a WordPiece tokenizer trained on ``corpus()``."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A 2-layer BERT with a WordPiece tokenizer over ``corpus()``'s words and characters."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     folder = Path(folder)
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    # The vocabulary is written out, not trained: WordPieceTrainer breaks frequency ties in hash-map order, so a
+    # trained vocabulary (and with it every token id the seeded embeddings see) differed between processes.
+    text = " ".join(corpus())
+    chars = sorted({c for c in text if not c.isspace()})
+    words = sorted(set(_WORDS) | {str(n) for n in range(100)})
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + chars + ["##" + c for c in chars] + words))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.train_from_iterator(corpus(), trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
     )
