@@ -46,7 +46,10 @@ def _write(config: dict, path: Path) -> Path:
 
 
 def _log(cache: Path) -> list[str]:
-    return (cache / "computed.log").read_text().split()
+    """The stages computed so far (none before the first one is logged: on a loaded machine the driver may be
+    killed before it computed anything, which the resume must handle as well)."""
+    path = cache / "computed.log"
+    return path.read_text().split() if path.is_file() else []
 
 
 def _comparable(results: dict) -> dict:
