@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import time
 from pathlib import Path
 
@@ -28,7 +27,9 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    from w2sbench.design import split_pool, split_sizes
+    from w2sbench.data import default_data_dir
+    from w2sbench.design import split_pool, split_sizes, task_scores
+    from w2sbench.files import global_cache_dir
     from w2sbench.interfaces.data import DataContext
     from w2sbench.interfaces.regularizers import NoRegularizer
     from w2sbench.models import fetch_model, load_backbone, resolve_pair
@@ -51,9 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     plugins = get_plugins()
     plugins.collect_all()
     prop = plugins.trust_properties.get(args.property)
-    options = dict(prop.default_options)
-    data_dir = os.environ.get("W2SBENCH_DATA_DIR")
-    ctx = DataContext(data_dir=Path(data_dir) if data_dir else None, cache_dir=Path.home() / ".cache" / "w2sbench" / "downloads")
+    options = prop.options()
+    data_dir = default_data_dir()
+    ctx = DataContext(Path(data_dir) if data_dir else None, global_cache_dir() / "downloads")
     data = prop.load_data(ctx, options)
     _a, b, _val = split_pool(data.train, args.seed, split_sizes(options))
     test = data.tests[data.main_test]
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                                   NoRegularizer(), config, args.seed, prefix=prefix)
         top = TopLayers(classifier, args.trainable_layers)
         top.eval()
-        accuracy = float((prefix.predict_proba(top, list(test.texts)).argmax(1) == test.labels).mean())
+        accuracy = task_scores(test.labels, prefix.predict_proba(top, list(test.texts)))["accuracy"]
         print(f"lr {lr:g}, {args.epochs} epochs: ceiling accuracy {accuracy:.3f}, final loss {report.final_loss:.3f}, "
               f"{time.perf_counter() - start:.0f} s")
 
