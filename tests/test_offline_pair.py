@@ -60,6 +60,25 @@ def test_decoder_pair_is_smollm2_embeddings_to_smollm2():
     # 28,311,552 tied embedding parameters + 30 layers of 3,540,096 + a 576-wide final norm.
     assert (pair.weak.params, pair.strong.params) == (28_312_128, 134_515_008)
     assert pair.cpu_finetune == "head:full" and pair.cpu_train["full"] == {"trainable_layers": 2, "epochs": 3, "lr": 1e-3}
+    assert pair.cpu_options == {"adversarial": {"radius": 0.01}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "radius"),
+    [
+        ({}, 0.01),  # the pair's CPU option
+        ({"options": {"adversarial": {"radius": "0.03"}}}, 0.03),  # the user's --option wins
+        ({"finetune": "head:full"}, 0.05),  # chosen modes: the pair's CPU settings (training and options) do not apply
+    ],
+)
+def test_decoder_pair_cpu_options_set_the_adversarial_radius(extra, radius):
+    from w2sbench.plugin_manager import get_plugins
+    from w2sbench.runner import RunRequest, prepare
+
+    settings, _ = prepare(RunRequest(pair="decoder", metrics="adversarial,ood", device="cpu", **extra), get_plugins())
+    assert settings.options["adversarial"]["radius"] == radius
+    assert settings.options["ood"] == get_plugins().trust_properties.get("ood").options()  # other properties untouched
+    assert settings.train["full"]["lr"] == (5e-5 if "finetune" in extra else 1e-3)  # 5e-5: the full mode's own default
 
 
 @pytest.mark.slow

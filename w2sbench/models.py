@@ -41,6 +41,7 @@ class ResolvedPair:
     pair_name: str | None  # the named pair used, if any
     cpu_finetune: str | None
     cpu_train: Any = None  # per-mode training settings the named pair recommends on CPUs
+    cpu_options: Any = None  # per-property option defaults that go with those settings
 
 
 def resolve_model(name: str, plugins: Plugins) -> ModelSpec:
@@ -85,6 +86,7 @@ def _resolve_pair(text: str, plugins: Plugins) -> ResolvedPair:
                 pair.name,
                 pair.cpu_finetune,
                 {k: dict(v) for k, v in pair.cpu_train.items()},
+                {k: dict(v) for k, v in pair.cpu_options.items()},
             )
         )
     if ":" not in text:

@@ -69,6 +69,19 @@ def _coerce_train(key: str, value: str, default: Any, mode: str = "") -> Any:
     return (out or None) if key == "lora_targets" else out
 
 
+def _with_pair_options(
+    metric: TrustProperty, pair_options: Mapping[str, Any] | None, user_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The named pair's option defaults for ``metric`` updated with the user's (under either an option's current or
+    its old name: the user's value wins)."""
+    merged = {k: str(v) for k, v in (pair_options or {}).items()}
+    for key in user_options or {}:
+        for new_name, old_name in metric.renamed_options.items():
+            if key == old_name:
+                merged.pop(new_name, None)
+    return {**merged, **(user_options or {})}
+
+
 def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, ResolvedPair]:
     """Validate every choice (names, options, devices) before any expensive work starts."""
     pair = resolve_pair(request.pair, plugins, request.allow_weak_larger)
@@ -86,7 +99,10 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
         if name not in metric_names:
             plugins.trust_properties.get(name)  # did-you-mean for a misspelt metric
             raise W2SBenchError(f'--option names "{name}", which is not in this run\'s metrics.', "Add it to --metrics.")
-    options = {m.name: m.options(user_options.get(m.name)) for m in metrics}
+    device = resolve_device(request.device)
+    cpu_defaults = not request.finetune and not device.startswith("cuda")  # the named pair's CPU settings apply
+    pair_options = (pair.cpu_options or {}) if cpu_defaults else {}
+    options = {m.name: m.options(_with_pair_options(m, pair_options.get(m.name), user_options.get(m.name))) for m in metrics}
     for name, opts in options.items():
         for required in ("weak_train_size", "transfer_size", "val_size", "max_length"):
             if required not in opts:
@@ -96,7 +112,6 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
                 )
 
     check_input_lengths([(pair.weak, None), (pair.strong, None)], {n: int(o["max_length"]) for n, o in options.items()})
-    device = resolve_device(request.device)
     if request.finetune:
         weak_mode, strong_mode = parse_finetune(request.finetune)
     elif device.startswith("cuda"):
@@ -104,7 +119,7 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
     else:
         weak_mode, strong_mode = parse_finetune(pair.cpu_finetune or "head")
     overrides: dict[str, dict[str, Any]] = {}
-    if not request.finetune and not device.startswith("cuda"):
+    if cpu_defaults:
         overrides = {m: {k: str(v) for k, v in kv.items()} for m, kv in (pair.cpu_train or {}).items()}
     for mode, kv in (request.train or {}).items():
         overrides.setdefault(mode, {}).update(kv)

@@ -68,3 +68,6 @@ class NamedPair:
     cpu_finetune: str | None = None
     # Training settings for those CPU modes, per mode, e.g. {"full": {"trainable_layers": 2}}; user --train wins.
     cpu_train: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Trust-property options for those CPU settings, per property, e.g. {"adversarial": {"radius": 0.01}}: values
+    # that depend on the model as the CPU modes train it (the decoder pair's cached hidden states); user --option wins.
+    cpu_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
