@@ -52,3 +52,15 @@ def test_page_sections_basis_and_unverified_marks():
     assert "attack_<wbr>success_<wbr>rate ↓ †" in page  # the header of a score the validator cannot recompute
     assert "† attack_success_rate: not recomputed by the validator" in page
     assert "undefined on every seed: ceiling not more trustworthy than weak" in page
+
+
+def test_gap_plot_shortens_a_long_undefined_reason_to_fit_and_keeps_it_whole_in_the_tooltip():
+    from w2sbench.leaderboard._board import BoardRow
+    from w2sbench.leaderboard._plots import gap_plot
+    from w2sbench.plugin_manager import get_plugins
+
+    metric = get_plugins().trust_properties.get("fairness")
+    row = BoardRow("lab", "p", "w", "s", None, None, "head", "ensemble", 3, {}, {}, gap_references={"weak": "ensemble:teachers", "ceiling": "ceiling"})
+    svg = gap_plot(metric, [("lab", [row])])
+    full = "undefined on every seed: ceiling not more trustworthy than ensemble:teachers"  # 77 characters: clipped before
+    assert f"<title>{full}</title>undefined on every seed: ceiling not above ensemble:teachers</text>" in svg

@@ -106,11 +106,17 @@ def size_plot(metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
 
 
 
-def _undefined_reason(row: BoardRow, defined: int) -> str:
+# characters of 12px text that fit right of the gap plot's strategy labels (464 of its 600 units, ~6.3 per character)
+_REASON_CHARS = 70
+
+
+def _undefined_reason(row: BoardRow, defined: int, short: bool = False) -> str:
+    """Why a gap recovered is undefined; ``short``: a form that fits the gap plot's row (the full one is its tooltip)."""
     refs = row.gap_references or {}
     weak, ceiling = refs.get("weak", "weak"), refs.get("ceiling", "ceiling")
     if defined == 0:
-        return f"undefined on every seed: {ceiling} not more trustworthy than {weak}"
+        reason = f"undefined on every seed: {ceiling} not more trustworthy than {weak}"
+        return f"undefined on every seed: {ceiling} not above {weak}" if short and len(reason) > _REASON_CHARS else reason
     return f"defined on {defined} of {row.seeds} seeds"
 
 
@@ -168,7 +174,8 @@ def gap_plot(metric: TrustProperty, groups: Sequence[tuple[str, Sequence[BoardRo
         parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(row.strategy)}</text>')
         if mean is None:
             parts.append(_text_band(left, y, w - left, step))
-            parts.append(f'<text x="{left + 6}" y="{y + 4:.1f}" fill="#666">{_e(_undefined_reason(row, 0))}</text>')
+            parts.append(f'<text x="{left + 6}" y="{y + 4:.1f}" fill="#666"><title>{_e(_undefined_reason(row, 0))}</title>'
+                         f"{_e(_undefined_reason(row, 0, short=True))}</text>")
             continue
         c = color[row.strategy]
         if lo is not None and hi is not None:
