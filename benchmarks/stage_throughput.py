@@ -15,7 +15,8 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
   predict                 the top two layers on cached states: fp32, bf16 autocast, bf16 weights (inference
                           with bfloat16 copies of the layers' weights, training/precision.py inference_weights)
   live attack             textattack DeepWordBug and Pruthi, seconds per attacked example (fp32, bf16 autocast,
-                          bf16 weights), with textattack's queries per example and its model calls
+                          bf16 weights; then bf16 weights with textattack's word splitting memoized, what
+                          runs), with textattack's queries per example and its model calls
   2nd model attacked      a second strong model attacked with its own store of perturbed states, and with
                           the store the first model's attack filled (frozen-layer states shared)
 
@@ -214,19 +215,19 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
     train_classifier(trained, "full", train.texts, np.eye(2)[train.labels], {}, NoRegularizer(), config, 0,
                      prefix=PrefixCache(Classifier(bb, tok, 2, 64), 2, "bf16"))
     for attack in ATTACKS:
-        for precision in ("fp32", "bf16", "bf16w"):
-            weights = "bf16" if precision == "bf16w" else "fp32"
+        for precision in ("fp32", "bf16", "bf16w", "bf16w+memo"):
+            weights = "bf16" if precision.startswith("bf16w") else "fp32"
             prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision if weights == "fp32" else "fp32", weights=weights)
             prefix.batch(examples.texts)  # the originals: test texts, cached before a run's attacks
             before = prefix.tokens
             clf = copy.deepcopy(trained)
             clf.use_prefix(prefix, TopLayers(clf, 2))
             with counted_queries() as queries, timed() as t:
-                outcomes = run_attack(clf, examples, attack, budget, 0)
+                outcomes = run_attack(clf, examples, attack, budget, 0, memoize_words=precision.endswith("memo"))
             summary = attack_scores(outcomes)
             tokens = prefix.tokens - before
             flops = 2 * (prefix.bottom + 2) * layer_params * tokens
-            variant = {"bf16w": "bf16 weights", "bf16": "bf16 autocast"}.get(precision, precision)
+            variant = {"bf16w": "bf16 weights", "bf16": "bf16 autocast", "bf16w+memo": "+words memo"}.get(precision, precision)
             table.row(f"attack {attack}", variant, t[0], tokens, flops, precision[:4])
             print(f"{'':<24}{'':<15} {t[0] / len(examples):.2f} s per example, success rate {summary['success_rate']}")
             print(f"{'':<24}{'':<15} {queries.summary()}")

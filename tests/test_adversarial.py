@@ -133,6 +133,26 @@ def test_live_attacks_give_sane_rates(tiny_models):
         # The toy model keys on one sentiment word, so a one-word character edit flips some examples.
         assert "successful" in outcomes
         assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0)  # deterministic per seed
+        assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0, memoize_words=False)
+
+
+def test_memoized_word_splitting_gives_textattacks_words_and_is_undone():
+    from textattack.shared import attacked_text
+    from textattack.shared.utils import words_from_text
+
+    from w2sbench_plugins.adversarial._word_split import memoized_word_splitting
+
+    texts = ["It's a 'well-made', un*funny film.", "  spaces   and\ttabs ", "@home -- x_y", "", "naïve café", "It's"]
+    with memoized_word_splitting():
+        patched = attacked_text.words_from_text
+        assert patched is not words_from_text
+        for text in texts * 2:  # the second pass is answered from the cache
+            assert patched(text) == words_from_text(text)
+        first = patched("a b")
+        first.append("mutated")  # a caller that changes the list it got does not change the next answer
+        assert patched("a b") == ["a", "b"]
+        assert patched("a b c", ["b"]) == words_from_text("a b c", ["b"]) == ["a", "c"]
+    assert attacked_text.words_from_text is words_from_text
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ from w2sbench_plugins.adversarial._perturbations import (
     import_textattack,
     seeded_globals,
 )
+from w2sbench_plugins.adversarial._word_split import memoized_word_splitting
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from w2sbench.training.classifier import Classifier
@@ -176,12 +177,15 @@ def transient_states(model: Classifier) -> Iterator[None]:
                 setattr(prefix[0], counter, getattr(overlay, counter))
 
 
-def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int) -> list[str]:
+def run_attack(
+    model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int, memoize_words: bool = True
+) -> list[str]:
     """Attack each example with a textattack recipe; the outcome per example.
 
     textattack's goal function sends the model lists of up to 32 candidate texts (answered in one batch
     by ``classifier_wrapper``), caches the model's output per text (repeated perturbations cost nothing)
-    and ends an example's search when ``query_budget`` model queries are spent."""
+    and ends an example's search when ``query_budget`` model queries are spent. ``memoize_words``: textattack's
+    word splitting answers repeated strings from a cache (``_word_split.py``; the same outcomes, faster)."""
     ta = import_textattack()
     from textattack.attack_results import (
         FailedAttackResult,
@@ -199,7 +203,8 @@ def run_attack(model: Classifier, examples: Examples, recipe: str, query_budget:
     attack.goal_function.query_budget = query_budget
     outcomes = []
     # DeepWordBug draws from the global RNGs; seed them for this model and restore them afterwards.
-    with seeded_globals(seed), transient_states(model):
+    memo = memoized_word_splitting() if memoize_words else contextlib.nullcontext()
+    with seeded_globals(seed), transient_states(model), memo:
         for text, label in zip(examples.texts, examples.labels.tolist(), strict=True):
             result = attack.attack(text, int(label))
             if isinstance(result, SuccessfulAttackResult):
