@@ -340,6 +340,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=256, help="Adult rows per training / extraction stage")
     parser.add_argument("--attack-examples", type=int, default=4)
+    parser.add_argument("--train-data", default="adult", choices=("adult", "emails"),
+                        help="texts of the training rows: Adult rows (fairness; short) or e-mails (privacy; 128 tokens, "
+                        "no fairness-regularized row)")
     parser.add_argument("--skip", default="", help="comma-separated kinds to skip: weak,train,predict,attack,sharing")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default); 1 measures per-core efficiency on a busy machine")
@@ -373,7 +376,17 @@ def main() -> None:
             "adversarial": (adv.regularizer(adv.options({})).for_training("strong", "full"), 3),
             "DP-SGD": (Privacy().regularizer(Privacy().options({})).for_training("strong", "full"), 1),
         }
-        bench_training(table, tok, bb, prefixes, adult, layer_params, regs)
+        rows = adult
+        if args.train_data == "emails":
+            from w2sbench.training.classifier import Classifier
+            from w2sbench.training.prefix import PrefixCache
+
+            rows = Privacy().load_data(ctx, Privacy().options({})).train.subset(np.arange(args.rows))
+            del regs["fairness"]  # e-mails have no sensitive attribute
+            prefixes = {p: PrefixCache(Classifier(bb, tok, 2, 128), 2, p) for p in ("fp32", "bf16")}
+            for prefix in prefixes.values():
+                prefix.batch(rows.texts)
+        bench_training(table, tok, bb, prefixes, rows, layer_params, regs)
     if "predict" not in skip:
         bench_predict(table, tok, bb, prefixes, adult.texts, layer_params)
     if "attack" not in skip:

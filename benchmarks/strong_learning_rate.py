@@ -1,4 +1,5 @@
-"""Screen the strong model's fine-tuning learning rate on one property's task: the ceiling at each rate.
+"""Screen the strong model's fine-tuning learning rate on one property's task: the ceiling at each rate,
+and (``--regularized``) the regularized ceiling at each value of one of the property's options.
 
 The pipeline's ceiling cell (the strong model trained on split B's ground truth, ``full`` mode with cached
 frozen-layer states, as ``w2sbench run`` trains it on CPU) is trained once per learning rate on the same
@@ -10,7 +11,13 @@ whose ceiling clears the weak model, not a result (run the suite's three seeds o
         --property ood --lrs 2e-4,1e-3,3e-3
 
 Prints one line per rate: test accuracy, final training loss and seconds. Used to choose the decoder
-pair's learning rate (docs/default-pair.md, "The learning rate").
+pair's learning rate (docs/default-pair.md, "The learning rate"). With ``--regularized KEY=V1,V2,...``,
+also the ceiling trained with the property's own regularizer (the strong phase's, as weak-wts-tft and the
+regularized ceiling train) at the first rate, once per value of option KEY; the test accuracy of every
+other test set is printed too. Used to choose the decoder pair's adversarial radius:
+
+    W2SBENCH_DATA_DIR=../shared/data python benchmarks/strong_learning_rate.py --pair decoder \
+        --property adversarial --lrs 1e-3 --regularized radius=0.05,0.03,0.02,0.01,0.005
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import argparse
 import copy
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trainable-layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
+    parser.add_argument("--regularized", default="", metavar="KEY=V1,V2,...",
+                        help="also the regularized ceiling at the first rate, per value of the property's option KEY")
     args = parser.parse_args(argv)
+    sweep_key, _, sweep_values = args.regularized.partition("=")
 
     plugins = get_plugins()
     plugins.collect_all()
@@ -65,22 +76,39 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     prefix = PrefixCache(Classifier(backbone, tokenizer, data.num_labels, max_length), args.trainable_layers, args.precision)
     prefix.batch(list(b.texts))
-    prefix.batch(list(test.texts))
+    for test_set in data.tests.values():
+        prefix.batch(list(test_set.texts))
     print(f"{spec.name} on {args.property}: split B {len(b)} rows, test {len(test)} rows, seed {args.seed}; "
           f"frozen-layer states {time.perf_counter() - start:.0f} s")
-    for lr in (float(x) for x in args.lrs.split(",")):
+
+    def ceiling(lr: float, regularizer: Any) -> tuple[dict[str, float], float, float]:
+        """Test accuracy per test set, final training loss and seconds of one ceiling."""
         torch.manual_seed(args.seed)
         classifier = Classifier(copy.deepcopy(backbone), tokenizer, data.num_labels, max_length)
         config = default_train_config("full", trainable_layers=args.trainable_layers, epochs=args.epochs, lr=lr,
                                       precision=args.precision)
         start = time.perf_counter()
         report = train_classifier(classifier, "full", list(b.texts), np.eye(data.num_labels)[b.labels], {},
-                                  NoRegularizer(), config, args.seed, prefix=prefix)
+                                  regularizer, config, args.seed, prefix=prefix)
         top = TopLayers(classifier, args.trainable_layers)
         top.eval()
-        accuracy = task_scores(test.labels, prefix.predict_proba(top, list(test.texts)))["accuracy"]
-        print(f"lr {lr:g}, {args.epochs} epochs: ceiling accuracy {accuracy:.3f}, final loss {report.final_loss:.3f}, "
-              f"{time.perf_counter() - start:.0f} s")
+        accuracy = {name: task_scores(t.labels, prefix.predict_proba(top, list(t.texts)))["accuracy"]
+                    for name, t in data.tests.items()}
+        return accuracy, report.final_loss, time.perf_counter() - start
+
+    def others(accuracy: dict[str, float]) -> str:
+        return "".join(f", {name} {acc:.3f}" for name, acc in accuracy.items() if name != data.main_test)
+
+    lrs = [float(x) for x in args.lrs.split(",")]
+    for lr in lrs:
+        accuracy, loss, seconds = ceiling(lr, NoRegularizer())
+        print(f"lr {lr:g}, {args.epochs} epochs: ceiling accuracy {accuracy[data.main_test]:.3f}, final loss {loss:.3f}, "
+              f"{seconds:.0f} s{others(accuracy)}")
+    for value in sweep_values.split(",") if sweep_key else ():
+        regularizer = prop.regularizer(prop.options({sweep_key: value})).for_training("strong", "full")
+        accuracy, loss, seconds = ceiling(lrs[0], regularizer)
+        print(f"{sweep_key}={value}, lr {lrs[0]:g}: regularized ceiling accuracy {accuracy[data.main_test]:.3f}, "
+              f"final loss {loss:.3f}, {seconds:.0f} s{others(accuracy)}")
 
 
 if __name__ == "__main__":
