@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
         prefix.batch(list(test_set.texts))
     print(f"{spec.name} on {args.property}: split B {len(b)} rows, test {len(test)} rows, seed {args.seed}; "
           f"frozen-layer states {time.perf_counter() - start:.0f} s")
+    # the scale an embedding-space adversary's ball is relative to (docs/default-pair.md, "The adversarial radius")
+    tokens = torch.as_tensor(np.concatenate([prefix._states[t] for t in b.texts[:200]]), dtype=torch.float32)
+    norms = tokens.norm(dim=-1)
+    print(f"states entering the trained layers ({len(tokens)} tokens of 200 rows): token norm median {norms.median():.1f}; "
+          f"largest dimension's share of the norm, median {(tokens.abs().max(-1).values / norms).median():.2f}; "
+          f"per-dimension standard deviation, median {tokens.std(0).median():.3f}")
 
     def ceiling(lr: float, regularizer: Any) -> tuple[dict[str, float], float, float]:
         """Test accuracy per test set, final training loss and seconds of one ceiling."""
