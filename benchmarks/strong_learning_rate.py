@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     # the scale an embedding-space adversary's ball is relative to (docs/default-pair.md, "The adversarial radius")
     tokens = torch.as_tensor(np.concatenate([prefix._states[t] for t in b.texts[:200]]), dtype=torch.float32)
     norms = tokens.norm(dim=-1)
-    print(f"states entering the trained layers ({len(tokens)} tokens of 200 rows): token norm median {norms.median():.1f}; "
+    print(f"states entering the trained layers ({len(tokens)} tokens of 200 rows): token norm median {norms.median():.1f}, "
+          f"max {norms.max():.1f}; "
           f"largest dimension's share of the norm, median {(tokens.abs().max(-1).values / norms).median():.2f}; "
           f"per-dimension standard deviation, median {tokens.std(0).median():.3f}")
 
