@@ -2,10 +2,13 @@
 
     python benchmarks/offline_default.py                       # the default: four properties, seeds 0-2
     python benchmarks/offline_default.py --properties fairness --seeds 0   # a quick slice
+    python benchmarks/offline_default.py --properties fairness --seeds 0-1 --workers 1,2
 
 Runs `w2sbench run` twice in a fresh directory (subprocesses, so imports are counted as a user sees
 them), then prints each wall time, its ratio to the target (< 1.0 meets it: 600 s cold and 5 s cached
-for the whole default on 2 CPU cores) and the machine's load average during each run.
+for the whole default on 2 CPU cores) and the machine's load average during each run. ``--workers
+1,2`` repeats the cold run in a fresh directory per worker count (`w2sbench run --workers N`) and prints
+each one's speed-up over the first, measured in this run.
 """
 
 from __future__ import annotations
@@ -34,19 +37,26 @@ def main() -> None:
     parser.add_argument("--properties", default="fairness,ood,adversarial,privacy")
     parser.add_argument("--seeds", default="0-2")
     parser.add_argument("--out", help="run directory [a fresh temporary one]")
+    parser.add_argument("--workers", default="auto", help="comma-separated --workers values, each a cold run [auto]")
     args = parser.parse_args()
     if not os.environ.get("W2SBENCH_DATA_DIR"):
         os.environ["W2SBENCH_DATA_DIR"] = str(Path(__file__).resolve().parents[2] / "shared" / "data")
-    out = Path(args.out or tempfile.mkdtemp(prefix="w2s-bench-")) / "run"
-    common = ["--properties", args.properties, "--seeds", args.seeds, "--out", str(out)]
-    cold, cold_load = timed_run(common)
+    root = Path(args.out or tempfile.mkdtemp(prefix="w2s-bench-"))
+    counts = args.workers.split(",")
+    colds: list[tuple[str, float, float]] = []
+    for workers in counts:  # each in a fresh run directory and stage cache
+        out = root / ("run" if len(counts) == 1 else f"run-workers-{workers}")
+        common = ["--properties", args.properties, "--seeds", args.seeds, "--out", str(out), "--workers", workers]
+        colds.append((workers, *timed_run(common)))
     cached, cached_load = timed_run(common)
     results = json.loads((out / "results.json").read_text())
     target = TARGETS["cold"]
     print(f"pair {results['settings']['weak']} -> {results['settings']['strong']} "
           f"({results['settings']['finetune_weak']}:{results['settings']['finetune_strong']}), properties {args.properties}")
-    print(f"cold run:   {cold:7.1f} s   target {target:6.0f} s   ratio {cold / target:.2f}   load {cold_load:.1f}")
-    print(f"cached run: {cached:7.1f} s   target {TARGETS['cached']:6.0f} s   ratio {cached / TARGETS['cached']:.2f}"
+    for workers, seconds, load in colds:
+        print(f"cold run, --workers {workers}: {seconds:7.1f} s   target {target:6.0f} s   ratio {seconds / target:.2f}   "
+              f"load {load:.1f}   speed-up over --workers {colds[0][0]}: {colds[0][1] / seconds:.2f}x")
+    print(f"cached run, --workers {counts[-1]}: {cached:7.1f} s   target {TARGETS['cached']:6.0f} s   ratio {cached / TARGETS['cached']:.2f}"
           f"   load {cached_load:.1f}   (stages computed on re-run: {results['timing']['stages_computed']})")
     for name, prop in results["properties"].items():
         for cell, entry in prop["cells"].items():

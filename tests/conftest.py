@@ -43,6 +43,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.delenv("W2SBENCH_DISABLE_PLUGINS", raising=False)
+    # Every task in the test's own process (tests/test_worker_pool.py asks for worker processes).
+    monkeypatch.setenv("W2SBENCH_WORKERS", "1")
     # Training precision "auto" is bf16 on CPUs with native bf16 and fp32 elsewhere: pin fp32 so the expected
     # values do not depend on the CI machine's CPU flags. bf16 is tested where a test asks for it (test_speed).
     monkeypatch.setattr(precision, "CPU_AUTO_BF16", False)

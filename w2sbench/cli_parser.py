@@ -13,6 +13,9 @@ from w2sbench import __version__
 
 __all__ = ["build_parser"]
 
+WORKERS_HELP = ("processes of the local executor, each with its share of the cores: a number, or auto (2 on a "
+                "CPU with 2+ cores, else 1) [$W2SBENCH_WORKERS, else auto]")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -56,6 +59,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--json", action="store_true", help="print the results document as JSON")
     run.add_argument("--executor", choices=["local", "ray"], default="local", help="where the seeds run: this process or a Ray cluster [local]")
     run.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [start a local cluster]")
+    run.add_argument("--workers", help=WORKERS_HELP)
 
 
 def _add_sweep_list_report_export(sub: Any) -> None:
@@ -65,6 +69,7 @@ def _add_sweep_list_report_export(sub: Any) -> None:
     swp.add_argument("--executor", choices=["local", "ray"], help="where tasks run [the file's, else local]")
     swp.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [the file's, else a local cluster]")
     swp.add_argument("--max-retries", type=int, help="Ray retries per failed task [the file's, else 2]")
+    swp.add_argument("--workers", help=WORKERS_HELP)
     swp.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directories'")
     swp.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
 

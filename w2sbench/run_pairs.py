@@ -144,8 +144,9 @@ def execute_pairs(
                 StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
         tasks, owners = plan_tasks(jobs, caches)
         loaded = LoadedPipelines(plugins, progress)
-        # The driver's own pipelines only load data and name the models; a local executor reuses them.
-        driver_device = None if isinstance(executor, LocalExecutor) else "cpu"
+        # The driver's own pipelines only load data and name the models; a local executor (in this process, or
+        # reading cached tasks here before it starts worker processes) reuses them.
+        driver_device = None if executor.name == "local" else "cpu"
         first_task = {owners[i]: t for i, t in reversed(list(enumerate(tasks)))}
         pipelines = [loaded.pipeline(first_task[j], driver_device) for j in range(len(jobs))]
         data = {(j, m): loaded.data(pipelines[j], m) for j, job in enumerate(jobs) for m in job.settings.metrics}

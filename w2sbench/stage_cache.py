@@ -3,14 +3,17 @@
 A cached stage counts as done only when its directory exists under its final name, which happens in
 one rename after all of its files are complete; a stage holding a non-finite value is never cached.
 A stage cache on an fsspec URL keeps a local working copy and mirrors it (w2sbench/_remote_cache.py).
+Processes that share a cache folder (``--workers``, w2sbench/worker_pool.py) compute each stage once: a
+missing stage is computed under a lock file beside it, and a process that waited for the lock reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from w2sbench.files import (
 )
 from w2sbench.finite import first_non_finite
 
-__all__ = ["is_url", "cache_location", "refuse_non_finite_stage", "StageCache", "RunLock"]
+__all__ = ["is_url", "cache_location", "refuse_non_finite_stage", "StageCache", "StageNotCached", "RunLock"]
 
 
 def refuse_non_finite_stage(folder: Path, kind: str) -> None:
@@ -58,6 +61,10 @@ def cache_location(location: str | Path) -> str | Path:
     return str(location) if is_url(location) else Path(location)
 
 
+class StageNotCached(Exception):
+    """Raised by a probing StageCache (``StageCache.probing``) at the first stage it would have to compute."""
+
+
 class StageCache:
     """Stage outputs keyed by a hash of everything that determines them: ``root/<kind>/<hash>/``.
 
@@ -79,6 +86,17 @@ class StageCache:
         self.hits = 0
         self.misses = 0
         self.downloads = 0  # hits served by downloading from the remote
+        self._probing = False
+
+    @contextlib.contextmanager
+    def probing(self) -> Iterator[None]:
+        """Within the block, a missing stage raises StageNotCached instead of being computed: whoever runs the
+        work can tell, cheaply, whether it is all cached (w2sbench/executors/_processes.py)."""
+        self._probing = True
+        try:
+            yield
+        finally:
+            self._probing = False
 
     @property
     def location(self) -> str:
@@ -108,16 +126,22 @@ class StageCache:
         found = self.get(kind, key)
         if found is not None:
             return found
-        self.misses += 1
         path = self.path(kind, key)
-        fault_point(f"stage-start-{kind}")
-        with atomic_directory(path) as tmp:
-            produce(tmp)
-            refuse_non_finite_stage(tmp, kind)
-            # written last: its presence inside the final directory marks the stage complete
-            (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str, allow_nan=False))
-        if record:
-            self._log(kind, path.name)
+        if self._probing:
+            raise StageNotCached(f"{kind}/{path.name}")
+        with _stage_lock(path):
+            found = self.get(kind, key)  # another process computed it while this one waited for the lock
+            if found is not None:
+                return found
+            self.misses += 1
+            fault_point(f"stage-start-{kind}")
+            with atomic_directory(path) as tmp:
+                produce(tmp)
+                refuse_non_finite_stage(tmp, kind)
+                # written last: its presence inside the final directory marks the stage complete
+                (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str, allow_nan=False))
+            if record:
+                self._log(kind, path.name)
         if self._mirror is not None:
             self._mirror.upload(kind, path.name, path)
         return path
@@ -135,6 +159,27 @@ class StageCache:
         return remove_stale_temporaries(self.root)
 
 
+@contextlib.contextmanager
+def _stage_lock(path: Path) -> Iterator[None]:
+    """Hold ``.<stage>.lock`` beside a stage's folder while computing it (released if the process dies).
+
+    The holder removes the file when done; a process that was waiting on the removed file then finds the
+    stage complete, and one that arrives later locks a new file and finds it complete too."""
+    lock = path.parent / f".{path.name}.lock"
+    ensure_dir(lock.parent)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise file_error(lock.parent, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)  # closing releases the lock
+
+
 class RunLock:
     """An exclusive lock on a run directory, so two runs never write into the same place."""
 
@@ -143,8 +188,6 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        import fcntl
-
         ensure_dir(self.path.parent)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -167,8 +210,6 @@ class RunLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import fcntl
-
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

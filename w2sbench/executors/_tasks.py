@@ -1,25 +1,19 @@
-"""Where a run's per-seed tasks execute: in this process (``local``, the default) or on a Ray cluster.
+"""A run's unit of work: the task (one trust property and seed of a pair), its result, the pipelines a
+process has loaded, running one task in this process, and the executor protocol.
 
-A task is JSON-able (settings, model specs, metric, seed, cache folder or URL), so a Ray worker on any
-machine can rebuild the plugin set and the ``Pipeline`` from it. Every stage goes through the shared
-``StageCache``: a task whose stages another task (or an earlier, killed driver) finished only reads them.
-With an fsspec URL as the cache, each worker keeps a local working copy on its own machine
-(``$W2SBENCH_LOCAL_CACHE``) and downloads and uploads whole stages (w2sbench/_remote_cache.py).
-Ray is imported lazily; the core install does not need it.
+A task is JSON-able (settings, model specs, metric, seed, cache folder or URL), so a worker process or a Ray
+worker on any machine can rebuild the plugin set and the ``Pipeline`` from it. Every stage goes through the
+shared ``StageCache``: a task whose stages another task (or an earlier, killed driver) finished only reads them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
-import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from w2sbench.design import split_pool
-from w2sbench.errors import W2SBenchError
 from w2sbench.files import stable_hash
 from w2sbench.interfaces import ModelSpec
 from w2sbench.pipeline import Pipeline
@@ -29,22 +23,7 @@ from w2sbench.settings import RunSettings
 from w2sbench.stage_cache import StageCache, cache_location
 from w2sbench.teachers import strategy_teachers
 
-__all__ = [
-    "StageTask",
-    "TaskResult",
-    "LoadedPipelines",
-    "Executor",
-    "LocalExecutor",
-    "RayExecutor",
-    "make_executor",
-    "run_task",
-    "EXECUTORS",
-    "FORWARDED_ENV",
-]
-
-EXECUTORS = ("local", "ray")
-# Environment the driver passes on to Ray workers (they may have been started with another environment).
-FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "W2SBENCH_DISABLE_PLUGINS")
+__all__ = ["StageTask", "TaskResult", "LoadedPipelines", "run_task", "Executor", "LocalExecutor"]
 
 
 @dataclass(frozen=True)
@@ -197,122 +176,3 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
-
-
-# ------------------------------------------------------------------------------------------- Ray
-
-_WORKER_PIPELINES: LoadedPipelines | None = None
-
-
-def _ray_task(task: StageTask, *_dependencies: Any) -> TaskResult:
-    """The body of a Ray task: rebuild plugins and Pipeline in the worker (once per worker process)."""
-    global _WORKER_PIPELINES
-    for key, value in task.env.items():
-        os.environ[key] = value
-    if _WORKER_PIPELINES is None:
-        _WORKER_PIPELINES = LoadedPipelines()
-    try:
-        return run_task(task, _WORKER_PIPELINES)
-    except W2SBenchError as exc:
-        # A problem the user must fix fails the same way every time: report it instead of retrying.
-        return TaskResult(task, user_error=(exc.problem, exc.fix))
-
-
-class RayExecutor:
-    """Tasks as Ray remote functions; ``address=None`` starts (or joins) a local cluster."""
-    name = "ray"
-
-    def __init__(
-        self,
-        address: str | None = None,
-        num_cpus: float = 1,
-        num_gpus: float = 0,
-        max_retries: int = 2,
-        progress: Progress | None = None,
-    ) -> None:
-        if max_retries < 0 or num_cpus < 0 or num_gpus < 0:
-            raise W2SBenchError("Ray resources and --max-retries must not be negative.", "Pass 0 or more.")
-        self.address = address
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
-        self.max_retries = max_retries
-        self.progress = progress or Progress()
-        self._started = False
-
-    def _ray(self) -> Any:
-        try:
-            import ray
-        except ImportError:
-            raise W2SBenchError(
-                "The ray executor needs Ray, which is not installed.", 'Install it with: pip install "w2sbench[ray]"'
-            ) from None
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise W2SBenchError(
-                    f"Could not connect to the Ray cluster at {self.address or 'a new local cluster'}: {exc}",
-                    "Start one with `ray start --head` and pass its address (--ray-address HOST:6379), or omit "
-                    "--ray-address to start a local cluster.",
-                ) from None
-            self._started = True
-        return ray
-
-    def run(self, tasks: Sequence[StageTask], loaded: LoadedPipelines) -> list[TaskResult]:
-        ray = self._ray()
-        remote = ray.remote(_ray_task).options(
-            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=True,
-            name="w2sbench-stage",
-        )
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        refs: list[Any] = []
-        for task in tasks:  # dependencies come first in the list, so their refs exist already
-            task = dataclasses.replace(task, env={**env, **task.env})
-            refs.append(remote.remote(task, *(refs[i] for i in task.after)))
-        index = {ref: i for i, ref in enumerate(refs)}
-        results: list[TaskResult | None] = [None] * len(tasks)
-        pending = list(refs)
-        with self.progress.stage(f"ray: {len(tasks)} tasks", total=len(tasks)) as bar:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                i = index[done[0]]
-                try:
-                    results[i] = ray.get(done[0])
-                except Exception as exc:  # noqa: BLE001 - a task that failed all its tries is reported by name
-                    results[i] = TaskResult(tasks[i], error=_describe(exc))
-                bar.update(len(tasks) - len(pending), len(tasks))
-        return [r for r in results if r is not None]
-
-    def close(self) -> None:
-        if self._started:
-            import ray
-
-            ray.shutdown()
-            self._started = False
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a failed Ray task: the original exception, not Ray's wrapper."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException):
-        exc = cause
-    lines = traceback.format_exception_only(type(exc), exc)
-    return lines[-1].strip() if lines else type(exc).__name__
-
-
-def make_executor(
-    name: str,
-    address: str | None = None,
-    resources: Mapping[str, float] | None = None,
-    max_retries: int = 2,
-    progress: Progress | None = None,
-) -> Executor:
-    """An executor by name (``local`` or ``ray``)."""
-    if name == "local":
-        if address:
-            raise W2SBenchError("--ray-address was given but the executor is local.", "Add --executor ray, or drop --ray-address.")
-        return LocalExecutor()
-    if name == "ray":
-        resources = dict(resources or {})
-        return RayExecutor(address, float(resources.get("num_cpus", 1)), float(resources.get("num_gpus", 0)), max_retries, progress)
-    raise W2SBenchError(f'Unknown executor "{name}".', f"Use one of: {', '.join(EXECUTORS)}.")
