@@ -3,7 +3,7 @@
 A cached stage counts as done only when its directory exists under its final name, which happens in
 one rename after all of its files are complete; a stage holding a non-finite value is never cached.
 A stage cache on an fsspec URL keeps a local working copy and mirrors it (w2sbench/_remote_cache.py).
-Processes that share a cache folder (``--workers``, w2sbench/worker_pool.py) compute each stage once: a
+Processes that share a cache folder (``--workers``, w2sbench/executors/_processes.py) compute each stage once: a
 missing stage is computed under a lock file beside it, and a process that waited for the lock reads it.
 """
 
