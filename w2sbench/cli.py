@@ -71,10 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     follower = launched_rank() > 0  # another rank of `accelerate launch`: rank 0 reports
     progress = for_stream(quiet=args.quiet or args.json or follower)
-    from w2sbench.executors import make_executor, resolve_workers
+    from w2sbench.executors import make_executor
 
-    workers = resolve_workers(args.workers, settings.device) if args.executor == "local" or args.workers else 1
-    executor = make_executor(args.executor, args.ray_address, progress=progress, workers=workers)
+    executor = make_executor(args.executor, args.ray_address, progress=progress, workers=args.workers, device=settings.device)
     try:
         results = execute(settings, pair, run_dir, plugins, progress, reconfigure=args.reconfigure,
                           cache_dir=args.cache_dir or None, executor=executor)
@@ -254,7 +253,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from w2sbench.executors import make_executor, resolve_workers
+    from w2sbench.executors import make_executor
     from w2sbench.progress import for_stream
     from w2sbench.run_pairs import execute_pairs
     from w2sbench.sweep import expand_sweep, load_sweep, write_sweep_summary
@@ -269,8 +268,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     progress = for_stream(quiet=args.quiet or follower)
     retries = config.max_retries if args.max_retries is None else args.max_retries
     device = "cpu" if all(job.settings.device == "cpu" for job in jobs) else "cuda"
-    workers = resolve_workers(args.workers, device) if kind == "local" or args.workers else 1
-    executor = make_executor(kind, args.ray_address or config.ray_address, config.resources, retries, progress, workers)
+    executor = make_executor(kind, args.ray_address or config.ray_address, config.resources, retries, progress, args.workers, device)
     try:
         outcome = execute_pairs(jobs, plugins, progress, executor, config.shared_cache, args.reconfigure)
     finally:

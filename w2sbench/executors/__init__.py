@@ -54,15 +54,20 @@ def make_executor(
     resources: Mapping[str, float] | None = None,
     max_retries: int = 2,
     progress: Progress | None = None,
-    workers: int = 1,
+    workers: str | int | None = 1,
+    device: str = "cpu",
 ) -> Executor:
-    """An executor by name (``local`` or ``ray``); ``workers`` > 1 runs the local one on that many processes.
+    """An executor by name (``local`` or ``ray``); the local one on worker processes when ``workers`` (a
+    ``--workers`` value: a count, ``auto``, or None for ``$W2SBENCH_WORKERS``; see ``resolve_workers``) comes
+    to more than one for ``device``.
 
-    Raises W2SBenchError for an unknown name, a Ray address without Ray, or workers with Ray."""
+    Raises W2SBenchError for an unknown name, a Ray address without Ray, or more than one worker with Ray."""
     if name == "local":
         if address:
             raise W2SBenchError("--ray-address was given but the executor is local.", "Add --executor ray, or drop --ray-address.")
-        return ProcessExecutor(workers, progress=progress) if workers > 1 else LocalExecutor()
+        count = resolve_workers(workers, device)
+        return ProcessExecutor(count, progress=progress) if count > 1 else LocalExecutor()
+    workers = resolve_workers(workers, device) if workers is not None else 1  # Ray ignores the default
     if workers > 1:
         raise W2SBenchError(f"--workers {workers} applies to the local executor; Ray places the tasks itself.",
                             "Drop --workers, or drop --executor ray.")
