@@ -215,7 +215,7 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
     train_classifier(trained, "full", train.texts, np.eye(2)[train.labels], {}, NoRegularizer(), config, 0,
                      prefix=PrefixCache(Classifier(bb, tok, 2, 64), 2, "bf16"))
     for attack in ATTACKS:
-        for precision in ("fp32", "bf16", "bf16w", "bf16w+memo"):
+        for precision in ("fp32", "bf16", "bf16w", "bf16w+memo", "bf16w+memo+stop"):
             weights = "bf16" if precision.startswith("bf16w") else "fp32"
             prefix = PrefixCache(Classifier(bb, tok, 2, 64), 2, precision if weights == "fp32" else "fp32", weights=weights)
             prefix.batch(examples.texts)  # the originals: test texts, cached before a run's attacks
@@ -223,11 +223,13 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
             clf = copy.deepcopy(trained)
             clf.use_prefix(prefix, TopLayers(clf, 2))
             with counted_queries() as queries, timed() as t:
-                outcomes = run_attack(clf, examples, attack, budget, 0, memoize_words=precision.endswith("memo"))
+                outcomes = run_attack(clf, examples, attack, budget, 0, memoize_words="memo" in precision,
+                                      stop_early=precision.endswith("stop"))
             summary = attack_scores(outcomes)
             tokens = prefix.tokens - before
             flops = 2 * (prefix.bottom + 2) * layer_params * tokens
-            variant = {"bf16w": "bf16 weights", "bf16": "bf16 autocast", "bf16w+memo": "+words memo"}.get(precision, precision)
+            variant = {"bf16w": "bf16 weights", "bf16": "bf16 autocast", "bf16w+memo": "+words memo",
+                       "bf16w+memo+stop": "+early stop"}.get(precision, precision)
             table.row(f"attack {attack}", variant, t[0], tokens, flops, precision[:4])
             print(f"{'':<24}{'':<15} {t[0] / len(examples):.2f} s per example, success rate {summary['success_rate']}")
             print(f"{'':<24}{'':<15} {queries.summary()}")

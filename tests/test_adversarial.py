@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -134,6 +135,32 @@ def test_live_attacks_give_sane_rates(tiny_models):
         assert "successful" in outcomes
         assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0)  # deterministic per seed
         assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0, memoize_words=False)
+        # stopping a greedy step at its first success keeps every outcome and (Pruthi) saves queries
+        queried = {}
+        for stop in (True, False):
+            with _counted_texts(model) as texts:
+                assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0, stop_early=stop)
+            queried[stop] = texts[0]
+        if recipe == "pruthi":
+            assert queried[True] < queried[False]
+        else:  # DeepWordBug's search (word importance ranking) is not a greedy search: unchanged
+            assert queried[True] == queried[False]
+
+
+@contextlib.contextmanager
+def _counted_texts(model):
+    """The number of texts ``model.predict_proba`` is asked for while the block runs (one-element list)."""
+    texts, predict = [0], model.predict_proba
+
+    def counting(batch, *args, **kwargs):
+        texts[0] += len(batch)
+        return predict(batch, *args, **kwargs)
+
+    model.predict_proba = counting
+    try:
+        yield texts
+    finally:
+        del model.predict_proba
 
 
 def test_memoized_word_splitting_gives_textattacks_words_and_is_undone():

@@ -43,6 +43,7 @@ from w2sbench_plugins.adversarial._perturbations import (
     import_textattack,
     seeded_globals,
 )
+from w2sbench_plugins.adversarial._search import early_stopping
 from w2sbench_plugins.adversarial._word_split import memoized_word_splitting
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -178,14 +179,17 @@ def transient_states(model: Classifier) -> Iterator[None]:
 
 
 def run_attack(
-    model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int, memoize_words: bool = True
+    model: Classifier, examples: Examples, recipe: str, query_budget: int, seed: int, memoize_words: bool = True,
+    stop_early: bool = True,
 ) -> list[str]:
     """Attack each example with a textattack recipe; the outcome per example.
 
     textattack's goal function sends the model lists of up to 32 candidate texts (answered in one batch
     by ``classifier_wrapper``), caches the model's output per text (repeated perturbations cost nothing)
     and ends an example's search when ``query_budget`` model queries are spent. ``memoize_words``: textattack's
-    word splitting answers repeated strings from a cache (``_word_split.py``; the same outcomes, faster)."""
+    word splitting answers repeated strings from a cache (``_word_split.py``; the same outcomes, faster).
+    ``stop_early``: a greedy search (Pruthi's) stops a step at its first successful candidate instead of
+    querying all of them first (``_search.py``; the same outcomes, fewer queries)."""
     ta = import_textattack()
     from textattack.attack_results import (
         FailedAttackResult,
@@ -198,6 +202,8 @@ def run_attack(
     log.setLevel(logging.ERROR)  # textattack warns that it does not know our wrapper's model class
     try:
         attack = getattr(ta.attack_recipes, ATTACKS[recipe]).build(classifier_wrapper(model))
+        if stop_early:
+            attack = early_stopping(attack)
     finally:
         log.setLevel(level)
     attack.goal_function.query_budget = query_budget
