@@ -15,10 +15,12 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
   predict                 the top two layers on cached states: fp32, bf16 autocast, bf16 weights (inference
                           with bfloat16 copies of the layers' weights, training/precision.py inference_weights)
   live attack             textattack DeepWordBug and Pruthi, seconds per attacked example (fp32, bf16 autocast,
-                          bf16 weights; then bf16 weights with textattack's word splitting memoized, what
-                          runs), with textattack's queries per example and its model calls
+                          bf16 weights; then bf16 weights with textattack's word splitting memoized; then
+                          also a greedy step stopped at its first success, what runs), with textattack's
+                          queries per example and its model calls; each builds its own candidates
   2nd model attacked      a second strong model attacked with its own store of perturbed states, and with
-                          the store the first model's attack filled (frozen-layer states shared)
+                          the store the first model's attack filled (frozen-layer states and Pruthi's
+                          candidate texts shared)
 
 Useful FLOPs: 2 x (parameters of the layers run) per real token forward, 3x that to train (attention
 score products are not counted, so the ratios are lower bounds). Seconds are CPU seconds / threads
@@ -207,7 +209,7 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
     from w2sbench.training.config import default_train_config
     from w2sbench.training.prefix import PrefixCache, TopLayers
     from w2sbench.training.trainer import train_classifier
-    from w2sbench_plugins.adversarial import ATTACKS, attack_scores, run_attack
+    from w2sbench_plugins.adversarial import ATTACKS, _search, attack_scores, run_attack
 
     # a model that is right on most examples (an untrained head would skip about half of them)
     trained = Classifier(copy.deepcopy(bb), tok, 2, 64)
@@ -222,6 +224,7 @@ def bench_attacks(table: Table, tok: Any, bb: Any, train: Any, examples: Any, la
             before = prefix.tokens
             clf = copy.deepcopy(trained)
             clf.use_prefix(prefix, TopLayers(clf, 2))
+            _search.forget_shared_candidates()  # each variant builds its candidates, as a run's first model does
             with counted_queries() as queries, timed() as t:
                 outcomes = run_attack(clf, examples, attack, budget, 0, memoize_words="memo" in precision,
                                       stop_early=precision.endswith("stop"))
@@ -301,7 +304,7 @@ def bench_attack_sharing(table: Table, tok: Any, bb: Any, train: Any, examples: 
     from w2sbench.training.config import default_train_config
     from w2sbench.training.prefix import PrefixCache, TopLayers
     from w2sbench.training.trainer import train_classifier
-    from w2sbench_plugins.adversarial import ATTACKS, run_attack
+    from w2sbench_plugins.adversarial import ATTACKS, _search, run_attack
 
     config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4)
     models = []
@@ -319,9 +322,11 @@ def bench_attack_sharing(table: Table, tok: Any, bb: Any, train: Any, examples: 
         return t[0], prefix.tokens
 
     for recipe in ATTACKS:
+        _search.forget_shared_candidates()
         alone = PrefixCache(Classifier(bb, tok, 2, 64), 2)
         seconds, tokens = attack(alone, models[1], recipe)
         table.row(f"2nd model {recipe}", "own store", seconds, tokens, 2 * (alone.bottom + 2) * layer_params * tokens, "fp32")
+        _search.forget_shared_candidates()
         shared = PrefixCache(Classifier(bb, tok, 2, 64), 2)
         attack(shared, models[0], recipe)
         before = shared.tokens

@@ -111,7 +111,7 @@ def test_adversarial_augmentation_raises_accuracy_on_perturbed_inputs(tiny_model
 
 
 @pytest.mark.slow
-def test_live_attacks_give_sane_rates(tiny_models):
+def test_live_attacks_give_sane_rates(tiny_models, monkeypatch):
     from tests.regularizer_toys import toy_sentiment, train_toy
 
     texts, labels = toy_sentiment(200, seed=0)
@@ -143,6 +143,17 @@ def test_live_attacks_give_sane_rates(tiny_models):
             queried[stop] = texts[0]
         if recipe == "pruthi":
             assert queried[True] < queried[False]
+            # a new attack (the next model of a run) reads the sentences' candidates built before, in this process
+            import textattack
+
+            build = textattack.Attack._get_transformations_uncached
+
+            def built(self, current_text, *args, **kwargs):
+                assert "previous_attacked_text" in current_text.attack_attrs, "a sentence's candidates built again"
+                return build(self, current_text, *args, **kwargs)
+
+            monkeypatch.setattr(textattack.Attack, "_get_transformations_uncached", built)
+            assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0)
         else:  # DeepWordBug's search (word importance ranking) is not a greedy search: unchanged
             assert queried[True] == queried[False]
 

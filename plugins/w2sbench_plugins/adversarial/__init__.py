@@ -43,7 +43,7 @@ from w2sbench_plugins.adversarial._perturbations import (
     import_textattack,
     seeded_globals,
 )
-from w2sbench_plugins.adversarial._search import early_stopping
+from w2sbench_plugins.adversarial._search import early_stopping, shared_transformations
 from w2sbench_plugins.adversarial._word_split import memoized_word_splitting
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -204,6 +204,7 @@ def run_attack(
         attack = getattr(ta.attack_recipes, ATTACKS[recipe]).build(classifier_wrapper(model))
         if stop_early:
             attack = early_stopping(attack)
+        attack = shared_transformations(attack, recipe)
     finally:
         log.setLevel(level)
     attack.goal_function.query_budget = query_budget

@@ -17,13 +17,20 @@ chunked evaluation added.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import lru  # lru-dict: textattack's own dependency and the type of its caches
 import numpy as np
 
 from w2sbench_plugins.adversarial._perturbations import import_textattack
 
-__all__ = ["early_stopping"]
+__all__ = ["early_stopping", "forget_shared_candidates", "shared_transformations"]
+
+# Sentences whose candidate lists one process keeps for the next model attacked (per recipe): a run attacks
+# 200 sentences per model; each list holds a few hundred perturbed texts (Pruthi).
+SHARED_TRANSFORMATION_ENTRIES = 512
+_transformation_caches: dict[str, Any] = {}
 
 
 def _search_class() -> type:
@@ -76,3 +83,56 @@ def early_stopping(attack: Any) -> Any:
     search = _search_class()(chunk=attack.goal_function.batch_size)
     constraints = [*attack.pre_transformation_constraints, *attack.constraints]
     return ta.Attack(attack.goal_function, constraints, attack.transformation, search)
+
+
+def _detached(texts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Copies of textattack's AttackedText objects with their own ``attack_attrs``: textattack edits a result's
+    attributes when the attack ends (``free_memory``), which must not reach the copies other models read."""
+    copies = []
+    for text in texts:
+        twin = copy.copy(text)
+        twin.attack_attrs = dict(text.attack_attrs)
+        copies.append(twin)
+    return tuple(copies)
+
+
+class _SharedCandidates:
+    """textattack's transformation cache, least-recently-used, that keeps its entries when textattack clears its
+    caches (it does after every attacked example); entries go in and out as copies (``_detached``)."""
+
+    def __init__(self, entries: int) -> None:
+        self._entries = lru.LRU(entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __getitem__(self, key: Any) -> Any:
+        return _detached(self._entries[key])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._entries[key] = _detached(tuple(value))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        pass  # the next example, or the next model's attack, may need them
+
+
+def shared_transformations(attack: Any, recipe: str) -> Any:
+    """``attack`` reading and filling one cache of perturbed candidates per recipe for the whole process.
+
+    textattack caches a deterministic transformation's candidates per text (Pruthi's are deterministic;
+    DeepWordBug's are random and not cached), but only while one example is attacked. A run attacks every
+    strong cell and seed on the same sentences, and would build each sentence's few hundred candidate texts
+    again for every model (about a quarter of an attacked sentence's time, profiled). Candidates depend only
+    on the text and the transformation, not on the model, so the models share them; the cache keeps at most
+    ``SHARED_TRANSFORMATION_ENTRIES`` texts' lists, least recently used out first."""
+    if attack.use_transformation_cache:
+        attack.transformation_cache = _transformation_caches.setdefault(recipe, _SharedCandidates(SHARED_TRANSFORMATION_ENTRIES))
+    return attack
+
+
+def forget_shared_candidates() -> None:
+    """Empty the process's shared candidate caches (benchmarks measure a first model's attack with it)."""
+    _transformation_caches.clear()
