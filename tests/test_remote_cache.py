@@ -215,7 +215,7 @@ def test_ray_workers_upload_to_the_url_and_a_local_run_elsewhere_downloads(tiny_
 
     url = (tmp_path / "bucket" / "cache").as_uri()
     pair = f"{tiny_models['bert']}:{tiny_models['bert-big']}"
-    base = ["run", "--seeds", "0", "--pair", pair, "--properties", "fairness", "--strategies", "vanilla", "--finetune", "head", "--seeds", "0,1",
+    base = ["run", "--pair", pair, "--properties", "fairness", "--strategies", "vanilla", "--finetune", "head", "--seeds", "0",
             "--train", "head.epochs=2", "--data-dir", str(data_dir), "--cache-dir", url, "--quiet", *SMALL_FAIRNESS]
     monkeypatch.setenv("W2SBENCH_LOCAL_CACHE", str(tmp_path / "ray-node" / "stages"))  # the workers inherit it
     assert main([*base, "--out", str(tmp_path / "ray-run"), "--executor", "ray"]) == 0
