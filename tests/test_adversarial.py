@@ -146,16 +146,22 @@ def test_live_attacks_give_sane_rates(tiny_models, monkeypatch):
             # a new attack (the next model of a run) reads the sentences' candidates built before, in this process
             import textattack
 
-            build = textattack.Attack._get_transformations_uncached
-
-            def built(self, current_text, *args, **kwargs):
-                assert "previous_attacked_text" in current_text.attack_attrs, "a sentence's candidates built again"
-                return build(self, current_text, *args, **kwargs)
-
-            monkeypatch.setattr(textattack.Attack, "_get_transformations_uncached", built)
+            monkeypatch.setattr(textattack.Attack, "_get_transformations_uncached",
+                                _refusing_sentences(textattack.Attack._get_transformations_uncached))
             assert outcomes == run_attack(model, examples, recipe, query_budget=100, seed=0)
         else:  # DeepWordBug's search (word importance ranking) is not a greedy search: unchanged
             assert queried[True] == queried[False]
+
+
+def _refusing_sentences(build):
+    """textattack's candidate builder that fails when asked for an attacked sentence's own candidates (a text
+    that is not itself a perturbation)."""
+
+    def built(self, current_text, *args, **kwargs):
+        assert "previous_attacked_text" in current_text.attack_attrs, "a sentence's candidates built again"
+        return build(self, current_text, *args, **kwargs)
+
+    return built
 
 
 @contextlib.contextmanager
