@@ -1,5 +1,6 @@
-"""textattack's greedy search, stopping at the first successful candidate: the same outcome per example for
-fewer model queries.
+"""Two ways textattack's attacks cost less without changing an outcome: a greedy search that stops at the first
+successful candidate (``early_stopping``), and Pruthi's candidate texts shared by every model a process attacks
+(``shared_transformations``).
 
 textattack's ``GreedySearch`` (a beam search of width 1) sends every candidate of a step to the model at
 once (up to the query budget) and only then looks for a successful one. Whether the step succeeds does not
