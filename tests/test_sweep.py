@@ -156,9 +156,8 @@ def test_ray_sweep_matches_local_executor(ray_cluster, tiny_models, data_dir, tm
     args = ["run", "--pair", pair, "--properties", "fairness", "--strategies", ",".join(STRATEGIES), "--seeds", "0,1",
             "--finetune", "head", "--train", "head.epochs=2", "--data-dir", str(data_dir), "--quiet",
             "--cache-dir", str(tmp_path / "ray" / "cache"), "--out", str(tmp_path / "single"), "--executor", "ray"]
-    for metric, opts in {"fairness": OPTIONS["fairness"]}.items():
-        for key, value in opts.items():
-            args += ["--option", f"{metric}.{key}={','.join(value) if isinstance(value, list) else value}"]
+    for key, value in OPTIONS["fairness"].items():
+        args += ["--option", f"fairness.{key}={','.join(value) if isinstance(value, list) else value}"]
     assert main(args) == 0
     single = load_results(tmp_path / "single")
     assert single["timing"]["stages_computed"] == 0 and single["timing"]["stages_cached"] > 0

@@ -113,9 +113,6 @@ class _SharedCandidates:
     def __setitem__(self, key: Any, value: Any) -> None:
         self._entries[key] = _detached(tuple(value))
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def clear(self) -> None:
         pass  # the next example, or the next model's attack, may need them
 

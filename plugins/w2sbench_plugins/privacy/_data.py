@@ -74,10 +74,12 @@ def enron_examples(rows_by_split: dict[str, list[dict[str, Any]]]) -> dict[str, 
     # collapsed once (the e-mails are long: splitting them is most of the loading time); its lower-cased
     # form is body_key.
     collapsed = {split: [" ".join(r["body"].split()) for r in rows] for split, rows in rows_by_split.items()}
-    counts = Counter(text.lower() for texts in collapsed.values() for text in texts)
+    keys = {split: [text.lower() for text in texts] for split, texts in collapsed.items()}
+    counts = Counter(key for split_keys in keys.values() for key in split_keys)
     out = {}
     for split, rows in rows_by_split.items():
-        keep = [(i, r, text) for i, (r, text) in enumerate(zip(rows, collapsed[split], strict=True), 1) if counts[text.lower()] == 1]
+        keep = [(i, r, text) for i, (r, text, key) in enumerate(zip(rows, collapsed[split], keys[split], strict=True), 1)
+                if counts[key] == 1]
         out[split] = Examples(
             ids=[f"{split}-{i}" for i, _, _ in keep],
             texts=[text for _, _, text in keep],
