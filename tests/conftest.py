@@ -33,12 +33,22 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def _dequantized_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of dequantized GGUF weights for the whole session: dequantizing SmolLM2 takes about 40 s
+    and its result is keyed by the GGUF file's hash, so tests sharing it share nothing else."""
+    return tmp_path_factory.mktemp("dequantized")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own cache dir, offline hub, and a fresh plugin set."""
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _dequantized_weights: Path) -> None:
+    """Each test gets its own cache dir (but the session's dequantized weights), offline hub, and a fresh
+    plugin set."""
     from w2sbench.plugin_manager import reset_plugins
 
     monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path / "w2s-cache"))
+    (tmp_path / "w2s-cache").mkdir()
+    (tmp_path / "w2s-cache" / "dequantized").symlink_to(_dequantized_weights, target_is_directory=True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

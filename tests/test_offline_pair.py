@@ -85,9 +85,9 @@ def test_decoder_pair_cpu_options_set_the_adversarial_radius(extra, radius):
 def test_decoder_pair_runs_privacy_with_address_extraction(data_dir, tmp_path):
     """Privacy's address extraction is the decoder-only metric: the strong SmolLM2 generates addresses."""
     out = tmp_path / "run"
-    tiny = ["--option", "privacy.weak_train_size=40", "--option", "privacy.transfer_size=60", "--option", "privacy.val_size=10",
-            "--option", "privacy.test_size=40", "--option", "privacy.mia_size=20", "--option", "privacy.reference_size=40",
-            "--option", "privacy.extraction_size=5", "--option", "privacy.max_new_tokens=8", "--option", "privacy.max_length=64",
+    tiny = ["--option", "privacy.weak_train_size=30", "--option", "privacy.transfer_size=40", "--option", "privacy.val_size=10",
+            "--option", "privacy.test_size=20", "--option", "privacy.mia_size=10", "--option", "privacy.reference_size=40",
+            "--option", "privacy.extraction_size=5", "--option", "privacy.max_new_tokens=4", "--option", "privacy.max_length=32",
             "--option", "privacy.extraction_shots=1", "--option", "privacy.context_chars=100",
             "--train", "head.epochs=5"]
     # head:head keeps this a CI-sized check of the decoder path (real SmolLM2 weights, GGUF, extraction);
