@@ -390,10 +390,12 @@ def main() -> None:
 
             rows = Privacy().load_data(ctx, Privacy().options({})).train.subset(np.arange(args.rows))
             del regs["fairness"]  # e-mails have no sensitive attribute
-            prefixes = {p: PrefixCache(Classifier(bb, tok, 2, 128), 2, p) for p in ("fp32", "bf16")}
-            for prefix in prefixes.values():
+            train_prefixes = {p: PrefixCache(Classifier(bb, tok, 2, 128), 2, p) for p in ("fp32", "bf16")}
+            for prefix in train_prefixes.values():
                 prefix.batch(rows.texts)
-        bench_training(table, tok, bb, prefixes, rows, layer_params, regs)
+        else:
+            train_prefixes = prefixes
+        bench_training(table, tok, bb, train_prefixes, rows, layer_params, regs)
     if "predict" not in skip:
         bench_predict(table, tok, bb, prefixes, adult.texts, layer_params)
     if "attack" not in skip:

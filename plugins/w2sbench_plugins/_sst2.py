@@ -7,6 +7,7 @@ without a mirror, GLUE's SST-2.zip is downloaded once and the split is extracted
 from __future__ import annotations
 
 import csv
+import functools
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,7 +56,16 @@ def sst2_file(ctx: DataContext, split: str) -> Path:
 
 
 def load_sst2(path: Path, split: str) -> Examples:
-    """Parse a GLUE SST-2 TSV (``sentence<TAB>label`` with a header line) into Examples."""
+    """Parse a GLUE SST-2 TSV (``sentence<TAB>label`` with a header line) into Examples (ids
+    ``sst2-<split>-<row>``). Both SST-2 properties read the same files: a file is parsed once per process
+    while its size and modification time stay the same (the Examples are shared, never edited in place).
+    Raises W2SBenchError for a file that is not SST-2's."""
+    status = Path(path).stat()
+    return _parsed_sst2(str(Path(path).resolve()), status.st_size, status.st_mtime_ns, split)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_sst2(path: str, size: int, mtime_ns: int, split: str) -> Examples:
     texts: list[str] = []
     labels: list[int] = []
     with Path(path).open(encoding="utf-8", newline="") as f:

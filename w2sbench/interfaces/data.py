@@ -47,7 +47,15 @@ class Examples:
         )
 
     def fingerprint(self) -> str:
-        """A hash of everything in these examples; part of every cache key that depends on them."""
+        """A hash of everything in these examples (sha256 hex digest); part of every cache key that depends on
+        them. Computed once per object: Examples are values, never edited in place (``subset`` and the loaders
+        build new ones), and a run asks for a test set's fingerprint in every one of its prediction stages."""
+        memo: str | None = self.__dict__.get("_fingerprint")
+        if memo is None:
+            memo = self.__dict__["_fingerprint"] = self._hash()
+        return memo
+
+    def _hash(self) -> str:
         h = hashlib.sha256()
         h.update(json.dumps([self.ids, self.texts], ensure_ascii=False).encode())
         h.update(self.labels.tobytes())
