@@ -176,3 +176,19 @@ def test_loaders_report_the_rows_they_drop(tmp_path):
     assert [str(w.message) for w in caught] == [f"{path}: dropped 2 of 4 rows whose text is empty or whitespace only."]
     assert examples.texts == ["good film", "bad film"] and examples.ids == ["sst2-train-0", "sst2-train-3"]
     assert examples.labels.tolist() == [1, 0]
+
+
+def test_sst2_is_parsed_once_while_its_file_is_unchanged(tmp_path):
+    """ood and adversarial read the same SST-2 files: one parse per process, a new one when the file changes."""
+    import os
+
+    from w2sbench_plugins._sst2 import load_sst2
+
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence\tlabel\ngood film\t1\n")
+    first = load_sst2(path, "dev")
+    assert load_sst2(path, "dev") is first
+    path.write_text("sentence\tlabel\nbad film\t0\n")
+    os.utime(path, ns=(1, 1))  # a new modification time even on a coarse-clock file system
+    changed = load_sst2(path, "dev")
+    assert (changed.texts, changed.labels.tolist()) == (["bad film"], [0])
