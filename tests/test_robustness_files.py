@@ -4,6 +4,7 @@ and repeated keys; report checks the predictions sidecar's sha256 and the cells'
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,12 +17,15 @@ from w2sbench.jsonio import StrictJSONError, loads_strict, read_json
 from w2sbench.leaderboard._safejson import UnsafeInput, loads_bounded
 
 
+def _run_args(tiny_models, data_dir, out: Path) -> list[str]:
+    return ["run", "--quiet", "--data-dir", str(data_dir), "--pair", f"{tiny_models['bert']}:{tiny_models['bert-big']}",
+            "--finetune", "head", "--properties", "fairness", "--strategies", "vanilla", "--seeds", "0", *SMALL_FAIRNESS, "--out", str(out)]
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_models, data_dir) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
-    code = main(["run", "--quiet", "--data-dir", str(data_dir), "--pair", f"{tiny_models['bert']}:{tiny_models['bert-big']}",
-                 "--finetune", "head", "--properties", "fairness", "--strategies", "vanilla", "--seeds", "0", *SMALL_FAIRNESS, "--out", str(out)])
-    assert code == 0
+    assert main(_run_args(tiny_models, data_dir, out)) == 0
     return out
 
 
@@ -83,6 +87,27 @@ def test_report_refuses_a_predictions_sidecar_whose_hash_changed(finished_run, t
     assert "predictions.jsonl.gz does not match the sha256 recorded in results.json" in err
     assert "it was changed or replaced after the run" in err
     assert "fix: Restore the original file, or regenerate it" in err
+
+
+def test_a_rerun_keeps_an_unchanged_sidecar_and_rewrites_a_changed_one(finished_run, tiny_models, data_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from w2sbench import results
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns(".lock"))
+    sidecar = run / "predictions.jsonl.gz"
+    original, inode = sidecar.read_bytes(), sidecar.stat().st_ino
+    encode = results._sidecar_line
+    with monkeypatch.context() as patch:
+        patch.setattr(results, "_sidecar_line", lambda *a: pytest.fail("recorded predictions were encoded again"))
+        assert main(_run_args(tiny_models, data_dir, run)) == 0
+    assert sidecar.stat().st_ino == inode
+    assert results._sidecar_line is encode
+    sidecar.write_bytes(gzip.compress(b"replaced\n"))
+    assert main(_run_args(tiny_models, data_dir, run)) == 0
+    assert sidecar.read_bytes() == original
+    assert json.loads((run / "results.json").read_text())["predictions"]["sha256"] == hashlib.sha256(original).hexdigest()
 
 
 def test_an_untouched_run_reports_fine(finished_run, tmp_path, capsys):

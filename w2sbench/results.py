@@ -33,7 +33,7 @@ from w2sbench.findings import (
     stderr_by_seed,
 )
 from w2sbench.findings_cache import cached_resample_scores
-from w2sbench.interfaces import MetricInfo, Strategy, TrustProperty, reference_cells
+from w2sbench.interfaces import Examples, MetricInfo, Strategy, TrustProperty, reference_cells
 from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.outcomes import PropertyOutcome
 from w2sbench.stage_cache import StageCache
@@ -221,37 +221,72 @@ def _json_safe(value: Any) -> Any:
 
 def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str, PropertyOutcome]) -> Path:
     """Write the predictions sidecar, then results.json (which names the sidecar's hash), both atomically."""
-    lines = []
-    for prop, outcome in outcomes.items():
-        data = outcome.data
-        for seed, cells in outcome.predictions.items():
-            for cell, per_test in cells.items():
-                for test_name, probs in per_test.items():
-                    lines.append(
-                        json.dumps(
-                            {
-                                "property": prop,
-                                "seed": int(seed),
-                                "cell": cell,
-                                "test_set": test_name,
-                                "ids": data.tests[test_name].ids,
-                                # Full float64 (JSON floats round-trip exactly): rounding creates ties that move
-                                # AUROC and argmax scores, and the leaderboard recomputes scores from these.
-                                "probabilities": np.asarray(probs, dtype=np.float64).tolist(),
-                            },
-                            separators=(",", ":"),
-                            allow_nan=False,  # probabilities were checked finite when predicted
-                        )
-                    )
-    text = ("\n".join(lines) + "\n").encode()
-    blob = _unchanged_sidecar(run_dir / PREDICTIONS_FILE, text)
+    records = [
+        (prop, int(seed), cell, test_name, outcome.data.tests[test_name], np.asarray(probs, dtype=np.float64))
+        for prop, outcome in outcomes.items()
+        for seed, cells in outcome.predictions.items()
+        for cell, per_test in cells.items()
+        for test_name, probs in per_test.items()
+    ]
+    source = _sidecar_source(records)
+    blob = recorded = _recorded_sidecar(run_dir, source)
     if blob is None:
-        blob = gzip.compress(text, mtime=0)
-        atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
-    results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": hashlib.sha256(blob).hexdigest()}
+        text = ("\n".join(_sidecar_line(*record) for record in records) + "\n").encode()
+        blob = _unchanged_sidecar(run_dir / PREDICTIONS_FILE, text)
+        if blob is None:
+            blob = gzip.compress(text, mtime=0)
+            atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
+    sha256 = hashlib.sha256(blob).hexdigest()
+    results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": sha256}
     path = run_dir / RESULTS_FILE
     atomic_write_json(path, _json_safe(results))
+    if recorded is None:  # after results.json: a run killed before this line only encodes them again
+        atomic_write_json(run_dir / _SIDECAR_SOURCE, {"source": source, "sha256": sha256})
     return path
+
+
+# Which predictions the sidecar holds (a hash of its records' arrays), so that a re-run with the same
+# predictions skips encoding them as JSON again (about a second for the default suite's three seeds).
+_SIDECAR_SOURCE = Path("cache") / "predictions-source.json"
+_SIDECAR_FORMAT = 1  # bump when _sidecar_line changes what it writes
+
+
+def _sidecar_line(prop: str, seed: int, cell: str, test_name: str, test: Examples, probs: np.ndarray) -> str:
+    return json.dumps(
+        {
+            "property": prop,
+            "seed": seed,
+            "cell": cell,
+            "test_set": test_name,
+            "ids": test.ids,
+            # Full float64 (JSON floats round-trip exactly): rounding creates ties that move
+            # AUROC and argmax scores, and the leaderboard recomputes scores from these.
+            "probabilities": probs.tolist(),
+        },
+        separators=(",", ":"),
+        allow_nan=False,  # probabilities were checked finite when predicted
+    )
+
+
+def _sidecar_source(records: list[tuple[str, int, str, str, Examples, np.ndarray]]) -> str:
+    h = hashlib.sha256(f"sidecar format {_SIDECAR_FORMAT}".encode())
+    for prop, seed, cell, test_name, test, probs in records:
+        h.update(json.dumps([prop, seed, cell, test_name, test.fingerprint(), list(probs.shape)]).encode())
+        h.update(probs.tobytes())
+    return h.hexdigest()
+
+
+def _recorded_sidecar(run_dir: Path, source: str) -> bytes | None:
+    """The sidecar's bytes when the run directory records that it holds exactly these predictions and its
+    bytes are the ones recorded, else None."""
+    try:
+        recorded = loads_strict((run_dir / _SIDECAR_SOURCE).read_text())
+        blob = (run_dir / PREDICTIONS_FILE).read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("source") != source:
+        return None
+    return blob if recorded.get("sha256") == hashlib.sha256(blob).hexdigest() else None
 
 
 def _unchanged_sidecar(path: Path, text: bytes) -> bytes | None:
