@@ -41,14 +41,14 @@ def _dequantized_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _dequantized_weights: Path) -> None:
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _dequantized_weights: Path) -> None:
     """Each test gets its own cache dir (but the session's dequantized weights), offline hub, and a fresh
     plugin set."""
     from w2sbench.plugin_manager import reset_plugins
 
-    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path / "w2s-cache"))
-    (tmp_path / "w2s-cache").mkdir()
-    (tmp_path / "w2s-cache" / "dequantized").symlink_to(_dequantized_weights, target_is_directory=True)
+    cache = tmp_path_factory.mktemp("w2s-cache")  # beside tmp_path: tests list what they write there
+    (cache / "dequantized").symlink_to(_dequantized_weights, target_is_directory=True)
+    monkeypatch.setenv("W2SBENCH_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

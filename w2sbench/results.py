@@ -229,26 +229,21 @@ def write_results(run_dir: Path, results: dict[str, Any], outcomes: Mapping[str,
         for test_name, probs in per_test.items()
     ]
     source = _sidecar_source(records)
-    blob = recorded = _recorded_sidecar(run_dir, source)
+    blob = _recorded_sidecar(run_dir, source)
     if blob is None:
         text = ("\n".join(_sidecar_line(*record) for record in records) + "\n").encode()
         blob = _unchanged_sidecar(run_dir / PREDICTIONS_FILE, text)
         if blob is None:
             blob = gzip.compress(text, mtime=0)
             atomic_write_bytes(run_dir / PREDICTIONS_FILE, blob)
-    sha256 = hashlib.sha256(blob).hexdigest()
-    results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": sha256}
+    results["predictions"] = {"file": PREDICTIONS_FILE, "sha256": hashlib.sha256(blob).hexdigest(), "source_sha256": source}
     path = run_dir / RESULTS_FILE
     atomic_write_json(path, _json_safe(results))
-    if recorded is None:  # after results.json: a run killed before this line only encodes them again
-        atomic_write_json(run_dir / _SIDECAR_SOURCE, {"source": source, "sha256": sha256})
     return path
 
 
-# Which predictions the sidecar holds (a hash of its records' arrays), so that a re-run with the same
-# predictions skips encoding them as JSON again (about a second for the default suite's three seeds).
-_SIDECAR_SOURCE = Path("cache") / "predictions-source.json"
-_SIDECAR_FORMAT = 1  # bump when _sidecar_line changes what it writes
+# Bump when _sidecar_line changes what it writes: a sidecar recorded under another format is encoded again.
+_SIDECAR_FORMAT = 1
 
 
 def _sidecar_line(prop: str, seed: int, cell: str, test_name: str, test: Examples, probs: np.ndarray) -> str:
@@ -269,6 +264,8 @@ def _sidecar_line(prop: str, seed: int, cell: str, test_name: str, test: Example
 
 
 def _sidecar_source(records: list[tuple[str, int, str, str, Examples, np.ndarray]]) -> str:
+    """sha256 of what the sidecar encodes: each record's keys, its test set's fingerprint and its float64
+    probabilities' bytes (hashing the arrays takes milliseconds; encoding them as JSON about a second)."""
     h = hashlib.sha256(f"sidecar format {_SIDECAR_FORMAT}".encode())
     for prop, seed, cell, test_name, test, probs in records:
         h.update(json.dumps([prop, seed, cell, test_name, test.fingerprint(), list(probs.shape)]).encode())
@@ -277,14 +274,15 @@ def _sidecar_source(records: list[tuple[str, int, str, str, Examples, np.ndarray
 
 
 def _recorded_sidecar(run_dir: Path, source: str) -> bytes | None:
-    """The sidecar's bytes when the run directory records that it holds exactly these predictions and its
-    bytes are the ones recorded, else None."""
+    """The sidecar's bytes when the run directory's results.json records that it holds exactly these
+    predictions (``source_sha256``) and its bytes are the ones recorded (``sha256``), else None: a re-run
+    with the same predictions then skips encoding them as JSON (about a second for the default suite)."""
     try:
-        recorded = loads_strict((run_dir / _SIDECAR_SOURCE).read_text())
+        recorded = loads_strict((run_dir / RESULTS_FILE).read_text()).get("predictions")
         blob = (run_dir / PREDICTIONS_FILE).read_bytes()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(recorded, dict) or recorded.get("source") != source:
+    if not isinstance(recorded, dict) or recorded.get("source_sha256") != source:
         return None
     return blob if recorded.get("sha256") == hashlib.sha256(blob).hexdigest() else None
 
