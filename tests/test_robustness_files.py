@@ -24,9 +24,13 @@ def _run_args(tiny_models, data_dir, out: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_models, data_dir) -> Path:
-    out = tmp_path_factory.mktemp("finished") / "run"
-    assert main(_run_args(tiny_models, data_dir, out)) == 0
-    return out
+    root = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped: set up before conftest's per-test isolation
+        mp.setenv("W2SBENCH_CACHE", str(root / "w2s-cache"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("W2SBENCH_WORKERS", "1")
+        assert main(_run_args(tiny_models, data_dir, root / "run")) == 0
+    return root / "run"
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:

@@ -58,14 +58,16 @@ def sst2_file(ctx: DataContext, split: str) -> Path:
 def load_sst2(path: Path, split: str) -> Examples:
     """Parse a GLUE SST-2 TSV (``sentence<TAB>label`` with a header line) into Examples (ids
     ``sst2-<split>-<row>``). Both SST-2 properties read the same files: a file is parsed once per process
-    while its size and modification time stay the same (the Examples are shared, never edited in place).
+    while it stays the same file (inode, size, modification and change times: a copy that keeps the
+    modification time still gets a new change time); the Examples are shared, never edited in place.
     Raises W2SBenchError for a file that is not SST-2's."""
     status = Path(path).stat()
-    return _parsed_sst2(str(Path(path).resolve()), status.st_size, status.st_mtime_ns, split)
+    identity = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    return _parsed_sst2(Path(path), identity, split)
 
 
 @functools.lru_cache(maxsize=4)
-def _parsed_sst2(path: str, size: int, mtime_ns: int, split: str) -> Examples:
+def _parsed_sst2(path: Path, identity: tuple[int, int, int, int], split: str) -> Examples:
     texts: list[str] = []
     labels: list[int] = []
     with Path(path).open(encoding="utf-8", newline="") as f:

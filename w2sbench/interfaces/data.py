@@ -18,7 +18,10 @@ __all__ = ["Examples", "PropertyData", "DataContext"]
 
 @dataclass
 class Examples:
-    """Labelled texts with optional per-example attributes (e.g. the sensitive attribute for fairness)."""
+    """Labelled texts with optional per-example attributes (e.g. the sensitive attribute for fairness).
+
+    A value: build a new one (``subset``, the constructor) rather than editing one in place; the core
+    hashes each object once (``fingerprint``) into the cache keys of every stage that reads it."""
 
     ids: list[str]
     texts: list[str]
