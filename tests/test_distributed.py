@@ -116,7 +116,9 @@ def test_two_processes_train_what_one_does_and_write_each_stage_once(metric, no_
     assert len(log) == len(set(log)) == second["timing"]["stages_computed"] == first["timing"]["stages_computed"]
     assert not list(two.rglob(".*.tmp"))
 
-    # A rerun (here through torchrun) reads every stage from the cache.
+    # A rerun (here through torchrun) reads every stage from the cache; once suffices, whatever the property.
+    if metric != "fairness":
+        return
     _run(_torchrun(2), no_dropout_pair, data_dir, two, tmp_path, metric)
     assert (two / "cache" / "computed.log").read_text().split() == log
     third = load_results(two)
