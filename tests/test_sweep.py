@@ -167,7 +167,7 @@ def test_ray_sweep_matches_local_executor(ray_cluster, tiny_models, data_dir, tm
 
 @pytest.mark.slow
 def test_killed_driver_resumes_without_recomputing(ray_cluster, tiny_models, data_dir, tmp_path):
-    config = _config(tiny_models, data_dir, tmp_path / "out", seeds=[0], metrics=["fairness"], resources={"num_cpus": 1})
+    config = _config(tiny_models, data_dir, tmp_path / "out", seeds=[0, 1], metrics=["fairness"], resources={"num_cpus": 1})
     config["pairs"], config["options"] = config["pairs"][:1], {"fairness": OPTIONS["fairness"]}
     path = _write(config, tmp_path / "sweep.yaml")
     cache = tmp_path / "out" / "cache"
