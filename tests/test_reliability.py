@@ -26,8 +26,6 @@ KILL_POINTS = [
     "train-step:3",            # in the middle of a training
     "stage-before-rename:1",   # a finished stage not yet renamed into place
     "stage-start-predict:1",   # before labelling split B
-    "train-step:2",
-    "stage-start-predict:2",   # among the test-set predictions
     "mid-write:2",             # half of the predictions sidecar on disk
     "before-rename:3",         # results.json complete under its temporary name
 ]
