@@ -10,8 +10,10 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
                           a bfloat16 copy of the frozen layers, no autocast)
   strong plain / fairness / adversarial / DP-SGD
                           the top two layers trained on cached states (1 epoch; DP-SGD its own
-                          dp_epochs, 5, bias terms only), fp32 and bf16; DP-SGD also with opacus'
-                          functorch per-sample gradients
+                          dp_epochs, 5, bias terms only): first as before 2026-12-02 (bf16, dropout on),
+                          then fp32, bf16 without dropout, and what runs now: bf16 without dropout and
+                          with float32 attention (training/precision.py Float32Attention); DP-SGD also
+                          with opacus' functorch per-sample gradients
   predict                 the top two layers on cached states: fp32, bf16 autocast, bf16 weights (inference
                           with bfloat16 copies of the layers' weights, training/precision.py inference_weights)
   live attack             textattack DeepWordBug and Pruthi, seconds per attacked example (fp32, bf16 autocast,
@@ -150,6 +152,8 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
     from w2sbench.training.classifier import Classifier
     from w2sbench.training.config import default_train_config
     from w2sbench.training.dp import dp_train_config
+    from w2sbench.training import trainer
+    from w2sbench.training.precision import autocast, training_autocast
     from w2sbench.training.trainer import train_classifier
 
     texts, labels = data.texts, np.eye(2)[data.labels]
@@ -160,13 +164,18 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
     tokens = int(sum(len(prefixes["fp32"]._states[t]) for t in texts))
     original = PrivacyEngine.make_private_with_epsilon
     for kind, (reg, passes) in regularizers.items():
-        variants = [("fp32", "fp32", "hooks"), ("bf16", "bf16", "hooks")]
+        # (variant, precision, opacus grad_sample_mode, dropout, float32 attention in bf16 steps); the first row is
+        # the default before 2026-12-02 (dropout on, bf16 attention), the "bf16" row what runs now
+        variants = [("bf16 +dropout", "bf16", "hooks", True, False), ("fp32", "fp32", "hooks", False, False),
+                    ("bf16 bf16 attn", "bf16", "hooks", False, False), ("bf16", "bf16", "hooks", False, True)]
         if reg.privacy is not None:
-            variants += [("fp32 functorch", "fp32", "functorch"), ("bf16 functorch", "bf16", "functorch")]
-        for variant, precision, mode in variants:
+            variants += [("bf16 functorch", "bf16", "functorch", False, True)]
+        for variant, precision, mode, dropout, fp32_attention in variants:
             PrivacyEngine.make_private_with_epsilon = (  # type: ignore[method-assign]
                 lambda self, *a, _m=mode, **k: original(self, *a, grad_sample_mode=_m, **k))
-            config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4, precision=precision)
+            if not fp32_attention:
+                trainer.training_autocast = lambda device, p: autocast(device, p) if p == "bf16" else None
+            config = default_train_config("full", trainable_layers=2, epochs=1, lr=2e-4, precision=precision, dropout=dropout)
             torch.manual_seed(0)
             clf = Classifier(copy.deepcopy(bb), tok, 2, 64)
             try:
@@ -174,6 +183,7 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
                     report = train_classifier(clf, "full", texts, labels, data.attributes, reg, config, 0, prefix=prefixes[precision])
             finally:
                 PrivacyEngine.make_private_with_epsilon = original  # type: ignore[method-assign]
+                trainer.training_autocast = training_autocast
             eps = f" eps {report.epsilon:.3f}" if report.epsilon is not None else ""
             # DP-SGD runs its own epochs (privacy's dp_epochs) and, with dp_parameters=biases, computes no
             # weight gradients: forward (2) + gradient of the activations (2) FLOPs per parameter and token.

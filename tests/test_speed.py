@@ -53,6 +53,41 @@ def test_precision_resolution(monkeypatch):
     assert precision.resolve_precision("auto", "cpu", "full") == "fp32"
 
 
+def test_float32_attention_inside_bf16_training_steps():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    mask = torch.zeros(2, 1, 1, 5, dtype=torch.bfloat16)
+    mask[0, ..., 3:] = float("-inf")  # the first row's last two tokens are padding
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask.float()).bfloat16()
+    x, w = torch.randn(4, 8), torch.randn(6, 8)
+    with precision.training_autocast("cpu", "bf16"):
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        linear = F.linear(x, w)  # everything else still runs under bf16 autocast
+    assert out.dtype == torch.bfloat16 and torch.equal(out, expected)
+    assert linear.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert q.grad is not None and q.grad.dtype == torch.bfloat16
+    assert precision.training_autocast("cpu", "fp32") is None
+
+
+def test_training_without_dropout_runs_the_eval_forward(tiny_models):
+    from w2sbench.training.trainer import without_dropout
+
+    model = _classifier(tiny_models["bert-big"])
+    batch = model.tokenize(["a b c", "a much longer text than the first one here"])
+    model.eval()
+    with torch.no_grad():
+        expected = model(**batch)
+        model.train()
+        assert not torch.equal(model(**batch), expected)  # the tiny BERT has dropout 0.1
+        without_dropout(model)
+        model.train()
+        assert torch.equal(model(**batch), expected)
+    assert default_train_config("full").dropout is False  # openai/weak-to-strong's train_with_dropout=False
+
+
 def test_unknown_precision_is_one_clear_error():
     with pytest.raises(W2SBenchError, match="precision") as err:
         default_train_config("full", precision="fp16")

@@ -92,6 +92,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "lora_targets": Range("list", note="module names; empty = peft's defaults"),
     "trainable_layers": Range("int", 0, note="0 = all layers"),
     "precision": Range("str", choices=("auto", "bf16", "fp32"), note="auto = bf16 on GPUs and on CPUs with native bf16, else fp32 (training/precision.py)"),
+    "dropout": Range("bool", note="false = no dropout while training, as openai/weak-to-strong"),
 }
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

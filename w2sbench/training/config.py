@@ -39,6 +39,10 @@ class TrainConfig:
     trainable_layers: int = 0
     # auto | bf16 | fp32: bf16 autocast with fp32 master weights (w2sbench/training/precision.py)
     precision: str = "auto"
+    # Dropout while training. Off by default, as in the reference implementation (openai/weak-to-strong,
+    # weak_to_strong/train.py, train_with_dropout=False: "we purposefully turn off dropout, for determinism").
+    # Off also lets CPUs run attention with torch's fused kernel instead of drawing a B x heads x L x L mask.
+    dropout: bool = False
 
     def __post_init__(self) -> None:
         check_precision(self.precision)

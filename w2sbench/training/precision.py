@@ -42,6 +42,8 @@ import functools
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from w2sbench.errors import W2SBenchError
 
@@ -54,6 +56,8 @@ __all__ = [
     "inference_weights",
     "legacy_precision",
     "autocast",
+    "training_autocast",
+    "Float32Attention",
     "check_precision",
 ]
 
@@ -135,3 +139,44 @@ def autocast(device: Any, precision: str) -> contextlib.AbstractContextManager[A
     if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(_device_type(device), dtype=torch.bfloat16)
+
+
+class Float32Attention(TorchFunctionMode):
+    """Runs ``F.scaled_dot_product_attention`` in float32 (output cast back to the query's dtype) while bf16
+    autocast runs everything else in bfloat16. torch's fused CPU attention kernel computes its backward
+    pass about 3.5x slower in bfloat16 than in float32 (B=128, 12 heads, 128 tokens, head size 32: 0.40-0.52 s
+    against 0.12 s, torch 2.13, 2026-12-02), while its float32 forward costs 0.04 s: so in training the float32
+    attention is both faster and more exact. Other functions pass through unchanged."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention or not args or args[0].dtype != torch.bfloat16:
+            return func(*args, **kwargs)
+        query = args[0]
+        args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        kwargs = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
+        with torch.autocast("cpu", enabled=False):
+            return func(*args, **kwargs).to(query.dtype)
+
+
+class _CpuBf16Training:
+    """bf16 autocast plus float32 attention (``Float32Attention``); re-enterable, a fresh pair per step."""
+
+    def __enter__(self) -> None:
+        self._contexts = (torch.autocast("cpu", dtype=torch.bfloat16), Float32Attention())
+        for context in self._contexts:
+            context.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        for context in reversed(self._contexts):
+            context.__exit__(*exc)
+
+
+def training_autocast(device: Any, precision: str) -> Any:
+    """The context a training step's forward pass runs in: None for float32; on a CPU in bf16, autocast with
+    float32 attention (``Float32Attention``); elsewhere ``autocast``."""
+    if precision != "bf16":
+        return None
+    if _device_type(device) == "cpu":
+        return _CpuBf16Training()
+    return autocast(device, precision)

@@ -31,10 +31,10 @@ from w2sbench.training.config import FINETUNE_MODES, ProgressFn, TrainConfig, Tr
 from w2sbench.training.distributed import CollectiveTraining
 from w2sbench.training.dp import dp_delta, dp_train_config, freeze_for_dp
 from w2sbench.training.loop import ForwardFn, InputsFn, LengthGroupedBatches, TrainingLoop
-from w2sbench.training.precision import autocast, resolve_precision
+from w2sbench.training.precision import resolve_precision, training_autocast
 from w2sbench.training.prefix import TopLayers
 
-__all__ = ["train_classifier", "apply_lora", "estimate_training_memory", "freeze_below"]
+__all__ = ["train_classifier", "apply_lora", "estimate_training_memory", "freeze_below", "without_dropout"]
 
 def estimate_training_memory(params: int, mode: str, batch_tokens: int, hidden: int, layers: int, cuda: bool) -> int:
     """Rough peak bytes for training: weights, gradients and AdamW state, plus activations.
@@ -65,6 +65,20 @@ def freeze_below(classifier: Classifier, top: int) -> None:
         # keep frozen blocks deterministic (no dropout) even when the classifier is put in train mode
         m.train = (lambda mode=True, _m=m: nn.Module.train(_m, False))  # type: ignore[method-assign]
         m.eval()
+
+
+def without_dropout(module: nn.Module) -> None:
+    """Switch off every dropout in ``module`` (a fresh copy per training): each ``nn.Dropout``'s probability and the
+    float dropout probabilities Hugging Face attention blocks keep for ``scaled_dot_product_attention``
+    (``dropout_prob``, ``attention_dropout``). Train mode itself stays on, since opacus' per-sample-gradient hooks
+    record activations only in train mode. Source: openai/weak-to-strong trains without dropout
+    (weak_to_strong/train.py, ``train_with_dropout=False``)."""
+    for m in module.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+        for name in ("dropout_prob", "attention_dropout", "attn_dropout"):
+            if isinstance(getattr(m, name, None), float):
+                setattr(m, name, 0.0)
 
 
 def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
@@ -100,9 +114,8 @@ def _freeze_unused(module: nn.Module, forward: Callable[..., Any], n: int) -> No
 
 
 def _training_autocast(config: TrainConfig, device: torch.device, mode: str) -> Any:
-    """bf16 autocast when the config's precision resolves to bf16 here (training/precision.py), else None."""
-    precision = resolve_precision(config.precision, device, mode)
-    return autocast(device, precision) if precision == "bf16" else None
+    """The training step's precision context (training/precision.py ``training_autocast``), or None for fp32."""
+    return training_autocast(device, resolve_precision(config.precision, device, mode))
 
 
 def train_classifier(
@@ -147,11 +160,15 @@ def train_classifier(
     _check_regularizer(mode, regularizer)
     _set_trainable(classifier, mode, config)
     module, forward, adversarial_inputs = _forward_for_mode(classifier, mode, config, texts, views, features, prefix)
+    if not config.dropout:
+        without_dropout(module)
     if regularizer.privacy is not None and mode != "head":
         freeze_for_dp(module, classifier.head, regularizer.privacy, mode)
         _freeze_unused(module, forward, len(texts))
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=(device.type == "cuda") or None)
+    # torch's fused AdamW kernel: one pass over the parameters instead of one small op each (7.5x per step on a CPU)
+    fused = device.type in ("cuda", "cpu") or None
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     loader = _data_loader(mode, texts, config, seed, generator)
     engine, report_delta = None, None
     if regularizer.privacy is not None:
