@@ -88,6 +88,19 @@ def test_training_without_dropout_runs_the_eval_forward(tiny_models):
     assert default_train_config("full").dropout is False  # openai/weak-to-strong's train_with_dropout=False
 
 
+def test_partial_fine_tuning_keeps_dropout_in_the_trained_layers_only(tiny_models):
+    from w2sbench.training.classifier import transformer_layers
+    from w2sbench.training.trainer import freeze_below
+
+    model = _classifier(tiny_models["bert-big"])
+    freeze_below(model, 1)
+    model.train()  # what --train full.dropout=true trains with
+    bottom, top = transformer_layers(model.backbone)
+    dropout = lambda layer: [m.training for m in layer.modules() if isinstance(m, torch.nn.Dropout)]  # noqa: E731
+    assert dropout(top) == [True, True, True]  # attention probabilities, attention output, feed-forward output
+    assert dropout(bottom) == [False, False, False]
+
+
 def test_unknown_precision_is_one_clear_error():
     with pytest.raises(W2SBenchError, match="precision") as err:
         default_train_config("full", precision="fp16")

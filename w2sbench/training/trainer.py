@@ -57,10 +57,13 @@ def freeze_below(classifier: Classifier, top: int) -> None:
         return
     for p in classifier.backbone.parameters():
         p.requires_grad_(False)
+    trained = {id(m) for layer in layers[len(layers) - top :] for m in layer.modules()}
     for layer in layers[len(layers) - top :]:
         for p in layer.parameters():
             p.requires_grad_(True)
-    frozen = [m for m in classifier.backbone.modules() if not any(p.requires_grad for p in m.parameters(recurse=True))]
+    # not the trained layers' own parameter-free modules (their dropout follows the training's setting)
+    frozen = [m for m in classifier.backbone.modules()
+              if id(m) not in trained and not any(p.requires_grad for p in m.parameters(recurse=True))]
     for m in frozen:
         # keep frozen blocks deterministic (no dropout) even when the classifier is put in train mode
         m.train = (lambda mode=True, _m=m: nn.Module.train(_m, False))  # type: ignore[method-assign]
