@@ -149,10 +149,10 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
                    regularizers: dict[str, Any]) -> None:
     from opacus import PrivacyEngine
 
+    from w2sbench.training import trainer
     from w2sbench.training.classifier import Classifier
     from w2sbench.training.config import default_train_config
     from w2sbench.training.dp import dp_train_config
-    from w2sbench.training import trainer
     from w2sbench.training.precision import autocast, training_autocast
     from w2sbench.training.trainer import train_classifier
 
