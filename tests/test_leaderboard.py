@@ -203,6 +203,32 @@ def test_tampered_submission_is_rejected_with_a_clear_message(case, exported, da
     assert message in out, out
 
 
+def test_nesting_depth_counts_brackets_outside_strings_only():
+    import random
+
+    from w2sbench.leaderboard._safejson import nesting_depth
+
+    assert nesting_depth(json.dumps({"a": "]]]]", "b": [[[["[["]]]]})) == 5
+    assert nesting_depth(json.dumps({"a": 'x"]]]', "b": [[1]]})) == 3  # an escaped quote does not end the string
+    assert nesting_depth(json.dumps({"a": "x\\", "b": [[1]]})) == 3  # an escaped backslash does not escape the quote
+    assert nesting_depth("7") == 0
+
+    def depth(value):  # noqa: ANN001, ANN202
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        return 0 if children is None else 1 + max((depth(c) for c in children), default=0)
+
+    def build(rng, level):  # noqa: ANN001, ANN202
+        if level > 6 or rng.random() < 0.3:
+            return "".join(rng.choice('[]{}"\\aé') for _ in range(rng.randrange(6)))
+        items = [build(rng, level + 1) for _ in range(rng.randrange(4))]
+        return items if rng.random() < 0.5 else {f"k{i}]": item for i, item in enumerate(items)}
+
+    rng = random.Random(0)
+    for _ in range(300):
+        value = build(rng, 0)
+        assert nesting_depth(json.dumps(value, ensure_ascii=False)) == depth(value)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -10,9 +10,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from w2sbench.jsonio import StrictJSONError, loads_strict
 
-__all__ = ["UnsafeInput", "MAX_FILE_BYTES", "MAX_PAYLOAD_BYTES", "MAX_DEPTH", "read_json_file", "loads_bounded", "gunzip_bounded"]
+__all__ = ["UnsafeInput", "MAX_FILE_BYTES", "MAX_PAYLOAD_BYTES", "MAX_DEPTH", "nesting_depth", "read_json_file", "loads_bounded", "gunzip_bounded"]
 
 MAX_FILE_BYTES = 64 * 2**20  # a default-pair submission is well under 1 MiB
 MAX_PAYLOAD_BYTES = 256 * 2**20  # decompressed predictions: a gzip bomb stops here
@@ -23,42 +25,43 @@ class UnsafeInput(ValueError):
     """The input is not JSON we are willing to read; the message says why."""
 
 
-def _check_depth(value: Any) -> None:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise UnsafeInput(f"it is nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[[ord(c) for c in '\\"[]{}']] = True  # the only bytes depth depends on (UTF-8 never reuses them)
 
 
-def _prescan_depth(text: str) -> None:
-    """Reject deep nesting before the parser recurses into it (brackets inside strings only over-count)."""
-    depth = 0
-    for ch in text:
-        if ch in "[{":
-            depth += 1
-            if depth > 4 * MAX_DEPTH:
-                raise UnsafeInput(f"it is nested deeper than {MAX_DEPTH} levels")
-        elif ch in "]}":
-            depth -= 1
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON ``text``, brackets inside strings not counted (a quote
+    preceded by an odd run of backslashes is escaped). Vectorised over the text's backslashes, quotes and
+    brackets only: walking the parsed value instead took seconds on a submission's predictions."""
+    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    where = np.flatnonzero(_STRUCTURAL[raw])
+    chars = raw[where]
+    n = np.arange(where.size)
+    backslash = chars == ord("\\")
+    adjacent = np.diff(where) == 1  # adjacent[k]: character k + 1 directly follows character k in the text
+    # a backslash run: consecutive backslashes; each knows where its run started, hence its length so far
+    continues = np.zeros(where.size, dtype=bool)
+    continues[1:] = backslash[1:] & backslash[:-1] & adjacent
+    run_start = np.maximum.accumulate(np.where(backslash & ~continues, n, -1))
+    escaped = np.zeros(where.size, dtype=bool)
+    escaped[1:] = backslash[:-1] & adjacent & ((n[:-1] - run_start[:-1]) % 2 == 0)  # odd run right before
+    inside = np.logical_xor.accumulate((chars == ord('"')) & ~escaped)  # at a bracket: inside a string
+    opens = ((chars == ord("[")) | (chars == ord("{"))) & ~inside
+    closes = ((chars == ord("]")) | (chars == ord("}"))) & ~inside
+    return int(np.cumsum(opens.astype(np.int64) - closes.astype(np.int64)).max(initial=0))
 
 
 def loads_bounded(text: str) -> Any:
-    """w2sbench.jsonio.loads_strict (NaN/Infinity and repeated keys rejected) with nesting capped."""
-    if max(text.count("["), text.count("{")) > 4 * MAX_DEPTH:
-        _prescan_depth(text)
+    """w2sbench.jsonio.loads_strict (NaN/Infinity and repeated keys rejected) with nesting capped at MAX_DEPTH,
+    checked on the text before the parser recurses into it."""
+    if max(text.count("["), text.count("{")) > MAX_DEPTH and nesting_depth(text) > MAX_DEPTH:
+        raise UnsafeInput(f"it is nested deeper than {MAX_DEPTH} levels")
     try:
-        value = loads_strict(text)  # the one strict reader: no NaN/Infinity, no repeated keys
+        return loads_strict(text)  # the one strict reader: no NaN/Infinity, no repeated keys
     except RecursionError:
         raise UnsafeInput(f"it is nested deeper than {MAX_DEPTH} levels") from None
     except StrictJSONError as exc:
         raise UnsafeInput(str(exc)) from None
-    _check_depth(value)
-    return value
 
 
 def read_json_file(path: Path) -> Any:
