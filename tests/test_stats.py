@@ -67,6 +67,21 @@ def test_holm_equals_statsmodels_and_skips_undefined():
     assert holm([None, 0.01, 0.02]) == [None, 0.02, 0.02]
 
 
+def test_holm_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    holm([0.01, 0.02])
+    assert gc.get_freeze_count() == 0  # its freeze (statsmodels' gc.collect skips the heap) was undone
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        holm([0.01, 0.02])
+        assert gc.get_freeze_count() == frozen  # a program's own freeze is left alone
+    finally:
+        gc.unfreeze()
+
+
 def test_wald_test_from_a_bootstrap_standard_error():
     r = wald_test(0.0196, 0.01)  # z = 1.96
     assert math.isclose(r["p_value"], 0.04999579029644097, rel_tol=1e-9)

@@ -153,12 +153,16 @@ def holm(p_values: Sequence[float | None], alpha: float = 0.05) -> list[float | 
     from statsmodels.stats.multitest import multipletests
 
     # statsmodels' Holm branch runs gc.collect() (statsmodels 0.15, stats/multitest.py): with a run's data in memory
-    # a full collection took ~0.2 s per call. Frozen, the objects that exist already are skipped by it.
-    gc.freeze()
+    # a full collection took ~0.2 s per call. Frozen, the objects that exist already are skipped by it (unless the
+    # program froze some itself: then its freeze is left alone).
+    ours = gc.get_freeze_count() == 0
+    if ours:
+        gc.freeze()
     try:
         corrected = multipletests([float(p_values[i]) for i in index], alpha=alpha, method="holm")[1]  # type: ignore[arg-type]
     finally:
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
     for i, p in zip(index, corrected, strict=True):
         out[i] = float(p)
     return out
