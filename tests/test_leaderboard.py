@@ -234,11 +234,12 @@ def test_nesting_depth_counts_brackets_outside_strings_only():
     [
         ("{not json", "it is not valid JSON"),
         ("[" * 100_000 + "]" * 100_000, "nested deeper than 32 levels"),
+        ('[{"a":' * 30 + "1" + "}]" * 30, "nested deeper than 32 levels"),  # 60 levels, 30 of each bracket
         ('{"score": NaN}', "it contains NaN"),
         (b"\xff\xfe{}", "not UTF-8"),
         ("[1, 2]", "is a JSON list, not a submission object"),
     ],
-    ids=["invalid json", "deep nesting", "nan", "binary", "not an object"],
+    ids=["invalid json", "deep nesting", "deep alternating nesting", "nan", "binary", "not an object"],
 )
 def test_unreadable_files_are_rejected(content, message, data_dir, tmp_path, capsys):
     path = tmp_path / "bad.json"

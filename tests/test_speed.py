@@ -70,6 +70,15 @@ def test_float32_attention_inside_bf16_training_steps():
     out.float().sum().backward()
     assert q.grad is not None and q.grad.dtype == torch.bfloat16
     assert precision.training_autocast("cpu", "fp32") is None
+    with precision.training_autocast("cpu", "bf16"):  # the query by keyword is cast as well
+        by_name = F.scaled_dot_product_attention(query=q, key=k, value=v, attn_mask=mask)
+    assert torch.equal(by_name, expected)
+    context = precision.training_autocast("cpu", "bf16")
+    with context:
+        with context:  # nested entries of one context each undo their own
+            pass
+        assert torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
 
 
 def test_training_without_dropout_runs_the_eval_forward(tiny_models):
@@ -86,6 +95,25 @@ def test_training_without_dropout_runs_the_eval_forward(tiny_models):
         model.train()
         assert torch.equal(model(**batch), expected)
     assert default_train_config("full").dropout is False  # openai/weak-to-strong's train_with_dropout=False
+
+
+def test_without_dropout_reaches_a_decoders_float_probabilities(tiny_models):
+    from transformers import AutoModel
+
+    from w2sbench.training.trainer import without_dropout
+
+    torch.manual_seed(0)
+    model = AutoModel.from_pretrained(tiny_models["neox"], hidden_dropout=0.5, attention_dropout=0.5)
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    model.eval()
+    with torch.no_grad():
+        expected = model(input_ids=ids).last_hidden_state
+        model.train()
+        assert not torch.equal(model(input_ids=ids).last_hidden_state, expected)
+        without_dropout(model)
+        model.train()
+        assert torch.equal(model(input_ids=ids).last_hidden_state, expected)
+    assert model.config.hidden_dropout == 0.0 and model.config.attention_dropout == 0.0
 
 
 def test_partial_fine_tuning_keeps_dropout_in_the_trained_layers_only(tiny_models):

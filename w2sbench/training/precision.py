@@ -142,33 +142,44 @@ def autocast(device: Any, precision: str) -> contextlib.AbstractContextManager[A
 
 
 class Float32Attention(TorchFunctionMode):
-    """Runs ``F.scaled_dot_product_attention`` in float32 (output cast back to the query's dtype) while bf16
-    autocast runs everything else in bfloat16. torch's fused CPU attention kernel computes its backward
-    pass about 3.5x slower in bfloat16 than in float32 (B=128, 12 heads, 128 tokens, head size 32: 0.40-0.52 s
-    against 0.12 s, torch 2.13, 2026-12-02), while its float32 forward costs 0.04 s: so in training the float32
-    attention is both faster and more exact. Other functions pass through unchanged."""
+    """Runs ``F.scaled_dot_product_attention`` in float32 (the output cast back to the query's bfloat16) while
+    CPU bf16 autocast runs everything else in bfloat16; CPU training only (it switches off CPU autocast for
+    the call). torch's fused CPU attention kernel computes its backward pass 3.3-4.3x slower in bfloat16 than
+    in float32 (B=128, 12 heads, 128 tokens, head size 32: 0.40-0.52 s against 0.12 s, torch 2.13,
+    2026-12-02; ``benchmarks/stage_throughput.py`` rows "bf16 bf16 attn" and "bf16"), while its float32
+    forward costs 0.04 s: in training the float32 attention is both faster and more exact. Only bfloat16
+    tensor arguments are cast; other functions and other dtypes pass through unchanged."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is not F.scaled_dot_product_attention or not args or args[0].dtype != torch.bfloat16:
+        query = args[0] if args else kwargs.get("query")
+        if func is not F.scaled_dot_product_attention or not isinstance(query, torch.Tensor) or query.dtype != torch.bfloat16:
             return func(*args, **kwargs)
-        query = args[0]
-        args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
-        kwargs = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
+        args = tuple(_float32(a) for a in args)
+        kwargs = {k: _float32(v) for k, v in kwargs.items()}
         with torch.autocast("cpu", enabled=False):
-            return func(*args, **kwargs).to(query.dtype)
+            return func(*args, **kwargs).to(torch.bfloat16)
+
+
+def _float32(value: Any) -> Any:
+    return value.float() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16 else value
 
 
 class _CpuBf16Training:
-    """bf16 autocast plus float32 attention (``Float32Attention``); re-enterable, a fresh pair per step."""
+    """bf16 autocast plus float32 attention (``Float32Attention``), entered afresh at every training step
+    (reusable and nestable: each entry keeps its own pair of contexts)."""
+
+    def __init__(self) -> None:
+        self._entered: list[tuple[Any, Any]] = []
 
     def __enter__(self) -> None:
-        self._contexts = (torch.autocast("cpu", dtype=torch.bfloat16), Float32Attention())
-        for context in self._contexts:
+        contexts = (torch.autocast("cpu", dtype=torch.bfloat16), Float32Attention())
+        for context in contexts:
             context.__enter__()
+        self._entered.append(contexts)
 
     def __exit__(self, *exc: Any) -> None:
-        for context in reversed(self._contexts):
+        for context in reversed(self._entered.pop()):
             context.__exit__(*exc)
 
 

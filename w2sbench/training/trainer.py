@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.dropout import _DropoutNd  # the base of every torch dropout module
 
 import w2sbench.training.finite_checks as finite
 from w2sbench.errors import W2SBenchError
@@ -71,17 +72,24 @@ def freeze_below(classifier: Classifier, top: int) -> None:
 
 
 def without_dropout(module: nn.Module) -> None:
-    """Switch off every dropout in ``module`` (a fresh copy per training): each ``nn.Dropout``'s probability and the
-    float dropout probabilities Hugging Face attention blocks keep for ``scaled_dot_product_attention``
-    (``dropout_prob``, ``attention_dropout``). Train mode itself stays on, since opacus' per-sample-gradient hooks
-    record activations only in train mode. Source: openai/weak-to-strong trains without dropout
-    (weak_to_strong/train.py, ``train_with_dropout=False``)."""
+    """Switch off every dropout in ``module``, in place and for good (pass a fresh copy: the trainer trains a
+    deep copy of the backbone): every torch dropout module (``nn.Dropout``, ``Dropout1d/2d/3d``,
+    ``AlphaDropout``), and every float attribute whose name holds "dropout" or "pdrop" on the modules and on
+    their Hugging Face ``config`` (attention blocks keep the probability they pass to
+    ``scaled_dot_product_attention`` as such a float: BERT's ``dropout_prob``, Llama's ``attention_dropout``;
+    OPT and BART keep ``dropout`` and ``activation_dropout``; Falcon reads ``config.hidden_dropout`` as it
+    runs). Train mode itself stays on, since opacus' per-sample-gradient hooks record activations only in train
+    mode. Source: openai/weak-to-strong trains without dropout (weak_to_strong/train.py,
+    ``train_with_dropout=False``)."""
     for m in module.modules():
-        if isinstance(m, nn.Dropout):
+        if isinstance(m, _DropoutNd):
             m.p = 0.0
-        for name in ("dropout_prob", "attention_dropout", "attn_dropout"):
-            if isinstance(getattr(m, name, None), float):
-                setattr(m, name, 0.0)
+        for owner in (m, getattr(m, "config", None)):
+            if owner is None:
+                continue
+            for name, value in list(vars(owner).items()):
+                if isinstance(value, float) and ("dropout" in name or "pdrop" in name):
+                    setattr(owner, name, 0.0)
 
 
 def apply_lora(classifier: Classifier, config: TrainConfig) -> None:
