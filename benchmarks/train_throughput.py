@@ -6,8 +6,9 @@ variable-length batches, twice in one process:
 
   reference   fp32, random batches padded to the maximum length, plain AdamW
   w2sbench    the pipeline's settings: bf16 autocast where --precision resolves to it (auto: GPUs that
-              support it; bf16: also CPUs, training/precision.py), length-grouped batches
-              with dynamic padding, fused AdamW on CUDA (optionally torch.compile)
+              support it and CPUs with native bf16; training/precision.py), with float32 attention
+              on CPUs, length-grouped batches with dynamic padding, fused AdamW (optionally
+              torch.compile); Pythia's configurations have no dropout, so neither side has any
 
 It prints samples/s, real (non-padding) tokens/s, MFU for each, and the ratio. MFU counts 6 x params
 FLOPs per real token (forward + backward) against the device's peak: bf16 dense peak for NVIDIA
@@ -23,6 +24,7 @@ ratio; the load average is printed beside it. ``--threads`` sets torch's thread 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 
@@ -100,7 +102,7 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
     from w2sbench.training.loop import LengthGroupedBatches
 
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = optimized and device.startswith("cuda")
+    fused = optimized and device.split(":")[0] in ("cuda", "cpu")  # as the trainer: torch's fused AdamW kernel
     opt = torch.optim.AdamW(params, lr=1e-5, fused=fused or None)
     step_fn = torch.compile(model) if compile_model else model
     if optimized:
@@ -108,9 +110,11 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
     else:
         order = np.random.default_rng(0).permutation(len(lens))
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    from w2sbench.training.precision import autocast, resolve_precision
+    from w2sbench.training.precision import resolve_precision, training_autocast
 
     use_bf16 = optimized and resolve_precision(precision, device, "full") == "bf16"
+    # the trainer's step context: bf16 autocast (with float32 attention on CPUs), or none in fp32
+    step_context = training_autocast(device, "bf16" if use_bf16 else "fp32") or contextlib.nullcontext()
     max_len = int(lens.max())
     tokens = samples = 0
     warmup = 2
@@ -125,7 +129,7 @@ def run(model, lens: np.ndarray, batch_size: int, steps: int, optimized: bool, d
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = clock(device)
-        with autocast(device, "bf16" if use_bf16 else "fp32"):
+        with step_context:
             logits = step_fn(input_ids=ids, attention_mask=mask)
         loss = torch.nn.functional.cross_entropy(logits.float(), labels)
         loss.backward()
