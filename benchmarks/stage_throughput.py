@@ -10,7 +10,7 @@ Stage kinds (the pipeline's own code paths, on small samples of the real data):
                           a bfloat16 copy of the frozen layers, no autocast)
   strong plain / fairness / adversarial / DP-SGD
                           the top two layers trained on cached states (1 epoch; DP-SGD its own
-                          dp_epochs, 5, bias terms only): first as before 2026-12-02 (bf16, dropout on),
+                          dp_epochs, 5, bias terms only): first close to before 2026-12-02 (bf16, dropout on),
                           then fp32, bf16 without dropout, and what runs now: bf16 without dropout and
                           with float32 attention (training/precision.py Float32Attention); DP-SGD also
                           with opacus' functorch per-sample gradients
@@ -164,8 +164,9 @@ def bench_training(table: Table, tok: Any, bb: Any, prefixes: dict[str, Any], da
     tokens = int(sum(len(prefixes["fp32"]._states[t]) for t in texts))
     original = PrivacyEngine.make_private_with_epsilon
     for kind, (reg, passes) in regularizers.items():
-        # (variant, precision, opacus grad_sample_mode, dropout, float32 attention in bf16 steps); the first row is
-        # the default before 2026-12-02 (dropout on, bf16 attention), the "bf16" row what runs now
+        # (variant, precision, opacus grad_sample_mode, dropout, float32 attention in bf16 steps); the first row
+        # stands in for the default before 2026-12-02 (dropout on, bf16 attention; but now with all the trained
+        # layers' dropout and fused AdamW, which that code lacked), the "bf16" row is what runs now
         variants = [("bf16 +dropout", "bf16", "hooks", True, False), ("fp32", "fp32", "hooks", False, False),
                     ("bf16 bf16 attn", "bf16", "hooks", False, False), ("bf16", "bf16", "hooks", False, True)]
         if reg.privacy is not None:

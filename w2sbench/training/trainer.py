@@ -58,8 +58,9 @@ def freeze_below(classifier: Classifier, top: int) -> None:
         return
     for p in classifier.backbone.parameters():
         p.requires_grad_(False)
-    trained = {id(m) for layer in layers[len(layers) - top :] for m in layer.modules()}
-    for layer in layers[len(layers) - top :]:
+    top_layers = layers[len(layers) - top :]
+    trained = {id(m) for layer in top_layers for m in layer.modules()}
+    for layer in top_layers:
         for p in layer.parameters():
             p.requires_grad_(True)
     # not the trained layers' own parameter-free modules (their dropout follows the training's setting)
