@@ -7,19 +7,44 @@ downloaded once into the run's download cache, atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_bytes
 from w2sbench.interfaces import DataContext, Examples
 
-__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir", "drop_empty_texts"]
+__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir", "drop_empty_texts", "recorded_dataset_files"]
 
 DATA_DIR_ENV = "W2SBENCH_DATA_DIR"
+
+# The files ``dataset_file`` resolved inside ``recorded_dataset_files`` (None outside it).
+_RESOLVED: ContextVar[list[Path] | None] = ContextVar("w2sbench_resolved_dataset_files", default=None)
+
+
+@contextlib.contextmanager
+def recorded_dataset_files() -> Iterator[list[Path]]:
+    """A list that collects every path ``dataset_file`` returns while the block runs: the files a trust
+    property's ``load_data`` read (the prepared-data cache checks them for changes)."""
+    files: list[Path] = []
+    token = _RESOLVED.set(files)
+    try:
+        yield files
+    finally:
+        _RESOLVED.reset(token)
+
+
+def _resolved(path: Path) -> Path:
+    files = _RESOLVED.get()
+    if files is not None:
+        files.append(path)
+    return path
 
 
 def default_data_dir() -> str | None:
@@ -47,10 +72,10 @@ def dataset_file(ctx: DataContext, relative: str, url: str | None) -> Path:
             )
         if not os.access(path, os.R_OK):
             raise W2SBenchError(f"The dataset file {path} is not readable.", "Fix its permissions.")
-        return path
+        return _resolved(path)
     target = ctx.cache_dir / relative
     if target.is_file():
-        return target
+        return _resolved(target)
     if url is None:
         raise W2SBenchError(
             f"The dataset file {relative} has no public download address.",
@@ -65,7 +90,7 @@ def dataset_file(ctx: DataContext, relative: str, url: str | None) -> Path:
             f"Check the network, or pass a local mirror with --data-dir (or {DATA_DIR_ENV}).",
         ) from None
     atomic_write_bytes(target, blob)
-    return target
+    return _resolved(target)
 
 
 def drop_empty_texts(examples: Examples, source: str | Path) -> Examples:

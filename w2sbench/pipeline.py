@@ -43,6 +43,7 @@ from w2sbench.interfaces import (
 from w2sbench.jsonio import loads_strict
 from w2sbench.outcomes import PropertyOutcome, SeedOutcome, TrainedModel
 from w2sbench.plugin_manager import Plugins
+from w2sbench.prepared_data import PreparedDataCache
 from w2sbench.progress import Progress
 from w2sbench.run_models import Role, RunModels
 from w2sbench.settings import RunSettings
@@ -74,6 +75,7 @@ class Pipeline:
         self.data_ctx = DataContext(
             data_dir=Path(settings.data_dir) if settings.data_dir else None, cache_dir=cache.root / "downloads"
         )
+        self.prepared_data = PreparedDataCache(cache.root)
         self.device = settings.device
         # one process, or one rank of `accelerate launch` (training collective, everything else on rank 0)
         self.dist = distributed.current()
@@ -221,10 +223,11 @@ class Pipeline:
         """The trust property's data, checked (names the plugin when it fails)."""
         options = self.settings.options[metric.name]
         with self.progress.stage(f"{metric.name}: load data"):
-            # rank 0 first: only it downloads; the other ranks then read its files
-            data = self.dist.main_first(lambda: call_plugin(metric, "load its data", lambda: metric.load_data(self.data_ctx, options)))
-        _check_data(metric, data)
-        return data
+            # rank 0 first: only it downloads and fills the prepared-data cache; the other ranks then read them
+            return self.dist.main_first(lambda: self.prepared_data.load(
+                metric, options, self.data_ctx,
+                lambda: call_plugin(metric, "load its data", lambda: metric.load_data(self.data_ctx, options)),
+                lambda data: _check_data(metric, data)))
 
     def train_weak(self, metric: TrustProperty, data: PropertyData, seed: int) -> dict[str, TrainedModel]:
         """The weak models of one seed (plain and regularized). Sweeps run these first, once per weak model."""

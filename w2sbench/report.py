@@ -7,6 +7,7 @@ trust property's own ``evaluate`` (``bootstrap_intervals``) and cached in the ru
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from w2sbench.files import atomic_write_json
 from w2sbench.findings_table import render_findings
 from w2sbench.interfaces import DataContext
 from w2sbench.plots import write_plots
+from w2sbench.prepared_data import PreparedDataCache
 from w2sbench.report_tables import old_comparisons, score_tables
 from w2sbench.report_values import (
     comparisons,
@@ -145,6 +147,7 @@ def bootstrap_intervals(
         ids[(rec["property"], rec["test_set"])] = rec["ids"]
     folder = data_dir if data_dir is not None else settings.get("data_dir")
     ctx = DataContext(data_dir=Path(folder) if folder else None, cache_dir=run_dir / "cache" / "downloads")
+    prepared = PreparedDataCache(run_dir / "cache")
     out: dict[str, dict[str, Any]] = {}
     for name, prop in results["properties"].items():
         if name not in plugins.trust_properties:
@@ -153,7 +156,7 @@ def bootstrap_intervals(
         metric = plugins.trust_properties.get(name)
         options = settings["options"].get(name) or metric.options()
         try:
-            data = metric.load_data(ctx, options)
+            data = prepared.load(metric, options, ctx, functools.partial(metric.load_data, ctx, options), lambda _data: None)
         except W2SBenchError as exc:
             out[name] = {"unavailable": f"its data could not be loaded ({exc.problem})"}
             continue

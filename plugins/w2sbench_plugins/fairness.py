@@ -225,6 +225,7 @@ class Fairness(TrustProperty):
     name = "fairness"
     description = "UCI Adult income; group fairness w.r.t. a sensitive attribute"
     primary = "demographic_parity_difference"
+    prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
         MetricInfo("demographic_parity_difference", False, "Gap in positive-prediction rate between groups (fairlearn)."),
         MetricInfo("equalized_odds_difference", False, "Larger of the TPR and FPR gaps between groups (fairlearn)."),

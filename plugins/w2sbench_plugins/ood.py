@@ -183,6 +183,7 @@ class OOD(TrustProperty):
     name = "ood"
     description = "SST-2 sentiment; accuracy on DecodingTrust's style-transferred SST-2 dev (OOD robustness)"
     primary = "ood_accuracy"
+    prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
         MetricInfo("ood_accuracy", True, "Mean accuracy over the style-transferred SST-2 dev sets."),
         MetricInfo("id_ood_gap", False, "In-distribution accuracy minus mean OOD accuracy."),

@@ -62,6 +62,9 @@ class TrustProperty(ABC):
     # Options renamed in this release, new name -> old name. The old name still works for one release (with a
     # FutureWarning), and the options enter cache keys under their old names (``cache_key_options``).
     renamed_options: Mapping[str, str] = {}
+    # True when ``load_data`` reads files only through ``dataset_file`` (and its result depends only on them, the
+    # options and the plugin's code): the core then keeps the loaded data between runs (w2sbench/prepared_data.py).
+    prepared_data_cache: bool = False
 
     def options(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Default options updated with the user's ``--option name.key=value`` overrides."""

@@ -283,6 +283,7 @@ class Adversarial(TrustProperty):
     name = "adversarial"
     description = "SST-2 sentiment; AdvGLUE robust accuracy and live character-level attacks (adversarial robustness)"
     primary = "advglue_robust_accuracy"
+    prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
         MetricInfo("advglue_robust_accuracy", True, "Accuracy on AdvGLUE's adversarial SST-2 sentences."),
         MetricInfo("advglue_original_accuracy", True, "Accuracy on the original sentences of those AdvGLUE pairs.", kind="task"),

@@ -137,6 +137,7 @@ class Privacy(TrustProperty):
     name = "privacy"
     description = "Enron e-mails (sent vs received); DP-SGD; membership inference on the training e-mails"
     primary = "mia_auc"
+    prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
         MetricInfo("mia_auc", False, "Loss-threshold membership-inference AUC: the model's own training e-mails vs unseen ones."),
         MetricInfo("mia_auc_calibrated", False, "Same, with each loss calibrated by a reference model's loss on that e-mail."),
