@@ -7,7 +7,8 @@ seconds:
 
   import         ``import w2sbench.cli, w2sbench.runner`` (what ``w2sbench run`` imports) in a fresh
                  interpreter, minus a bare interpreter's start; the plugins load later, under "other"
-  data           the trust properties' data (``LoadedPipelines.data``)
+  data           the trust properties' data (``LoadedPipelines.data``: read from the prepared-data cache,
+                 w2sbench/prepared_data.py, after the first re-run of a run made before that cache existed)
   stage lookups  the executor's tasks: every cached stage read, the cells' observed scores
   findings       the findings' bootstrap (``findings_cache.cached_resample_scores``: read from the cache
                  after the first re-run; the first re-run of a run made before the cache existed fills it)
@@ -21,7 +22,7 @@ use (scipy.stats, statsmodels), which the timed second pass finds imported; and 
 
 Ratios are against baselines measured in the same run: the import against a bare ``python -c pass``; the
 cached findings against the same bootstrap computed afresh (``--uncached``); the total against the
-re-run's first pass (which fills the findings cache when the run predates it).
+re-run's first pass (which fills the findings and prepared-data caches when the run predates them).
 
     W2SBENCH_DATA_DIR=/work/shared/data python benchmarks/cached_rerun.py runs/s5 --uncached
 """
