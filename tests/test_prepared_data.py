@@ -67,7 +67,7 @@ def test_a_second_load_is_served_from_the_cache_with_the_same_data(tmp_path: Pat
     assert second.train.texts == ["good", "bad", "fine"] and second.train.labels.tolist() == [1, 0, 1]
     assert second.train.fingerprint() == first.train.fingerprint() and second.sources == {"rows.csv": "x"}
     assert [p.name for p in (tmp_path / "cache" / "prepared-data").iterdir()] == [
-        f"csvprop-{cache.key(prop, prop.options(), ctx)[:24]}.pickle"]
+        f"csvprop-{cache.key(prop, prop.options(), ctx)[:24]}.json"]
 
 
 def test_a_changed_file_options_or_data_folder_reload(tmp_path: Path) -> None:
@@ -141,3 +141,33 @@ def test_the_built_in_properties_declare_it() -> None:
     assert {name: plugins.trust_properties.get(name).prepared_data_cache
             for name in ("fairness", "ood", "adversarial", "privacy")} == dict.fromkeys(
         ("fairness", "ood", "adversarial", "privacy"), True)
+
+
+class TupleAuxiliaryProperty(CsvProperty):
+    """Its auxiliary holds a tuple, which JSON gives back as a list: not kept, loaded each time."""
+
+    def load_data(self, ctx: DataContext, options: Any) -> PropertyData:
+        data = super().load_data(ctx, options)
+        data.auxiliary = {"pair": (1, 2)}
+        return data
+
+
+def test_data_that_do_not_survive_json_are_loaded_every_time(tmp_path: Path) -> None:
+    ctx, _ = _setup(tmp_path)
+    prop, cache = TupleAuxiliaryProperty(), PreparedDataCache(tmp_path / "cache")
+    assert _load(cache, prop, ctx).auxiliary == {"pair": (1, 2)}
+    assert _load(cache, prop, ctx).auxiliary == {"pair": (1, 2)}
+    assert prop.loads == 2 and not (tmp_path / "cache" / "prepared-data").exists()
+
+
+def test_privacy_keeps_its_name_prompts_as_json(data_dir: Path, tmp_path: Path) -> None:
+    """The built-in property with an auxiliary beyond hygiene counts: its entry is written and read back equal."""
+    plugins = get_plugins()
+    plugins.collect_all()
+    privacy = plugins.trust_properties.get("privacy")
+    ctx, options = DataContext(data_dir, tmp_path / "downloads"), privacy.options()
+    first = PreparedDataCache(tmp_path / "cache").load(privacy, options, ctx, lambda: privacy.load_data(ctx, options), lambda d: None)
+    cache = PreparedDataCache(tmp_path / "cache")
+    second = cache.load(privacy, options, ctx, lambda: pytest.fail("loaded again"), lambda d: None)
+    assert cache.hits == 1 and second.auxiliary == first.auxiliary
+    assert second.train.fingerprint() == first.train.fingerprint() and second.sources == first.sources

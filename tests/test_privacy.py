@@ -66,7 +66,7 @@ def test_load_data_gives_pool_and_fixed_test_subset(data_dir):
     assert data.tests["enron_test"].ids == again.tests["enron_test"].ids
     names = {f"decodingtrust/privacy/enron_data/{f}" for f in ("email2name.json", "five_shot.json")}
     assert set(data.sources) == {f"enron_aeslc/aeslc_{s}.jsonl.gz" for s in SPLITS} | names
-    assert len(data.auxiliary["names"].names) == 3333  # the extraction prompts' source, loaded up front
+    assert len(data.auxiliary["names"]["names"]) == 3333  # the extraction prompts' source, loaded up front
 
 
 def test_bad_folder_and_bad_file_are_reported_without_content(tmp_path):

@@ -9,26 +9,31 @@ upgraded loader gets a new key). It stays valid while every dataset file the loa
 the property. Warnings the load issued are stored with the entry and issued again on every hit.
 
 Only properties that declare ``prepared_data_cache = True`` are cached: their ``load_data`` reads files
-only through ``dataset_file`` (all built-in ones do). Entries are pickles in the local cache folder
-(``<cache>/prepared-data/``), never mirrored to a remote stage cache: a pickle runs code when read, so only
-this machine's own are read. Delete the folder to drop them; an unreadable entry is reloaded and replaced.
+only through ``dataset_file`` (all built-in ones do). Entries are JSON (``<cache>/prepared-data/``; nothing
+read from a run is unpickled): examples, test sets, sources and ``auxiliary``, which must therefore be
+JSON-shaped. Data that do not come back from JSON exactly (same fingerprints, equal auxiliary; a tuple or a
+non-finite number in ``auxiliary``, say) are not cached, only loaded each time. Delete the folder to drop
+the entries; an unreadable one is reloaded and replaced.
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
 import hashlib
 import importlib.util
-import io
-import pickle
+import json
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from w2sbench.data import recorded_dataset_files
-from w2sbench.files import atomic_write_bytes, stable_hash
-from w2sbench.interfaces import DataContext, PropertyData, TrustProperty
+from w2sbench.files import atomic_write_text, stable_hash
+from w2sbench.interfaces import DataContext, Examples, PropertyData, TrustProperty
+from w2sbench.jsonio import loads_strict
 
 __all__ = ["PreparedDataCache", "source_digest"]
 
@@ -55,9 +60,46 @@ def source_digest(package: str) -> str:
     return h.hexdigest()
 
 
-def _file_state(path: Path) -> tuple[str, int, int]:
+def _file_state(path: Path) -> list[Any]:
     stat = path.stat()
-    return str(path), stat.st_size, stat.st_mtime_ns
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _encode_examples(examples: Examples) -> dict[str, Any]:
+    attributes = {k: np.asarray(v) for k, v in examples.attributes.items()}
+    return {"ids": examples.ids, "texts": examples.texts, "labels": examples.labels.tolist(),
+            "attributes": {k: {"dtype": v.dtype.str, "values": v.tolist()} for k, v in attributes.items()}}
+
+
+def _decode_examples(doc: Mapping[str, Any]) -> Examples:
+    return Examples(list(doc["ids"]), list(doc["texts"]), np.asarray(doc["labels"], dtype=np.int64),
+                    {k: np.asarray(a["values"], dtype=np.dtype(a["dtype"])) for k, a in doc["attributes"].items()})
+
+
+def _encode(data: PropertyData) -> dict[str, Any]:
+    return {"train": _encode_examples(data.train), "tests": {k: _encode_examples(v) for k, v in data.tests.items()},
+            "main_test": data.main_test, "num_labels": data.num_labels, "label_names": list(data.label_names),
+            "sources": data.sources, "auxiliary": data.auxiliary}
+
+
+def _decode(doc: Mapping[str, Any]) -> PropertyData:
+    return PropertyData(train=_decode_examples(doc["train"]), tests={k: _decode_examples(v) for k, v in doc["tests"].items()},
+                        main_test=doc["main_test"], num_labels=int(doc["num_labels"]), label_names=tuple(doc["label_names"]),
+                        sources=dict(doc["sources"]), auxiliary=dict(doc["auxiliary"]))
+
+
+def _same(a: PropertyData, b: PropertyData) -> bool:
+    """Whether ``b`` (decoded from JSON) is ``a`` as every stage sees it: the same example fingerprints and fields."""
+    return (a.train.fingerprint() == b.train.fingerprint() and list(a.tests) == list(b.tests)
+            and all(a.tests[k].fingerprint() == b.tests[k].fingerprint() for k in a.tests)
+            and (a.main_test, a.num_labels, tuple(a.label_names), a.sources, a.auxiliary)
+            == (b.main_test, b.num_labels, tuple(b.label_names), b.sources, b.auxiliary))
+
+
+def _warning_category(name: str) -> type[Warning]:
+    """A stored warning's category: a built-in one by name, else UserWarning (nothing is imported)."""
+    category = getattr(builtins, name, None)
+    return category if isinstance(category, type) and issubclass(category, Warning) else UserWarning
 
 
 class PreparedDataCache:
@@ -96,7 +138,7 @@ class PreparedDataCache:
             data = load()
             check(data)
             return data
-        path = self.folder / f"{metric.name}-{self.key(metric, options, ctx)[:24]}.pickle"
+        path = self.folder / f"{metric.name}-{self.key(metric, options, ctx)[:24]}.json"
         cached = self._read(path)
         if cached is not None:
             self.hits += 1
@@ -108,31 +150,34 @@ class PreparedDataCache:
         for w in caught:  # issued again outside the recording, so the user's filters apply
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         check(data)
-        meta = {"files": [_file_state(p) for p in dict.fromkeys(files)],
-                "warnings": [(str(w.message), w.category, w.filename, w.lineno) for w in caught]}
-        blob = io.BytesIO()
-        pickle.dump(meta, blob, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.dump(data, blob, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            atomic_write_bytes(path, blob.getvalue())
-        except OSError as exc:  # a read-only or full cache folder costs the next run a reload, nothing more
-            warnings.warn(f"The prepared data of {metric.name} was not cached ({exc}).", RuntimeWarning, stacklevel=2)
+        self._write(path, data, {"files": [_file_state(p) for p in dict.fromkeys(files)],
+                                 "warnings": [[str(w.message), w.category.__name__, w.filename, w.lineno] for w in caught]})
         return data
+
+    @staticmethod
+    def _write(path: Path, data: PropertyData, meta: dict[str, Any]) -> None:
+        """Store ``data`` when it comes back from JSON unchanged; otherwise (or when the folder is not writable) skip."""
+        try:
+            text = json.dumps({**meta, "data": _encode(data)}, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            if not _same(data, _decode(loads_strict(text)["data"])):
+                return
+            atomic_write_text(path, text)
+        except (TypeError, ValueError):  # auxiliary not JSON-shaped, or not finite: loaded each time instead
+            return
+        except OSError as exc:  # a read-only or full cache folder costs the next run a reload, nothing more
+            warnings.warn(f"The prepared data were not cached ({exc}).", RuntimeWarning, stacklevel=3)
 
     @staticmethod
     def _read(path: Path) -> PropertyData | None:
         """The entry's data when every file it was loaded from is unchanged; None when absent, stale or unreadable."""
         try:
-            with path.open("rb") as f:
-                meta = pickle.load(f)
-                for name, size, mtime in meta["files"]:
-                    if _file_state(Path(name)) != (name, size, mtime):
-                        return None
-                data = pickle.load(f)
-        except Exception:  # noqa: BLE001 - absent, truncated, or written by other code: reload and replace
+            doc = loads_strict(path.read_bytes())
+            if any(_file_state(Path(name)) != [name, size, mtime] for name, size, mtime in doc["files"]):
+                return None
+            data = _decode(doc["data"])
+            replay = [(str(m), _warning_category(str(c)), str(f), int(n)) for m, c, f, n in doc["warnings"]]
+        except Exception:  # noqa: BLE001 - absent, truncated, or of another layout: reload and replace
             return None
-        if not isinstance(data, PropertyData):
-            return None
-        for message, category, filename, lineno in meta["warnings"]:
+        for message, category, filename, lineno in replay:
             warnings.warn_explicit(message, category, filename, lineno)
         return data

@@ -38,6 +38,7 @@ from w2sbench.plugin_api import (
 from w2sbench_plugins.privacy._data import SPLITS, enron_examples, load_aeslc
 from w2sbench_plugins.privacy._extraction import (
     NAME_TEMPLATES,
+    NamePrompts,
     context_prompts,
     exact_match_rate,
     generate,
@@ -203,7 +204,7 @@ class Privacy(TrustProperty):
             main_test="enron_test",
             label_names=("received", "sent"),
             sources={**sources, **name_sources},
-            auxiliary={"names": names, "hygiene": hygiene},
+            auxiliary={"names": names.to_json(), "hygiene": hygiene},
         )
 
     def regularizer(self, options: Mapping[str, Any]) -> Regularizer:
@@ -245,8 +246,8 @@ class Privacy(TrustProperty):
         prompt_sets = [
             [p[:n] for p in context_prompts(members.texts, chars)],
             [p[:n] for p in context_prompts(unseen.texts, chars)],
-            name_prompts(data.auxiliary["names"], 0, template, n),
-            name_prompts(data.auxiliary["names"], k, template, n),
+            name_prompts(NamePrompts.from_json(data.auxiliary["names"]), 0, template, n),
+            name_prompts(NamePrompts.from_json(data.auxiliary["names"]), k, template, n),
         ]
         scores = {}
         for name, (prompts, targets) in zip(names, prompt_sets, strict=True):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,16 @@ class NamePrompts:
 
     names: dict[str, str]
     shots: dict[int, dict[str, list[list[str]]]]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-shaped (``shots`` keyed by str(k)): how ``PropertyData.auxiliary["names"]`` holds it, so the loaded
+        data can be kept as JSON (w2sbench/prepared_data.py)."""
+        return {"names": self.names, "shots": {str(k): demos for k, demos in self.shots.items()}}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> NamePrompts:
+        """The inverse of ``to_json``."""
+        return cls(names=dict(doc["names"]), shots={int(k): demos for k, demos in doc["shots"].items()})
 
 
 def name_prompts(data: NamePrompts, k: int, template: str, count: int) -> tuple[list[str], list[str]]:
