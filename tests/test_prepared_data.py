@@ -4,6 +4,7 @@ a file it read, its options or its code change; never stored when the data fail 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,15 @@ class CsvProperty(TrustProperty):
 def _setup(tmp_path: Path, text: str = "good,1\nbad,0\nfine,1\nmeh,0\n") -> tuple[DataContext, Path]:
     data = tmp_path / "data"
     (data / "csvprop").mkdir(parents=True)
-    (data / "csvprop" / "rows.csv").write_text(text)
+    _write_settled(data / "csvprop" / "rows.csv", text)
     return DataContext(data, tmp_path / "downloads"), data / "csvprop" / "rows.csv"
+
+
+def _write_settled(path: Path, text: str) -> None:
+    """Write ``path`` dated ten seconds back: a file modified within RACY_SECONDS is never trusted (tested below)."""
+    path.write_text(text)
+    past = time.time_ns() - 10**10
+    os.utime(path, ns=(past, past))
 
 
 def _load(cache: PreparedDataCache, prop: CsvProperty, ctx: DataContext, options: dict[str, Any] | None = None,
@@ -74,8 +82,7 @@ def test_a_changed_file_options_or_data_folder_reload(tmp_path: Path) -> None:
     ctx, rows = _setup(tmp_path)
     prop, cache = CsvProperty(), PreparedDataCache(tmp_path / "cache")
     _load(cache, prop, ctx)
-    rows.write_text("good,1\nworse,0\nfine,1\nmeh,0\n")  # same length, new content and modification time
-    os.utime(rows, ns=(rows.stat().st_atime_ns, rows.stat().st_mtime_ns + 10**9))
+    _write_settled(rows, "good,1\nworse,0\nfine,1\nmeh,0\n")  # same length: only the file's times tell
     assert _load(cache, prop, ctx).train.texts == ["good", "worse", "fine"] and prop.loads == 2
     assert _load(cache, prop, ctx, {"rows": 2}).train.texts == ["good", "worse"] and prop.loads == 3
     other, _ = _setup(tmp_path / "other", "x,0\ny,1\nz,0\n")
@@ -131,7 +138,7 @@ def test_the_files_a_load_resolves_are_recorded(tmp_path: Path) -> None:
     ctx, rows = _setup(tmp_path)
     with recorded_dataset_files() as files:
         CsvProperty().load_data(ctx, CsvProperty().options())
-    assert files == [rows]
+    assert list(files) == [str(rows)] and files[str(rows)][1] == rows.stat().st_size
     assert dataset_file(ctx, "csvprop/rows.csv", None) == rows  # outside the block: nothing recorded, no error
 
 
@@ -171,3 +178,54 @@ def test_privacy_keeps_its_name_prompts_as_json(data_dir: Path, tmp_path: Path) 
     second = cache.load(privacy, options, ctx, lambda: pytest.fail("loaded again"), lambda d: None)
     assert cache.hits == 1 and second.auxiliary == first.auxiliary
     assert second.train.fingerprint() == first.train.fingerprint() and second.sources == first.sources
+
+
+def test_a_file_modified_just_now_is_not_trusted(tmp_path: Path) -> None:
+    """A write in the same clock tick as the load would leave the file's times unchanged: not stored until settled."""
+    ctx, rows = _setup(tmp_path)
+    rows.write_text("good,1\nbad,0\nfine,1\n")  # modified now
+    prop, cache = CsvProperty(), PreparedDataCache(tmp_path / "cache")
+    _load(cache, prop, ctx)
+    _load(cache, prop, ctx)
+    assert prop.loads == 2 and not (tmp_path / "cache" / "prepared-data").exists()
+
+
+def test_a_hit_runs_the_check_too(tmp_path: Path) -> None:
+    """An entry written by a caller with a weaker check (``w2sbench report``) still meets the pipeline's."""
+    ctx, _ = _setup(tmp_path)
+    prop = CsvProperty()
+    _load(PreparedDataCache(tmp_path / "cache"), prop, ctx)
+
+    def refuse(data: PropertyData) -> None:
+        raise W2SBenchError("bad data", "fix it")
+
+    with pytest.raises(W2SBenchError, match="bad data"):
+        _load(PreparedDataCache(tmp_path / "cache"), prop, ctx, check=refuse)
+    assert prop.loads == 1
+
+
+def test_attribute_shapes_survive_or_the_data_are_not_kept(tmp_path: Path) -> None:
+    """The fingerprint sees an attribute's values only; its dtype and shape must come back too."""
+    ctx, _ = _setup(tmp_path)
+
+    class WithAttributes(CsvProperty):
+        pairs = False
+
+        def load_data(self, ctx: DataContext, options: Any) -> PropertyData:
+            data = super().load_data(ctx, options)
+            data.train.attributes = {"group": np.array([True, False, True])}
+            if self.pairs:
+                pairs = np.empty(3, dtype=object)
+                pairs[:] = [[1, 2], [3, 4], [5, 6]]  # a 1-D object array of lists: JSON would give back (3, 2)
+                data.train.attributes["pairs"] = pairs
+            return data
+
+    prop, cache = WithAttributes(), PreparedDataCache(tmp_path / "cache")
+    _load(cache, prop, ctx)
+    group = _load(cache, prop, ctx).train.attributes["group"]
+    assert prop.loads == 1 and group.dtype == np.bool_ and group.tolist() == [True, False, True]
+    prop.pairs = True
+    prop.name = "csvprop-pairs"  # another entry
+    _load(cache, prop, ctx)
+    _load(cache, prop, ctx)
+    assert prop.loads == 3  # not kept

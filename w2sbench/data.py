@@ -20,19 +20,28 @@ from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_bytes
 from w2sbench.interfaces import DataContext, Examples
 
-__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir", "drop_empty_texts", "recorded_dataset_files"]
+__all__ = ["DATA_DIR_ENV", "dataset_file", "file_sha256", "default_data_dir", "drop_empty_texts", "recorded_dataset_files",
+           "file_state"]
 
 DATA_DIR_ENV = "W2SBENCH_DATA_DIR"
 
-# The files ``dataset_file`` resolved inside ``recorded_dataset_files`` (None outside it).
-_RESOLVED: ContextVar[list[Path] | None] = ContextVar("w2sbench_resolved_dataset_files", default=None)
+# The files ``dataset_file`` resolved inside ``recorded_dataset_files`` (None outside it), with their state then.
+_RESOLVED: ContextVar[dict[str, list[int]] | None] = ContextVar("w2sbench_resolved_dataset_files", default=None)
+
+
+def file_state(path: Path) -> list[int]:
+    """What tells a file's versions apart without reading it: [inode, size, modification time (ns), change time
+    (ns)] (a copy that keeps the modification time still gets a new change time). Raises OSError when absent."""
+    status = Path(path).stat()
+    return [status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
 
 
 @contextlib.contextmanager
-def recorded_dataset_files() -> Iterator[list[Path]]:
-    """A list that collects every path ``dataset_file`` returns while the block runs: the files a trust
-    property's ``load_data`` read (the prepared-data cache checks them for changes)."""
-    files: list[Path] = []
+def recorded_dataset_files() -> Iterator[dict[str, list[int]]]:
+    """A dict that collects every path ``dataset_file`` returns while the block runs, with its ``file_state`` at
+    that moment: the files a trust property's ``load_data`` read (the prepared-data cache checks them for
+    changes)."""
+    files: dict[str, list[int]] = {}
     token = _RESOLVED.set(files)
     try:
         yield files
@@ -43,7 +52,7 @@ def recorded_dataset_files() -> Iterator[list[Path]]:
 def _resolved(path: Path) -> Path:
     files = _RESOLVED.get()
     if files is not None:
-        files.append(path)
+        files.setdefault(str(path), file_state(path))
     return path
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -31,6 +33,7 @@ __all__ = [
     "atomic_directory",
     "stable_hash",
     "source_hash",
+    "package_source_hash",
     "remove_stale_temporaries",
     "global_cache_dir",
     "ensure_dir",
@@ -186,4 +189,26 @@ def source_hash(modules: Sequence[str]) -> str:
     for name in modules:
         path = inspect.getsourcefile(sys.modules[name])
         h.update(Path(path).read_bytes() if path else name.encode())
+    return h.hexdigest()[:20]
+
+
+@functools.cache
+def package_source_hash(package: str) -> str:
+    """A short hash of a package's Python source, every ``*.py`` below it with its relative path (or of a single
+    module's file; "" when it has no file, e.g. ``__main__``): a cache key part that editing or upgrading the
+    package's code changes, whichever of its modules are imported. Computed once per process."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return ""
+    roots = [Path(r) for r in spec.submodule_search_locations or []]
+    files = sorted((p, p.relative_to(root)) for root in roots for p in root.rglob("*.py"))
+    if not roots and spec.origin and Path(spec.origin).is_file():
+        files = [(Path(spec.origin), Path(Path(spec.origin).name))]
+    h = hashlib.sha256()
+    for path, relative in files:
+        h.update(str(relative).encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:20]

@@ -52,7 +52,7 @@ def sst2_file(ctx: DataContext, split: str) -> Path:
                 f"{archive} is not GLUE's SST-2.zip ({exc}).", "Delete it so it is downloaded again, or use --data-dir."
             ) from None
         atomic_write_bytes(target, blob)
-    return target
+    return dataset_file(ctx, relative, None)  # the extracted file, as dataset_file resolves (and records) it
 
 
 def load_sst2(path: Path, split: str) -> Examples:

@@ -243,11 +243,12 @@ class Privacy(TrustProperty):
             return dict.fromkeys(names)
         tokens, chars = int(options["max_new_tokens"]), int(options["context_chars"])
         template, k = str(options["extraction_template"]), int(options["extraction_shots"])
+        targets = NamePrompts.from_json(data.auxiliary["names"])
         prompt_sets = [
             [p[:n] for p in context_prompts(members.texts, chars)],
             [p[:n] for p in context_prompts(unseen.texts, chars)],
-            name_prompts(NamePrompts.from_json(data.auxiliary["names"]), 0, template, n),
-            name_prompts(NamePrompts.from_json(data.auxiliary["names"]), k, template, n),
+            name_prompts(targets, 0, template, n),
+            name_prompts(targets, k, template, n),
         ]
         scores = {}
         for name, (prompts, targets) in zip(names, prompt_sets, strict=True):
