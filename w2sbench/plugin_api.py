@@ -8,7 +8,7 @@ is promised to stay where it is.
 
 from __future__ import annotations
 
-from w2sbench.data import dataset_file, drop_empty_texts, file_sha256
+from w2sbench.data import dataset_file, drop_empty_texts, file_sha256, file_state
 from w2sbench.design import split_pool
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.files import atomic_write_bytes, atomic_write_text
@@ -68,6 +68,7 @@ __all__ = [
     "drop_empty_texts",
     "remove_overlap",
     "file_sha256",
+    "file_state",
     "split_pool",
     "atomic_write_bytes",
     "atomic_write_text",

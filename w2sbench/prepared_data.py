@@ -127,7 +127,7 @@ class PreparedDataCache:
         """The property's data: from the cache when its entry is valid, else ``load()`` (then ``check``-ed
         and stored). ``check`` raises on data that must not be used (nothing is stored then); errors of
         ``load`` and ``check`` propagate unchanged."""
-        if not getattr(metric, "prepared_data_cache", False):
+        if not metric.prepared_data_cache:
             data = load()
             check(data)
             return data

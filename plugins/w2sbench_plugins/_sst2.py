@@ -24,6 +24,7 @@ from w2sbench.plugin_api import (
     dataset_file,
     drop_empty_texts,
     file_sha256,
+    file_state,
     remove_overlap,
 )
 
@@ -61,13 +62,11 @@ def load_sst2(path: Path, split: str) -> Examples:
     while it stays the same file (inode, size, modification and change times: a copy that keeps the
     modification time still gets a new change time); the Examples are shared, never edited in place.
     Raises W2SBenchError for a file that is not SST-2's."""
-    status = Path(path).stat()
-    identity = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-    return _parsed_sst2(Path(path), identity, split)
+    return _parsed_sst2(Path(path), tuple(file_state(path)), split)
 
 
 @functools.lru_cache(maxsize=4)
-def _parsed_sst2(path: Path, identity: tuple[int, int, int, int], split: str) -> Examples:
+def _parsed_sst2(path: Path, identity: tuple[int, ...], split: str) -> Examples:
     texts: list[str] = []
     labels: list[int] = []
     with Path(path).open(encoding="utf-8", newline="") as f:
