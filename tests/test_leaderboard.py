@@ -104,6 +104,12 @@ def _tamper_summary(doc):
     doc["entries"][0]["cells"]["weak"]["summary"]["demographic_parity_difference"]["mean"] = 0.5
 
 
+def _tamper_interval(doc):
+    # one more bound than an interval has: its first two must not be taken for the interval (the schema's job)
+    summary = doc["entries"][0]["cells"]["vanilla"]["summary"]["accuracy"]
+    summary["ci95"] = [*summary["ci95"], 1.0]
+
+
 def _tamper_gap(doc):
     gap = doc["entries"][0]["cells"]["weak-tft"]["gap_recovered"]["accuracy"]
     gap["seeds"]["1"] = 0.42
@@ -171,6 +177,7 @@ def _other_test_data(doc):
 TAMPERINGS = {
     "score edited": (_tamper_score, 'cell "vanilla" seed 0: accuracy is reported as'),
     "summary edited": (_tamper_summary, 'cell "weak": summary of demographic_parity_difference mean is 0.5'),
+    "interval with three bounds": (_tamper_interval, "schema at entries/0/cells/vanilla/summary/accuracy/ci95:"),
     "gap ratio edited": (_tamper_gap, 'cell "weak-tft" seed 1: gap recovered of accuracy is reported as 0.42'),
     "prediction edited": (_tamper_prediction, "but the predictions give"),
     "prediction bytes edited": (_tamper_prediction_bytes, "predictions do not match their recorded sha256"),

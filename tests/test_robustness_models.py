@@ -142,3 +142,11 @@ def test_an_hf_spec_bigger_than_its_strong_model_by_its_cached_config(tiny_model
         Path(big) / name if spec.source == "org/big" and name == "config.json" else None))
     with pytest.raises(W2SBenchError, match=r"The weak model hf:org/big \(\d+M parameters\) is larger"):
         resolve_pair(f"hf:org/big:{tiny_models['bert']}", get_plugins())
+
+
+def test_a_malformed_safetensors_index_falls_back_to_the_config(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}))
+    (folder / "model.safetensors.index.json").write_text(json.dumps(["not", "an", "index"]))
+    assert params_from_files(ModelSpec(name="m", source=str(folder), local=True)) == 12 * 2 * 64 * 64 + 100 * 64

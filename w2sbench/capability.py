@@ -36,14 +36,14 @@ __all__ = ["run_capability", "lm_eval_scores"]
 
 class _CachedOnly(StageCache):
     """A stage cache that serves finished stages and refuses to train anything."""
-    def compute(self, kind: str, key: Any, produce: Any) -> Path:
+    def compute(self, kind: str, key: Any, produce: Callable[[Path], None], record: bool = True) -> Path:
         found = self.get(kind, key)
         if found is None and kind in {"train", "predict", "live"}:
             raise W2SBenchError(
                 f"A {kind} stage of this run is not in the cache at {self.location}.",
                 "Finish the run first (`w2sbench run` with the same arguments), or pass the --cache-dir it used.",
             )
-        return found if found is not None else super().compute(kind, key, produce)
+        return found if found is not None else super().compute(kind, key, produce, record)
 
 
 def lm_eval_scores(

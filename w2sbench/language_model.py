@@ -44,7 +44,8 @@ def causal_lm(spec: ModelSpec, folder: Path, backbone: Any | None = None, requir
     source = dequantized(spec, folder) if spec.gguf_file else folder
     from transformers import AutoModelForCausalLM
 
-    model, info = AutoModelForCausalLM.from_pretrained(source, output_loading_info=True, **kwargs)
+    loaded: Any = AutoModelForCausalLM.from_pretrained(source, output_loading_info=True, **kwargs)
+    model, info = loaded
     head = model.get_output_embeddings()
     head_names = {n for n, p in model.named_parameters() if head is not None and p is head.weight}
     if require_head and not model.config.tie_word_embeddings and head_names & set(info["missing_keys"]):

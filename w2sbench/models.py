@@ -352,13 +352,16 @@ def params_from_files(spec: ModelSpec) -> int | None:
                 docs[name] = loads_strict(path.read_text())
             except (OSError, ValueError):
                 pass
-    config = docs.get("config.json") if isinstance(docs.get("config.json"), dict) else {}
-    total = ((docs.get("model.safetensors.index.json") or {}).get("metadata") or {}).get("total_size")
+    config = docs.get("config.json")
+    config = config if isinstance(config, dict) else {}
+    index = docs.get("model.safetensors.index.json")
+    metadata = index.get("metadata") if isinstance(index, dict) else None  # a malformed file is simply not read
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
     width = {"float32": 4, "float16": 2, "bfloat16": 2}.get(str(config.get("torch_dtype", "float32")), 4)
     if isinstance(total, int) and total > 0:
         return total // width
     hidden, layers, vocab = (config.get(k) for k in ("hidden_size", "num_hidden_layers", "vocab_size"))
-    if all(isinstance(v, int) and v > 0 for v in (hidden, layers, vocab)):
+    if isinstance(hidden, int) and isinstance(layers, int) and isinstance(vocab, int) and min(hidden, layers, vocab) > 0:
         return 12 * layers * hidden * hidden + vocab * hidden
     return None
 

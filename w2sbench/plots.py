@@ -139,9 +139,10 @@ def plot_tradeoff(results: Mapping[str, Any], prop_name: str, boot: Mapping[str,
 
 
 def plot_scaling(
-    runs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], prop_name: str, family: str, out_dir: Path, stem: str
+    runs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]], prop_name: str, family: str, out_dir: Path, stem: str
 ) -> list[Path]:
-    """Task and trust score against strong-model size, one line per strategy (and the ceilings)."""
+    """Task and trust score against strong-model size, one line per strategy (and the ceilings); ``runs`` are
+    (results.json, bootstrap intervals or None) per run."""
     ordered = sorted(runs, key=lambda r: r[0]["models"]["strong"].get("params") or 0)
     props = [r["properties"][prop_name] for r, _ in ordered]
     sizes = [r["models"]["strong"]["params"] for r, _ in ordered]

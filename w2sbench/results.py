@@ -114,7 +114,8 @@ def build_property_result(
         for name, higher in directions.items():
             per = [(scores[s][strategy.name].get(name), scores[s][weak_cell].get(name), scores[s][ceiling_cell].get(name)) for s in seeds]
             values = {str(s): gap_recovered(*v, higher) for s, v in zip(seeds, per, strict=True)}
-            summary = gap_recovered_summary(*zip(*per, strict=True), higher) if per else summarize([])
+            strategy_scores, weak_scores, ceiling_scores = ([v[i] for v in per] for i in range(3))
+            summary = gap_recovered_summary(strategy_scores, weak_scores, ceiling_scores, higher) if per else summarize([])
             ratios[name] = {"seeds": values, "summary": summary}
         cells[strategy.name]["gap_recovered"] = ratios
         cells[strategy.name]["references"] = {"weak": weak_cell, "ceiling": ceiling_cell}
@@ -174,7 +175,7 @@ def _property_entry(metric: TrustProperty, infos: list[MetricInfo], data: Any, c
 
 
 def _environment(device: str) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name.replace("_", "-") if name == "lm_eval" else name)

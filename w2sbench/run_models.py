@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ class RunModels:
         if key not in self._features:
             root = self._cache_path("features", {"model": role.identity, "max_length": max_length, "pooling": "mean"})
 
-            def extract(texts: list[str]) -> np.ndarray:
+            def extract(texts: Sequence[str]) -> np.ndarray:
                 tokenizer, backbone = self.base(role)
                 probe = Classifier(backbone, tokenizer, 2, max_length).to(self.device)
                 return probe.features(texts)

@@ -125,7 +125,8 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
         overrides.setdefault(mode, {}).update(kv)
     train = _train_configs(overrides)
     for mode in {weak_mode, strong_mode}:
-        TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in train[mode].items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in train[mode].items()}
+        TrainConfig(**fields)
     for metric in metrics:  # a regularizer's options and its fit to each phase's fine-tune mode, before any training
         _check_regularizer(metric, options[metric.name], {"weak": weak_mode, "strong": strong_mode})
     settings = RunSettings(

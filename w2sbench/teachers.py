@@ -125,8 +125,9 @@ class GuardedLoss:
     strong models it taught, as editing its fields does."""
 
     def __init__(self, strategy: Strategy, owner: str, loss: TransferLoss | None = None, package: str = "") -> None:
-        self.loss = loss or strategy.loss
-        assert self.loss is not None
+        chosen = loss or strategy.loss
+        assert chosen is not None
+        self.loss: TransferLoss = chosen
         self.config = transfer_loss_config(self.loss)
         self.package = package or type(self.loss).__module__.split(".")[0]
         self.where = f'Strategy "{strategy.name}" (plugin "{owner}", package {self.package})'

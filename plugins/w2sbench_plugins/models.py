@@ -123,7 +123,7 @@ class LocalFolders(ModelFamily):
 def _estimate_params(config: dict) -> int | None:
     """12 * layers * hidden^2 + vocab * hidden: close enough to order models by size."""
     hidden, layers, vocab = config.get("hidden_size"), config.get("num_hidden_layers"), config.get("vocab_size")
-    if not all(isinstance(v, int) for v in (hidden, layers, vocab)):
+    if not (isinstance(hidden, int) and isinstance(layers, int) and isinstance(vocab, int)):
         return None
     return 12 * layers * hidden * hidden + vocab * hidden
 
@@ -176,14 +176,14 @@ class OfflineModels(ModelFamily):
         m = re.fullmatch(r"smollm2-135m(?:-l([0-9]|[12][0-9]))?", name)
         if m:
             folder = _smollm2_folder()
-            layers = None if m[1] is None else int(m[1])
+            kept = None if m[1] is None else int(m[1])
             return ModelSpec(
                 name=name,
                 source=folder or "(not installed: " + _OFFLINE_INSTALL["smollm2"] + ")",
                 local=True,
                 gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                num_layers=layers,
-                params=_SMOLLM2_EMBED + (_SMOLLM2_LAYERS if layers is None else layers) * _SMOLLM2_LAYER + _SMOLLM2_NORM,
+                num_layers=kept,
+                params=_SMOLLM2_EMBED + (_SMOLLM2_LAYERS if kept is None else kept) * _SMOLLM2_LAYER + _SMOLLM2_NORM,
                 family="smollm2",
                 architecture="decoder",
             )

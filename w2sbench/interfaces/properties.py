@@ -110,8 +110,11 @@ class TrustProperty(ABC):
     @abstractmethod
     def evaluate(
         self, data: PropertyData, probabilities: Mapping[str, np.ndarray], options: Mapping[str, Any]
-    ) -> dict[str, float]:
-        """Trust scores from the predicted probabilities on each test set (a pure function: no model access)."""
+    ) -> Mapping[str, float | None]:
+        """Trust scores from the predicted probabilities on each test set (a pure function: no model access).
+
+        A score is None where it is undefined on these predictions (e.g. a group-fairness difference when a
+        group has no rows); summaries and findings then count it as missing, never as 0."""
 
     def evaluate_model(
         self, model: Classifier, data: PropertyData, options: Mapping[str, Any], seed: int

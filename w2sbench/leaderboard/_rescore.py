@@ -208,9 +208,9 @@ def _summary_problems(reported: Any, values: Sequence[float | None], rel: float 
         if not _close(reported.get(key), expected[key], rel):
             out.append(f"{key} is {_fmt(reported.get(key))} but the per-seed scores give {_fmt(expected[key])}")
     lo_hi_r, lo_hi_e = reported.get("ci95"), expected["ci95"]
-    if (lo_hi_r is None) != (lo_hi_e is None) or (
-        lo_hi_e is not None and not all(_close(a, b, rel) for a, b in zip(lo_hi_r, lo_hi_e, strict=False))
-    ):
+    if (lo_hi_r is None) != (lo_hi_e is None) or (lo_hi_e is not None and not (
+        isinstance(lo_hi_r, list) and len(lo_hi_r) == len(lo_hi_e) and all(_close(a, b, rel) for a, b in zip(lo_hi_r, lo_hi_e, strict=True))
+    )):
         out.append(f"ci95 is {lo_hi_r} but the per-seed scores give {lo_hi_e}")
     return out
 

@@ -29,12 +29,17 @@ def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[in
 class Classifier(nn.Module):
     """Backbone + mean pooling + (parameter-free LayerNorm, Linear) head."""
 
+    # "weak" (trained on split A) or "strong" (split B); set by the pipeline before a live evaluation
+    role: str
+    # a transformers model: its config and methods (get_input_embeddings, ...) are not nn.Module's
+    backbone: Any
+
     def __init__(self, backbone: nn.Module, tokenizer: Any, num_labels: int, max_length: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.max_length = max_length
-        hidden = int(backbone.config.hidden_size)
+        hidden = int(self.backbone.config.hidden_size)
         # Parameter-free normalisation makes one learning rate work for features of any scale.
         self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
         self.head = nn.Linear(hidden, num_labels)

@@ -57,7 +57,7 @@ def dp_train_config(config: TrainConfig, privacy: PrivacySpec, mode: str) -> Tra
     a linear head (head mode) keeps its settings."""
     if mode == "head":
         return config
-    overrides = {"batch_size": privacy.batch_size, "lr": privacy.lr, "epochs": privacy.epochs}
+    overrides: dict[str, Any] = {"batch_size": privacy.batch_size, "lr": privacy.lr, "epochs": privacy.epochs}
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 

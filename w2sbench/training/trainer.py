@@ -16,7 +16,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ def freeze_below(classifier: Classifier, top: int) -> None:
               if id(m) not in trained and not any(p.requires_grad for p in m.parameters(recurse=True))]
     for m in frozen:
         # keep frozen blocks deterministic (no dropout) even when the classifier is put in train mode
-        m.train = (lambda mode=True, _m=m: nn.Module.train(_m, False))  # type: ignore[method-assign]
+        m.train = (lambda mode=True, _m=m: nn.Module.train(_m, False))  # type: ignore[method-assign,misc]
         m.eval()
 
 
@@ -177,7 +177,7 @@ def train_classifier(
     if regularizer.privacy is not None and mode != "head":
         freeze_for_dp(module, classifier.head, regularizer.privacy, mode)
         _freeze_unused(module, forward, len(texts))
-    params = [p for p in module.parameters() if p.requires_grad]
+    params: list[torch.Tensor] = [p for p in module.parameters() if p.requires_grad]
     # torch's fused AdamW kernel: one pass over the parameters instead of one small op each (7.5x per step on a CPU)
     fused = device.type in ("cuda", "cpu") or None
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
@@ -188,7 +188,7 @@ def train_classifier(
     if distributed is not None:  # DDP/FSDP through accelerate; each rank runs its slice of every batch
         module, optimizer, forward = distributed.prepare(module, optimizer, forward, len(texts))
     if config.compile and engine is None:
-        module = torch.compile(module)
+        module = cast(nn.Module, torch.compile(module))
     total = max(1, math.ceil(len(loader) / config.grad_accumulation)) * config.epochs
     run = TrainingLoop(
         module, optimizer, loader, _scheduler(optimizer, mode, config, total), engine, forward, adversarial_inputs,
@@ -197,7 +197,7 @@ def train_classifier(
     )
     step, loss_value = run.epochs()
     if engine is not None and hasattr(module, "_close"):
-        module._close()  # remove opacus hooks so inference runs at normal speed
+        cast(Any, module)._close()  # remove opacus hooks so inference runs at normal speed
     classifier.eval()
     finite.check_finite_parameters(module, mode, config)
     epsilon = float(engine.get_epsilon(report_delta)) if engine is not None else None

@@ -149,7 +149,7 @@ def classifier_wrapper(model: Classifier, batch_size: int = 64) -> Any:
     """Our Classifier as a textattack ModelWrapper that answers with predict_proba."""
     ta = import_textattack()
 
-    class ClassifierWrapper(ta.models.wrappers.ModelWrapper):
+    class ClassifierWrapper(ta.models.wrappers.ModelWrapper):  # type: ignore[name-defined]  # imported lazily
         def __init__(self, classifier: Classifier) -> None:
             self.model = classifier
 

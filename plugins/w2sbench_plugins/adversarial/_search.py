@@ -39,7 +39,7 @@ def _search_class() -> type:
     ta = import_textattack()
     succeeded = ta.goal_function_results.GoalFunctionResultStatus.SUCCEEDED
 
-    class EarlyStoppingGreedySearch(ta.search_methods.GreedySearch):
+    class EarlyStoppingGreedySearch(ta.search_methods.GreedySearch):  # type: ignore[name-defined]  # imported lazily
         """``GreedySearch`` whose steps evaluate their candidates ``chunk`` at a time and stop at a success."""
 
         def __init__(self, chunk: int) -> None:
@@ -102,7 +102,7 @@ class _SharedCandidates:
     caches (it does after every attacked example); entries go in and out as copies (``_detached``)."""
 
     def __init__(self, entries: int) -> None:
-        self._entries = lru.LRU(entries)
+        self._entries: Any = lru.LRU(entries)
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries

@@ -63,7 +63,7 @@ class DPSGD(Regularizer):
         self, target_epsilon: float, delta: float | None = None, max_grad_norm: float = 1.0, *,
         parameters: str = "all", batch_size: int | None = None, lr: float | None = None, epochs: int | None = None,
     ) -> None:
-        self.privacy = PrivacySpec(
+        self.privacy: PrivacySpec = PrivacySpec(
             target_epsilon=target_epsilon, delta=delta, max_grad_norm=max_grad_norm,
             parameters=parameters, batch_size=batch_size, lr=lr, epochs=epochs,
         )
@@ -243,12 +243,12 @@ class Privacy(TrustProperty):
             return dict.fromkeys(names)
         tokens, chars = int(options["max_new_tokens"]), int(options["context_chars"])
         template, k = str(options["extraction_template"]), int(options["extraction_shots"])
-        targets = NamePrompts.from_json(data.auxiliary["names"])
+        names_known = NamePrompts.from_json(data.auxiliary["names"])
         prompt_sets = [
             [p[:n] for p in context_prompts(members.texts, chars)],
             [p[:n] for p in context_prompts(unseen.texts, chars)],
-            name_prompts(targets, 0, template, n),
-            name_prompts(targets, k, template, n),
+            name_prompts(names_known, 0, template, n),
+            name_prompts(names_known, k, template, n),
         ]
         scores = {}
         for name, (prompts, targets) in zip(names, prompt_sets, strict=True):
