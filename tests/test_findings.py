@@ -179,6 +179,9 @@ def test_findings_table_fits_and_keeps_identifiers_whole(paper_run, width):
     for name in ("weak-tft vs", "weak-wts-tft", "ceiling-reg", "vanilla", "shifted_accuracy", "no significant", "better", "worse"):
         assert name in text, name
     assert "…" not in text
+    lines = text.splitlines()
+    assert [line for line in lines if line != line.rstrip()] == []  # a log file gets no trailing blanks
+    assert "weak-wts-tft vs ceiling-reg" in lines  # each comparison is a heading line, its scores' rows under it
     flat = " ".join(text.split())
     assert "toy: accuracy gap ceiling - weak +0.3" in flat and "resolved, gap recovered is defined" in flat
 

@@ -13,7 +13,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from w2sbench.findings_table import render_findings
+from w2sbench.findings_table import print_paragraph, render_findings
 from w2sbench.report import render_tables
 from w2sbench.training.config import FINETUNE_MODES, default_train_config
 from w2sbench.values import TRAIN_RANGES, ranges_for
@@ -26,11 +26,10 @@ def end_screen(console: Any, results: Mapping[str, Any], run_dir: Path) -> None:
     if not render_findings(results, console):
         render_tables(results, console)  # a run without findings (bootstrap off): the per-cell tables
     timing = results.get("timing", {})
-    console.print(
-        f"[dim]{timing.get('seconds', 0):.1f} s; stages computed {timing.get('stages_computed', 0)}, served from cache "
-        f"{timing.get('stages_cached', 0)}[/]\n[dim]results: {escape(str(run_dir / 'results.json'))}; every score per "
-        f"cell with intervals: w2sbench report {escape(str(run_dir))}[/]"
-    )
+    print_paragraph(console, f"{timing.get('seconds', 0):.1f} s; stages computed {timing.get('stages_computed', 0)}, "
+                    f"served from cache {timing.get('stages_cached', 0)}", "dim")
+    print_paragraph(console, f"results: {run_dir / 'results.json'}", "dim")
+    print_paragraph(console, f"every score per cell with intervals: w2sbench report {run_dir}", "dim")
 
 
 _IDENTIFIER_COLUMNS = {"metric", "better", "pair", "weak", "strong", "family", "name", "strategy", "trust property", "primary", "exporter", "plugin"}
