@@ -75,3 +75,25 @@ def test_builtin_plugins_come_from_entry_points():
     assert {"models", "strategies", "fairness"} <= set(plugins.info)
     assert plugins.info["fairness"].package == "w2sbench"
     assert plugins.info["fairness"].module == "w2sbench_plugins.fairness"
+
+
+def test_an_unknown_name_points_at_the_plugins_that_failed_to_register():
+    from w2sbench.plugin_manager import PluginProblem
+
+    plugins = Plugins(extra_plugins=[("raising", Raising())])
+    with pytest.raises(W2SBenchError) as err:
+        plugins.strategies.get("broken-strat")
+    assert err.value.problem.startswith(
+        'Unknown strategy "broken-strat". It may belong to plugin "raising" (package (registered in code)), which '
+        "failed to register (the warning above says why)."
+    )
+    assert err.value.fix.startswith("Fix or reinstall that plugin (`w2sbench plugins` shows its error; "
+                                    "W2SBENCH_DISABLE_PLUGINS=raising silences it), or choose one of: ")
+    with pytest.raises(W2SBenchError) as err:  # its strategies hook failed: the trust properties are not its
+        plugins.trust_properties.get("telepathy")
+    assert "raising" not in err.value.problem and err.value.fix.startswith("Choose one of: ")
+
+    unloaded = Plugins()  # a plugin that never imported may have registered anything
+    unloaded.problems.append(PluginProblem("gone", "gone-pkg", "failed to load (ImportError: no numpyy)"))
+    with pytest.raises(W2SBenchError, match='plugin "gone" \\(package gone-pkg\\), which failed to register'):
+        unloaded.trust_properties.get("telepathy")

@@ -48,6 +48,8 @@ class PluginProblem:
     package: str
     problem: str
     detail: str = ""
+    # the hook that failed; None when the plugin never loaded (it may have registered anything)
+    hook: str | None = None
 
     def __str__(self) -> str:
         return f'plugin "{self.plugin}" (package {self.package}): {self.problem}'
@@ -60,16 +62,22 @@ class Registry(Generic[T]):
     kind: str  # "strategy", "trust property", ...
     items: dict[str, T] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # name -> plugin name
+    # plugins that failed before registering anything of this kind: an unknown name may be theirs
+    broken: list[PluginProblem] = field(default_factory=list)
 
     def get(self, name: str) -> T:
         try:
             return self.items[name]
         except KeyError:
             listing = ", ".join(sorted(self.items)) or "(none registered)"
-            raise W2SBenchError(
-                f'Unknown {self.kind} "{name}".' + did_you_mean(name, self.items),
-                f"Choose one of: {listing}. `w2sbench list` shows everything registered.",
-            ) from None
+            problem = f'Unknown {self.kind} "{name}".'
+            fix = f"Choose one of: {listing}. `w2sbench list` shows everything registered."
+            if self.broken:
+                failed = ", ".join(f'"{p.plugin}" (package {p.package})' for p in self.broken)
+                problem += f" It may belong to plugin {failed}, which failed to register (the warning above says why)."
+                fix = (f"Fix or reinstall that plugin (`w2sbench plugins` shows its error; {DISABLE_ENV}="
+                       f"{','.join(p.plugin for p in self.broken)} silences it), or " + fix[0].lower() + fix[1:])
+            raise W2SBenchError(problem + did_you_mean(name, self.items), fix) from None
 
     def names(self) -> list[str]:
         return list(self.items)
@@ -139,6 +147,7 @@ class Plugins:
                         package,
                         f"failed to load ({type(exc).__name__}: {exc}); disable it with {DISABLE_ENV}={name}",
                         traceback.format_exc(),
+                        hook=None,
                     )
                 )
                 continue
@@ -173,6 +182,7 @@ class Plugins:
                         package,
                         f"{hook_name} raised {type(exc).__name__}: {exc}",
                         traceback.format_exc(),
+                        hook=hook_name,
                     )
                 )
                 continue
@@ -188,6 +198,7 @@ class Plugins:
                             plugin_name,
                             package,
                             f"{hook_name} returned {obj!r}, which is not a named {expected.__name__}",
+                            hook=hook_name,
                         )
                     )
                     continue
@@ -203,6 +214,7 @@ class Plugins:
                     continue
                 registry.items[name] = obj
                 registry.owners[name] = plugin_name
+        registry.broken = [p for p in self.problems if p.hook is None or _HOOKS[p.hook][0] == attribute]
         return registry
 
     @cached_property
