@@ -83,6 +83,6 @@ def test_cached_stages_are_noted_once_per_trust_property() -> None:
     results = [result("ood", 0, 0, 70), result("ood", 1, 2, 68), result("privacy", 0, 5, 0)]
     note_cache_use(LineProgress(out), ["privacy", "ood"], results)
     assert messages(out.getvalue()) == [
-        "privacy: 0 stages served from the stage cache, 5 computed",
-        "ood: 138 stages served from the stage cache, 2 computed",
+        "privacy: 5 stages computed, 0 read from the stage cache (computed by an earlier run, or shared by cells of this one)",
+        "ood: 2 stages computed, 138 read from the stage cache (computed by an earlier run, or shared by cells of this one)",
     ]

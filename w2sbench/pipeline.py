@@ -163,7 +163,11 @@ class Pipeline:
         path = self.dist.compute(self.cache, "train", key, produce)
         return key, path
 
-    def predict_stage(self, train_key: Mapping[str, Any], train_path: Path, role_name: str, data: Examples) -> np.ndarray:
+    def predict_stage(
+        self, train_key: Mapping[str, Any], train_path: Path, role_name: str, data: Examples, label: str = "",
+    ) -> np.ndarray:
+        """The model's class probabilities on ``data``, shape (rows, labels); ``label`` names the model and the
+        rows in progress lines (e.g. "fairness s0 ceiling adult_test"), not in the cache key."""
         key = {"stage": "predict", "model_stage": stable_hash(train_key), "data": data.fingerprint(),
                **self.models.inference_key(role_name)}
 
@@ -180,7 +184,7 @@ class Pipeline:
                 probs = torch.softmax(logits, -1).double().numpy()
             else:
                 model = self.models.inference_model_once(train_key, train_path, role_name)
-                with self.progress.stage(f"predict {len(data)} rows"):
+                with self.progress.stage(f"predict {label}: {len(data)} rows" if label else f"predict {len(data)} rows"):
                     probs = model.predict_proba(data.texts)
             require_finite_probabilities(probs, f"the {role_name} model on {len(data)} rows")
             np.save(tmp / "probabilities.npy", probs, allow_pickle=False)
@@ -266,7 +270,8 @@ class Pipeline:
         for cell, (strategy, teachers) in references.items():
             scores[cell], predictions[cell], reports[cell] = teacher_reference(self, metric, data, strategy, teachers, options)
         for cell, (k, p, role_name) in trained.items():
-            probs = {name: self.predict_stage(k, p, role_name, test) for name, test in data.tests.items()}
+            probs = {name: self.predict_stage(k, p, role_name, test, f"{metric.name} s{seed} {cell} {name}")
+                     for name, test in data.tests.items()}
             cell_scores: dict[str, float | None] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
             cell_scores.update(call_plugin(metric, "evaluate", lambda: metric.evaluate(data, probs, options)))  # noqa: B023 - called at once
             live = self.model_evaluation_stage(metric, options, data, k, p, role_name, seed, f"s{seed} {cell}")

@@ -99,13 +99,15 @@ def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[str | Path]) -> tup
 
 
 def note_cache_use(progress: Progress, metrics: Sequence[str], results: Sequence[TaskResult]) -> None:
-    """One progress line per trust property: ``ood: 70 stages served from the stage cache, 0 computed``.
+    """One progress line per trust property: ``ood: 0 stages computed, 70 read from the stage cache (...)``.
 
-    Cached stages print no line of their own (a fully cached run would otherwise log hundreds)."""
+    Cached stages print no line of their own (a fully cached run would otherwise log hundreds). A first run
+    reads some too: a stage two of its cells share (the regularized weak model, its labels) is computed once."""
     for metric in metrics:
         mine = [r for r in results if r.task.metric == metric]
         cached, computed = sum(r.cached for r in mine), sum(r.computed for r in mine)
-        progress.note(f"{metric}: {cached} stages served from the stage cache, {computed} computed")
+        progress.note(f"{metric}: {computed} stages computed, {cached} read from the stage cache (computed by an "
+                      "earlier run, or shared by cells of this one)")
 
 
 # ------------------------------------------------------------------------------------------- driver

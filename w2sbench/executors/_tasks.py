@@ -135,9 +135,9 @@ def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
     teachers = {"weak-reg" if s.regularize_weak else "weak" for s in strategies}
     for cell, (key, path, role) in trained.items():
         if cell in teachers:
-            pipeline.predict_stage(key, path, role, b)
-        for test in data.tests.values():
-            pipeline.predict_stage(key, path, role, test)
+            pipeline.predict_stage(key, path, role, b, f"{metric.name} s{seed} {cell} transfer split")
+        for name, test in data.tests.items():
+            pipeline.predict_stage(key, path, role, test, f"{metric.name} s{seed} {cell} {name}")
         pipeline.model_evaluation_stage(metric, options, data, key, path, role, seed, f"s{seed} {cell}")
     _extra_teacher_stages(pipeline, metric, data, seed, strategies, b)
 
