@@ -354,3 +354,16 @@ def test_shipped_submissions_validate_and_the_board_is_current(data_dir, tmp_pat
             f"leaderboards/{made.name} is out of date: run `w2sbench leaderboard build`"
         )
     assert os.access(REPO / "leaderboards" / "index.html", os.R_OK)
+
+
+@pytest.mark.slow  # shares a module-scoped tiny-model run
+def test_a_submission_whose_test_data_is_missing_here_is_unchecked_not_invalid(exported, tmp_path, capsys):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    capsys.readouterr()
+    assert main(["leaderboard", "validate", str(exported["path"]), "--data-dir", str(empty)]) == 2
+    out = capsys.readouterr().out
+    assert "INVALID" not in out and "ok " not in out
+    assert f"UNCHECKED {exported['path']}: 1 entry could not be checked here" in out
+    assert "the test data could not be loaded:" in out
+    assert "fix: pass --data-dir DIR with the benchmark's dataset mirror" in out

@@ -31,16 +31,35 @@ def _print_report(report: Any) -> None:
     if report.ok:
         checked = sum(e.scores_checked for e in report.entries)
         print(f"ok      {report.path}: {len(report.entries)} entries, {checked} scores recomputed and matched")
-    else:
+    elif report.problems:
         print(f"INVALID {report.path}: {len(report.problems)} problem(s)")
         for problem in report.problems:
             print(f"  - {problem}")
+    if report.unchecked:
+        # the data this machine lacks, not the submission's fault: said apart from INVALID
+        print(f"UNCHECKED {report.path}: {len(report.unchecked)} entr{'y' if len(report.unchecked) == 1 else 'ies'} "
+              "could not be checked here")
+        for reason in report.unchecked:
+            print(f"  - {reason}")
+        print(f"  fix: {UNCHECKED_FIX}")
     for note in report.notes:
         print(f"  note: {note}")
 
 
+UNCHECKED_FIX = ("pass --data-dir DIR with the benchmark's dataset mirror (or set $W2SBENCH_DATA_DIR), or validate on a "
+                 "machine that can download the datasets")
+
+
+def _exit_code(reports: list[Any]) -> int:
+    """1 when a submission is invalid, else 2 when one could not be checked here, else 0."""
+    if any(r.problems or r.submission is None for r in reports):
+        return 1
+    return 2 if any(r.unchecked for r in reports) else 0
+
+
 def run_command(args: argparse.Namespace, plugins_factory: Callable[[], Any]) -> int:
-    """Run one leaderboard action; exit code 1 when any submission is invalid."""
+    """Run one leaderboard action; exit code 1 when any submission is invalid, 2 when one could not be
+    checked (its test data did not load here) and none is invalid."""
     from w2sbench.data import default_data_dir
     from w2sbench.leaderboard._api import build_board, make_validator
     from w2sbench.leaderboard._validate import validate_files
@@ -52,20 +71,22 @@ def run_command(args: argparse.Namespace, plugins_factory: Callable[[], Any]) ->
         run_dirs = [Path(r) for r in args.runs]
         results = [load_results(r) for r in run_dirs]
         path = plugins.exporters.get("leaderboard").export(results, Path(args.to), run_dirs)
-        print(f"wrote {path}\ncheck it with: w2sbench leaderboard validate {path}")
+        print(f"wrote {path}\ncheck it with: w2sbench leaderboard validate {path} --data-dir DIR "
+              "(the dataset mirror the runs used; without it the test sets are downloaded)")
         return 0
     validator = make_validator(args.data_dir or default_data_dir(), plugins)
     if args.leaderboard_command == "validate":
         reports = validate_files([Path(f) for f in args.files], validator)
         for report in reports:
             _print_report(report)
-        return 0 if all(r.ok for r in reports) else 1
+        return _exit_code(reports)
     result = build_board(Path(args.submissions), Path(args.out), validator)
     for report in result.reports:
         _print_report(report)
     for path in result.written:
         print(f"wrote {path}")
     if result.rejected:
-        print(f"{len(result.rejected)} submission(s) left off the board because they are invalid")
-        return 1
-    return 0
+        unchecked = sum(1 for r in result.rejected if r.unchecked and not r.problems and r.submission is not None)
+        print(f"{len(result.rejected)} submission(s) left off the board: {len(result.rejected) - unchecked} invalid, "
+              f"{unchecked} could not be checked here")
+    return _exit_code(result.reports)

@@ -40,6 +40,8 @@ class EntryResult:
     verified: list[str] = field(default_factory=list)
     not_verifiable: list[str] = field(default_factory=list)
     scores_checked: int = 0
+    # why the entry could not be checked at all (its test data did not load here): not the submission's fault
+    unchecked: str = ""
 
 
 def short(text: Any, limit: int = 80) -> str:

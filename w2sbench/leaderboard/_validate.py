@@ -38,17 +38,19 @@ _MAX_SCHEMA_ERRORS = 20
 
 @dataclass
 class ValidationReport:
-    """The outcome for one submission file: problems (each one clear sentence) and notes."""
+    """The outcome for one submission file: problems (each one clear sentence), entries that could not be
+    checked here (their test data did not load: the validator's data, not the submission, is missing) and notes."""
 
     path: Path
     submission: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     entries: list[EntryResult] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.submission is not None
+        return not self.problems and not self.unchecked and self.submission is not None
 
 
 class Validator:
@@ -110,6 +112,8 @@ class Validator:
             seen[key] = index
             result = EntryResult(key, describe_entry(entry))
             report.problems.extend(f"{where}: {p}" for p in self.check_entry(entry, result))
+            if result.unchecked:
+                report.unchecked.append(f"{where}: {result.unchecked}")
             if result.not_verifiable:
                 report.notes.append(
                     f"{where}: not verifiable from predictions (reported by the submitter, shown as such): "
@@ -144,7 +148,8 @@ class Validator:
             return [f"its options do not fit the trust property: {exc.problem}"]
         data = self._load(metric, options)
         if isinstance(data, str):
-            return [data]
+            result.unchecked = data
+            return []
         problems = self._check_metadata(entry, metric, data)
         if problems:
             return problems
