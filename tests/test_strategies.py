@@ -305,3 +305,15 @@ def test_listing_names_every_strategy_whole_with_its_settings(capsys, monkeypatc
     lines = capsys.readouterr().out.splitlines()
     row = next(line for line in lines if line.startswith("│ aux-conf+weak-wts-tft "))
     assert [c.strip() for c in row.strip("│").split("│")] == ["aux-conf+weak-wts-tft", "both", "1", "soft", "no"]
+
+
+def test_with_regularization_composes_the_papers_variants_from_the_plugin_api():
+    from w2sbench.plugin_api import Strategy, with_regularization
+
+    base = Strategy("mine", "my loss", regularize_weak=False, regularize_strong=False)
+    weak, both = with_regularization(base, "weak"), with_regularization(base, "both")
+    assert (weak.name, weak.regularize_weak, weak.regularize_strong) == ("mine+weak-tft", True, False)
+    assert (both.name, both.regularize_weak, both.regularize_strong) == ("mine+weak-wts-tft", True, True)
+    assert both.description == "my loss; regularized as weak-wts-tft"
+    with pytest.raises(ValueError, match='phases is "strong"; use "weak"'):
+        with_regularization(base, "strong")

@@ -35,8 +35,10 @@ from w2sbench.interfaces import (
     TransferLoss,
     TrustProperty,
     reference_cells,
+    with_regularization,
 )
 from w2sbench.stats import bootstrap_stderr
+from w2sbench.training.classifier import Classifier
 from w2sbench.training.losses import AuxConfLoss, CrossEntropyLoss, LogConfLoss, ProductLoss
 from w2sbench.values import Range
 
@@ -64,6 +66,8 @@ __all__ = [
     "TransferLoss",
     "TrustProperty",
     "reference_cells",
+    "with_regularization",
+    "Classifier",
     "dataset_file",
     "drop_empty_texts",
     "remove_overlap",
@@ -79,3 +83,4 @@ __all__ = [
     "ProductLoss",
     "LogConfLoss",
 ]
+

@@ -9,11 +9,11 @@ vanilla / weak-tft / weak-wts-tft. The new methods run only when named with --st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from w2sbench.plugin_api import AuxConfLoss, LogConfLoss, ProductLoss, Strategy, Teacher, hookimpl
+from w2sbench.plugin_api import AuxConfLoss, LogConfLoss, ProductLoss, Strategy, Teacher, hookimpl, with_regularization
 
 __all__ = [
     "VANILLA",
@@ -88,19 +88,6 @@ def transfer_methods() -> list[Strategy]:
         ConfidenceFilter("confidence-filter", "train on the top half of rows by weak confidence", False, False,
                          in_default_run=False),
     ]
-
-
-def with_regularization(strategy: Strategy, phases: str) -> Strategy:
-    """``strategy`` with the paper's regularization choice ``phases``: "weak" (``+weak-tft``) or "both"
-    (``+weak-wts-tft``); its teachers follow the weak phase unless they say otherwise."""
-    suffix = {"weak": "weak-tft", "both": "weak-wts-tft"}[phases]
-    return replace(
-        strategy,
-        name=f"{strategy.name}+{suffix}",
-        description=f"{strategy.description}; regularized as {suffix}",
-        regularize_weak=True,
-        regularize_strong=phases == "both",
-    )
 
 
 @hookimpl

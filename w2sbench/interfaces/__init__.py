@@ -1,7 +1,8 @@
 """The objects plugins hand to the core and receive from it, one module per concept: models (ModelSpec,
 ModelFamily, NamedPair), data (Examples, PropertyData, DataContext), regularizers (PenaltyContext,
 PrivacySpec, EmbeddingAdversary, Regularizer, NoRegularizer), properties (MetricInfo, TrustProperty),
-lm_eval (LmEvalTask), strategies (Teacher, TransferLoss, Strategy, reference_cells) and exporters (Exporter).
+lm_eval (LmEvalTask), strategies (Teacher, TransferLoss, Strategy, reference_cells, with_regularization) and
+exporters (Exporter).
 
 Import them from here (or from ``w2sbench.plugin_api``); the modules are where each is defined. Keep them
 small: a plugin author should be able to read them in five minutes.
@@ -21,7 +22,7 @@ from w2sbench.interfaces.lm_eval import LmEvalTask
 from w2sbench.interfaces.models import ModelFamily, ModelSpec, NamedPair
 from w2sbench.interfaces.properties import LiveScores, MetricInfo, TrustProperty
 from w2sbench.interfaces.regularizers import EmbeddingAdversary, NoRegularizer, PenaltyContext, PrivacySpec, Regularizer
-from w2sbench.interfaces.strategies import Strategy, Teacher, TransferLoss, reference_cells
+from w2sbench.interfaces.strategies import Strategy, Teacher, TransferLoss, reference_cells, with_regularization
 
 __all__ = [
     "ModelSpec",
@@ -43,6 +44,7 @@ __all__ = [
     "Teacher",
     "TransferLoss",
     "reference_cells",
+    "with_regularization",
     "Exporter",
 ]
 

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["Teacher", "TransferLoss", "Strategy", "reference_cells"]
+__all__ = ["Teacher", "TransferLoss", "Strategy", "reference_cells", "with_regularization"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,23 @@ def reference_cells(strategy: Strategy) -> tuple[str, str]:
     else:
         weak = f"{strategy.name}:teachers"
     return weak, "ceiling-reg" if strategy.regularize_strong else "ceiling"
+
+
+_PHASES = {"weak": "weak-tft", "both": "weak-wts-tft"}
+
+
+def with_regularization(strategy: Strategy, phases: str) -> Strategy:
+    """``strategy`` with the paper's regularization choice ``phases``: "weak" (the regularized weak model
+    teaches: named ``<name>+weak-tft``) or "both" (the strong model is regularized too: ``<name>+weak-wts-tft``);
+    its teachers follow the weak phase unless they say otherwise. Raises ValueError for other ``phases``.
+    Source: the paper's Weak TFT and Weak+WTS TFT (Pawelczyk et al. 2025, arXiv 2501.00418)."""
+    if phases not in _PHASES:
+        raise ValueError(f'phases is "{phases}"; use "weak" (+weak-tft) or "both" (+weak-wts-tft)')
+    suffix = _PHASES[phases]
+    return replace(
+        strategy,
+        name=f"{strategy.name}+{suffix}",
+        description=f"{strategy.description}; regularized as {suffix}",
+        regularize_weak=True,
+        regularize_strong=phases == "both",
+    )
