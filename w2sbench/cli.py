@@ -12,9 +12,13 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from w2sbench.cli_parser import build_parser
+from w2sbench.cli_parser import LIST_KINDS, build_parser
 from w2sbench.errors import W2SBenchError
+
+if TYPE_CHECKING:  # the plugin manager loads on use: `w2sbench --help` stays instant
+    from w2sbench.plugin_manager import Plugins
 
 __all__ = ["main", "build_parser"]
 
@@ -95,23 +99,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     plugins = _plugins()
+    if args.what is not None:
+        _list(args.what, plugins)
+        return 0
+    # `w2sbench list`: every kind, each under a rule naming the command that shows it alone.
+    for what in LIST_KINDS:
+        _console().rule(f"w2sbench list {what}")
+        _list(what, plugins)
+    return 0
+
+
+def _list(what: str, plugins: Plugins) -> None:
+    """`w2sbench list WHAT`: one kind of registered thing."""
     from w2sbench.cli_tables import ListTable, list_metrics, list_options
 
     table = ListTable()  # identifiers whole; names such as hf:<org>/<name>[@revision] are text, not rich markup
-    if args.what == "pairs":
+    if what == "pairs":
         for col in ("pair", "weak -> strong", "CPU fine-tune", "description"):
             table.add_column(col)
         for name, p in plugins.pairs.items.items():
             description = f"{p.description} (plugin {plugins.pairs.owners[name]})"
             table.add_row(name, f"{p.weak} -> {p.strong}", p.cpu_finetune or "head", description)
         table.caption = "Any WEAK:STRONG of model names also works; see `w2sbench list models`."
-    elif args.what == "models":
+    elif what == "models":
         for col in ("family", "name", "size / notes", "plugin"):
             table.add_column(col)
         for fname, family in plugins.model_families.items.items():
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
-    elif args.what == "strategies":
+    elif what == "strategies":
         from w2sbench.teachers import strategy_columns
 
         # Two tables so each fits 80 columns: every name a user can type with its settings, then each
@@ -130,20 +146,19 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.caption = "M+S: transfer method M with strategy S's regularized phases (docs/strategies.md)"
         _console().print(table)
         _console().print(described)
-        return 0
-    elif args.what in ("properties", "metrics"):
+        return
+    elif what in ("properties", "metrics"):
         list_metrics(_console(), plugins)
-        return 0
-    elif args.what == "options":
+        return
+    elif what == "options":
         list_options(_console(), plugins.trust_properties.items.values())
-        return 0
+        return
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)
         for name, e in plugins.exporters.items.items():
             table.add_row(name, e.description, plugins.exporters.owners[name])
     _console().print(table)
-    return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
