@@ -1,8 +1,8 @@
 """Bad command lines and the error each must give (exit code 2, one paragraph, no traceback).
 
 Shared by tests/test_bad_inputs.py and docs/troubleshooting.md (the test checks every ``expect``
-string is listed there). ``setup`` prepares files under a temporary directory and returns extra
-arguments; ``{tmp}``, ``{data}``, ``{weak}`` and ``{strong}`` in argv are filled in by the test.
+string, and ``fix`` where one is given, is listed there). ``setup`` prepares files under a temporary directory;
+``{tmp}``, ``{data}``, ``{weak}`` and ``{strong}`` in argv are filled in by the test.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class BadInput:
     expect: str
     setup: Callable[[Path, Path], None] | None = None  # (tmp, real data dir)
     env: dict[str, str] = field(default_factory=dict)
+    fix: str = ""  # the exact fix line, where the case checks it
 
 
 def _mirror_with(name: str, content: bytes | None) -> Callable[[Path, Path], None]:
@@ -73,6 +74,10 @@ def _foreign_out(tmp: Path, data: Path) -> None:
     (tmp / "theirs" / "notes.txt").write_text("my notes")
 
 
+def _sweep_with_both_names(tmp: Path, data: Path) -> None:
+    (tmp / "both.yaml").write_text("pairs: [default]\nproperties: [fairness]\nmetrics: [fairness]\n")
+
+
 RUN = ["run", "--seeds", "0", "--quiet", "--data-dir", "{data}"]
 PAIR = ["--pair", "{weak}:{strong}", "--finetune", "head", "--properties", "fairness"]
 CASES = [
@@ -82,12 +87,14 @@ CASES = [
     BadInput("unknown named pair", [*RUN, "--pair", "defualt"], "is neither a named pair"),
     BadInput("weak model larger than strong", [*RUN, "--pair", "pythia-1b:pythia-160m"], "is larger than the strong model"),
     BadInput("unknown trust property", [*RUN, *PAIR, "--properties", "fairnes"], 'Unknown trust property "fairnes"'),
-    BadInput("empty metrics list", [*RUN, *PAIR, "--properties", ","], "The list of trust properties is empty"),
-    BadInput("repeated metric", [*RUN, *PAIR, "--properties", "fairness,fairness"], "repeats a name"),
+    BadInput("empty list of trust properties", [*RUN, *PAIR, "--properties", ","], "The list of trust properties is empty"),
+    BadInput("repeated trust property", [*RUN, *PAIR, "--properties", "fairness,fairness"], "repeats a name"),
     BadInput("unknown strategy", [*RUN, *PAIR, "--strategies", "vanila"], 'Unknown strategy "vanila"'),
     BadInput("seeds that are not numbers", [*RUN, *PAIR, "--seeds", "a,b"], 'Bad seeds list "a,b"'),
     BadInput("negative or repeated seeds", [*RUN, *PAIR, "--seeds", "1,1"], "distinct non-negative integers"),
-    BadInput("backwards seed range", [*RUN, *PAIR, "--seeds", "5-2"], 'Bad seeds list "5-2"'),
+    BadInput("backwards seed range", [*RUN, *PAIR, "--seeds", "0,5-2"],
+             'Bad seeds list "0,5-2": the range "5-2" runs backwards (a range is LOW-HIGH).',
+             fix="Write the smaller seed first: --seeds 0,2-5."),
     BadInput("unknown fine-tune mode", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "partial"], 'Bad fine-tune mode "partial"'),
     BadInput("three fine-tune modes", [*RUN, "--pair", "{weak}:{strong}", "--finetune", "head:full:lora"], "Bad fine-tune mode"),
     BadInput("missing data directory", ["run", "--seeds", "0", "--quiet", *PAIR, "--data-dir", "{tmp}/nowhere"], "does not exist"),
@@ -102,13 +109,28 @@ CASES = [
     BadInput("model folder without weights", [*RUN, "--pair", "{tmp}/noweights:{strong}", "--finetune", "head"],
              "holds no weights", _weightless_folder),
     BadInput("read-only output directory", [*RUN, *PAIR, "--out", "{tmp}/ro/run"], "Cannot write to", _readonly_out),
-    BadInput("unknown metric option", [*RUN, *PAIR, "--option", "fairness.lambda=2"], 'has no option "lambda"'),
-    BadInput("malformed option", [*RUN, *PAIR, "--option", "fairness"], 'Bad option "fairness"'),
+    BadInput("unknown trust-property option", [*RUN, *PAIR, "--option", "fairness.lambda=2"], 'has no option "lambda"'),
+    BadInput("malformed option", [*RUN, *PAIR, "--option", "fairness"], 'Bad option "fairness"',
+             fix="Write options as PROPERTY.KEY=VALUE, e.g. --option fairness.weight=2."),
+    BadInput("option value after a space", [*RUN, *PAIR, "--option", "fairness.weight", "0.5"],
+             'Unrecognized argument "0.5" after --option fairness.weight: an option is PROPERTY.KEY=VALUE, one word.',
+             fix="Write --option fairness.weight=0.5 (no spaces around =)."),
     BadInput("option of the wrong type", [*RUN, *PAIR, "--option", "fairness.weight=heavy"], "is not a valid float"),
-    BadInput("option for a metric not in the run", [*RUN, *PAIR, "--properties", "fairness", "--option", "fairnss.weight=1"],
+    BadInput("option for a misspelt trust property", [*RUN, *PAIR, "--properties", "fairness", "--option", "fairnss.weight=1"],
              'Unknown trust property "fairnss"'),
+    BadInput("option for a trust property not in the run", [*RUN, *PAIR, "--option", "ood.transfer_size=100"],
+             '--option names "ood", which is not among this run\'s trust properties (fairness).',
+             fix="Add it to --properties (e.g. --properties fairness,ood), or drop the option."),
+    BadInput("both --properties and its old name --metrics", [*RUN, *PAIR, "--metrics", "fairness"],
+             "--properties and --metrics (its old name) are both given.", fix="Pass only --properties."),
+    BadInput("--debug after the subcommand", [*RUN, *PAIR, "--debug"],
+             "--debug is an option of w2sbench itself, so it goes before the subcommand, not after `run`.",
+             fix="Write w2sbench --debug run ... (or set W2SBENCH_DEBUG=1)."),
     BadInput("unknown training mode", [*RUN, *PAIR, "--train", "fast.epochs=1"], "unknown mode(s): fast"),
-    BadInput("unknown training setting", [*RUN, *PAIR, "--train", "head.epoch=1"], 'Unknown training setting "head.epoch"'),
+    BadInput("malformed training setting", [*RUN, *PAIR, "--train", "epochs=3"], 'Bad training setting "epochs=3".',
+             fix="Write --train MODE.KEY=VALUE with MODE a fine-tune mode (head, lora, full), e.g. --train full.epochs=2."),
+    BadInput("unknown training setting", [*RUN, *PAIR, "--train", "full.epoch=1"],
+             'Unknown training setting "full.epoch". Did you mean "epochs"?'),
     BadInput("training setting of the wrong type", [*RUN, *PAIR, "--train", "head.epochs=two"], 'Training setting "head.epochs" got "two"'),
     # Values outside their meaning (issue 13, item 8): one declared range per option and training setting.
     BadInput("option that is not a number (NaN)", [*RUN, *PAIR, "--option", "fairness.weight=nan"],
@@ -169,5 +191,8 @@ CASES = [
     BadInput("report of results holding NaN", ["report", "{tmp}/nanrun"], "is not valid JSON: contains NaN", _nan_results),
     BadInput("report of results with a repeated key", ["report", "{tmp}/duprun"], 'repeats the key "schema_version"',
              _duplicate_key_results),
+    BadInput("sweep file naming properties and their old name metrics", ["sweep", "{tmp}/both.yaml"],
+             'both.yaml has both "properties" and "metrics" (its old name).', _sweep_with_both_names,
+             fix="Keep only properties:."),
     BadInput("unknown exporter", ["export", "{tmp}/oldrun", "--format", "xml", "--to", "{tmp}/x"], 'Unknown exporter "xml"', _old_results),
 ]

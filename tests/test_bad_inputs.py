@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,7 @@ def test_bad_input_gives_one_clear_error(case, tmp_path, data_dir, tiny_models, 
     err = capsys.readouterr().err
     assert code == 2, err
     assert case.expect in " ".join(err.split()), err
+    assert f"fix: {case.fix}" in " ".join(err.split()), err
     assert "Traceback" not in err
     assert "fix:" in err
 
@@ -42,3 +45,38 @@ def test_every_case_is_in_the_troubleshooting_page():
     text = " ".join(DOC.read_text().split())
     for case in CASES:
         assert case.expect in text, f"docs/troubleshooting.md does not list: {case.expect}"
+        assert case.fix in text, f"docs/troubleshooting.md does not list: {case.fix}"
+
+
+def into_closed_pipe(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`w2sbench ARGS | head` at its worst: the reader is gone before w2sbench writes a byte."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "w2sbench", *args], stdout=write, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "options"], ["plugins"]], ids=" ".join)
+def test_a_closed_output_pipe_ends_quietly_with_status_1(args):
+    done = into_closed_pipe(args)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_still_a_bug(capsys, monkeypatch):
+    from w2sbench import cli
+
+    def lost_worker(args):  # e.g. a worker process's connection, not the user's pipe
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", lost_worker)
+    assert main(["list"]) == 1
+    assert "unexpected error: BrokenPipeError: [Errno 32] Broken pipe" in " ".join(capsys.readouterr().err.split())
+
+
+def test_unrecognized_arguments_without_a_known_cause_keep_argparse_s_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--option", "fairness.weight=1", "--bogus"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith("w2sbench: error: unrecognized arguments: --bogus\n")

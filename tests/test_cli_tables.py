@@ -49,3 +49,24 @@ def test_list_options_keeps_keys_and_default_values_whole_at_80_columns(capsys, 
         assert key in words, setting  # the key on one line, never cut
         for word in default.split():  # a list default wraps only between its items
             assert word in words, (setting, word)
+
+
+def test_list_without_an_argument_lists_every_kind_as_list_what_does(capsys, monkeypatch):
+    from w2sbench.cli_parser import LIST_KINDS
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    capsys.readouterr()
+    alone = {}
+    for what in LIST_KINDS:
+        assert main(["list", what]) == 0
+        alone[what] = capsys.readouterr().out
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 80
+    headings = [line.strip(" ─") for line in text.splitlines() if line.startswith("─")]
+    assert headings == [f"w2sbench list {what}" for what in LIST_KINDS]
+    # under each heading, exactly what `w2sbench list WHAT` prints
+    sections = text.split("\n")
+    starts = [i for i, line in enumerate(sections) if line.startswith("─")] + [len(sections) - 1]
+    for what, start, end in zip(LIST_KINDS, starts, starts[1:]):
+        assert "\n".join(sections[start + 1:end]) + "\n" == alone[what], what

@@ -115,6 +115,14 @@ def test_comparison_orientation_for_higher_is_better():
     assert all(r["outcome"] == "no significant difference" or r["outcome"] == "better" for r in rows)
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["tables", "json"])
+def test_report_into_a_closed_pipe_ends_quietly(runs, json_flag):
+    from tests.test_bad_inputs import into_closed_pipe
+
+    done = into_closed_pipe(["report", str(runs["one"]), "--bootstrap", "0", *json_flag])
+    assert (done.returncode, done.stderr) == (1, "")  # not "unexpected error: BrokenPipeError"
+
+
 def test_quiet_prints_nothing_and_several_runs_render(runs, capsys):
     capsys.readouterr()
     assert main(["report", str(runs["one"]), "--quiet", "--bootstrap", "0"]) == 0

@@ -28,7 +28,7 @@ OPTIONS = {"fairness": {**TINY, "test_size": 60}, "ood": {**TINY, "test_size": 2
 def _config(tiny_models, data_dir, out: Path, **extra) -> dict:
     return {
         "pairs": [f"{tiny_models['bert']}:{tiny_models['bert-big']}", f"{tiny_models['bert']}:{tiny_models['neox']}"],
-        "metrics": ["fairness", "ood"],
+        "properties": ["fairness", "ood"],
         "strategies": STRATEGIES,
         "seeds": [0, 1],
         "finetune": "head",
@@ -94,7 +94,7 @@ def test_sweep_file_is_validated_and_shared_weak_models_get_their_own_tasks(tiny
     with pytest.raises(W2SBenchError, match='unknown key "seed".*Did you mean "seeds"'):
         parse_sweep({"pairs": ["a:b"], "seed": [0]})
     with pytest.raises(W2SBenchError, match="names no pairs"):
-        parse_sweep({"metrics": ["fairness"]})
+        parse_sweep({"properties": ["fairness"]})
     with pytest.raises(W2SBenchError, match="unknown executor"):
         parse_sweep({"pairs": ["a:b"], "executor": "dask"})
     config = parse_sweep(_config(tiny_models, data_dir, tmp_path / "out"))
@@ -110,6 +110,19 @@ def test_sweep_file_is_validated_and_shared_weak_models_get_their_own_tasks(tiny
     assert all(len(t.after) == 1 and tasks[t.after[0]].kind == "train_weak" for t in seeds)
     alone, _ = plan_tasks(jobs[:1], [config.shared_cache])
     assert all(t.kind == "run_seed" and not t.after for t in alone)  # nothing to share: no extra phase
+
+
+def test_sweep_file_names_trust_properties_and_still_reads_the_old_metrics_key():
+    assert parse_sweep({"pairs": ["a:b"], "properties": ["fairness", "ood"]}).metrics == ("fairness", "ood")
+    with pytest.warns(FutureWarning, match='^the sweep file: the key "metrics" is renamed "properties"; the old name works '
+                      "for one more release.$"):
+        assert parse_sweep({"pairs": ["a:b"], "metrics": ["fairness"]}).metrics == ("fairness",)
+    with pytest.raises(W2SBenchError) as both:
+        parse_sweep({"pairs": ["a:b"], "properties": ["fairness"], "metrics": ["fairness"]})
+    assert (both.value.problem, both.value.fix) == ('the sweep file has both "properties" and "metrics" (its old name).',
+                                                    "Keep only properties:.")
+    with pytest.raises(W2SBenchError, match='unknown key "propertes".*Did you mean "properties"'):
+        parse_sweep({"pairs": ["a:b"], "propertes": ["fairness"]})
 
 
 def test_gpu_workers_behind_a_cpu_driver(tiny_models, data_dir, tmp_path):
@@ -129,7 +142,7 @@ def test_gpu_workers_behind_a_cpu_driver(tiny_models, data_dir, tmp_path):
 @pytest.mark.slow
 def test_ray_sweep_matches_local_executor(ray_cluster, tiny_models, data_dir, tmp_path):
     # one trust property: two pairs sharing a weak model and two seeds are what the executors must agree on
-    fairness = {"metrics": ["fairness"], "options": {"fairness": OPTIONS["fairness"]}}
+    fairness = {"properties": ["fairness"], "options": {"fairness": OPTIONS["fairness"]}}
     ray_cfg = _write(_config(tiny_models, data_dir, tmp_path / "ray", resources={"num_cpus": 1}, **fairness), tmp_path / "ray.yaml")
     local_cfg = _write(_config(tiny_models, data_dir, tmp_path / "local", **fairness), tmp_path / "local.yaml")
     assert main(["sweep", str(ray_cfg), "--executor", "ray", "--quiet"]) == 0
@@ -167,7 +180,7 @@ def test_ray_sweep_matches_local_executor(ray_cluster, tiny_models, data_dir, tm
 
 @pytest.mark.slow
 def test_killed_driver_resumes_without_recomputing(ray_cluster, tiny_models, data_dir, tmp_path):
-    config = _config(tiny_models, data_dir, tmp_path / "out", seeds=[0, 1], metrics=["fairness"], resources={"num_cpus": 1})
+    config = _config(tiny_models, data_dir, tmp_path / "out", seeds=[0, 1], properties=["fairness"], resources={"num_cpus": 1})
     config["pairs"], config["options"] = config["pairs"][:1], {"fairness": OPTIONS["fairness"]}
     path = _write(config, tmp_path / "sweep.yaml")
     cache = tmp_path / "out" / "cache"

@@ -12,9 +12,13 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from w2sbench.cli_parser import build_parser
+from w2sbench.cli_parser import LIST_KINDS, build_parser
 from w2sbench.errors import W2SBenchError
+
+if TYPE_CHECKING:  # the plugin manager loads on use: `w2sbench --help` stays instant
+    from w2sbench.plugin_manager import Plugins
 
 __all__ = ["main", "build_parser"]
 
@@ -26,22 +30,23 @@ def _console(stderr: bool = False):  # noqa: ANN202
     return Console(stderr=stderr, soft_wrap=stderr)
 
 
-def _plugins():  # noqa: ANN202
+def _plugins(warn: bool = True):  # noqa: ANN202
+    """Every plugin loaded; each problem a warning unless the caller shows them itself (``warn=False``)."""
     from w2sbench.plugin_manager import get_plugins
 
     plugins = get_plugins()
     plugins.collect_all()
-    for problem in plugins.problems:
+    for problem in plugins.problems if warn else ():
         warnings.warn(str(problem), stacklevel=1)
     return plugins
 
 
 def _properties_argument(args: argparse.Namespace) -> str | None:
-    """--properties, or its deprecated name --metrics (with a warning)."""
+    """--properties, or its deprecated name --metrics (with a warning); never both, which nothing would merge."""
     if args.metrics is not None:
+        if args.properties is not None:
+            raise W2SBenchError("--properties and --metrics (its old name) are both given.", "Pass only --properties.")
         warnings.warn("--metrics is renamed --properties; the old name works for one more release.", FutureWarning, stacklevel=1)
-        if args.properties is not None and args.properties != args.metrics:
-            raise W2SBenchError("--properties and --metrics (its old name) name different trust properties.", "Pass only --properties.")
     return args.properties if args.properties is not None else args.metrics
 
 
@@ -60,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=parse_seeds(args.seeds),
         finetune=args.finetune,
         options=parse_options(args.option),
-        train=parse_options(args.train),
+        train=parse_options(args.train, "--train"),
         data_dir=data_dir_arg(args.data_dir or default_data_dir()),
         device=args.device,
         allow_weak_larger=args.allow_weak_larger,
@@ -95,23 +100,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     plugins = _plugins()
+    if args.what is not None:
+        _list(args.what, plugins)
+        return 0
+    # `w2sbench list`: every kind, each under a rule naming the command that shows it alone.
+    for what in LIST_KINDS:
+        _console().rule(f"w2sbench list {what}")
+        _list(what, plugins)
+    return 0
+
+
+def _list(what: str, plugins: Plugins) -> None:
+    """`w2sbench list WHAT`: one kind of registered thing."""
     from w2sbench.cli_tables import ListTable, list_metrics, list_options
 
     table = ListTable()  # identifiers whole; names such as hf:<org>/<name>[@revision] are text, not rich markup
-    if args.what == "pairs":
+    if what == "pairs":
         for col in ("pair", "weak -> strong", "CPU fine-tune", "description"):
             table.add_column(col)
         for name, p in plugins.pairs.items.items():
             description = f"{p.description} (plugin {plugins.pairs.owners[name]})"
             table.add_row(name, f"{p.weak} -> {p.strong}", p.cpu_finetune or "head", description)
         table.caption = "Any WEAK:STRONG of model names also works; see `w2sbench list models`."
-    elif args.what == "models":
+    elif what == "models":
         for col in ("family", "name", "size / notes", "plugin"):
             table.add_column(col)
         for fname, family in plugins.model_families.items.items():
             for model in family.names():
                 table.add_row(fname, model, family.describe(model), plugins.model_families.owners[fname])
-    elif args.what == "strategies":
+    elif what == "strategies":
         from w2sbench.teachers import strategy_columns
 
         # Two tables so each fits 80 columns: every name a user can type with its settings, then each
@@ -130,27 +147,26 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.caption = "M+S: transfer method M with strategy S's regularized phases (docs/strategies.md)"
         _console().print(table)
         _console().print(described)
-        return 0
-    elif args.what in ("properties", "metrics"):
+        return
+    elif what in ("properties", "metrics"):
         list_metrics(_console(), plugins)
-        return 0
-    elif args.what == "options":
+        return
+    elif what == "options":
         list_options(_console(), plugins.trust_properties.items.values())
-        return 0
+        return
     else:
         for col in ("exporter", "description", "plugin"):
             table.add_column(col)
         for name, e in plugins.exporters.items.items():
             table.add_row(name, e.description, plugins.exporters.owners[name])
     _console().print(table)
-    return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    plugins = _plugins()
+    plugins = _plugins(warn=False)  # its problems are part of this listing, printed once below
     table = Table()
     for col in ("plugin", "package", "version", "module"):
         table.add_column(col, overflow="fold")  # never an ellipsis: these are names a user types
@@ -298,17 +314,61 @@ COMMANDS = {
 }
 
 
+def _refuse_extras(parser: argparse.ArgumentParser, argv: Sequence[str], extras: Sequence[str], command: str | None) -> None:
+    """Arguments no parser took: the likely mistake named where it is known, else argparse's own error."""
+    if command and "--debug" in extras:
+        raise W2SBenchError(
+            f"--debug is an option of w2sbench itself, so it goes before the subcommand, not after `{command}`.",
+            f"Write w2sbench --debug {command} ... (or set W2SBENCH_DEBUG=1).",
+        )
+    for i in range(2, len(argv)):  # `--option fairness.weight 0.5`: the value after a space is left over
+        flag, name, value = argv[i - 2], argv[i - 1], argv[i]
+        if flag in ("--option", "--train") and "=" not in name and value in extras:
+            form = "an option is PROPERTY.KEY=VALUE" if flag == "--option" else "a training setting is MODE.KEY=VALUE"
+            raise W2SBenchError(
+                f'Unrecognized argument "{value}" after {flag} {name}: {form}, one word.',
+                f"Write {flag} {name}={value} (no spaces around =).",
+            )
+    parser.error(f"unrecognized arguments: {' '.join(extras)}")
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone: a BrokenPipeError from anything else (a worker's
+    connection) is a real failure."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() (Windows), or stdout is no file (a test's capture)
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    args, extras = parser.parse_known_args(argv)
+    if args.command is None and not extras:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("W2SBENCH_DEBUG") == "1"
     if not debug:  # a user reads "warning: ...", not the source line that raised it
         warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {message}\n"
     try:
-        return COMMANDS[args.command](args)
+        if extras:
+            _refuse_extras(parser, sys.argv[1:] if argv is None else argv, extras, args.command)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
+        return code
+    except BrokenPipeError as exc:
+        if not _stdout_closed():
+            return _unexpected(exc, debug)
+        # `w2sbench report RUN --json | head`: the reader has what it wanted; not a bug, nothing to say. Python's
+        # recipe: stdout onto devnull, so the interpreter's final flush cannot fail again, and exit status 1, the
+        # status rich's Console gives (its on_broken_pipe does the same), so every subcommand ends alike whether
+        # it prints tables or JSON.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except W2SBenchError as exc:
         if debug:
             traceback.print_exc()
@@ -323,17 +383,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; finished stages are cached, run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one paragraph, not a traceback
-        if debug:
-            raise
-        from rich.markup import escape
+        return _unexpected(exc, debug)
 
-        _console(stderr=True).print(
-            f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
-            "[bold]fix:[/] this is a bug in w2sbench or a plugin. Finished stages are cached, so nothing is lost. "
-            "Rerun with --debug for the traceback and report it.",
-            highlight=False,
-        )
-        return 1
+
+def _unexpected(exc: Exception, debug: bool) -> int:
+    """A bug in w2sbench or a plugin: one paragraph saying so (with --debug, the traceback instead)."""
+    if debug:
+        raise exc
+    from rich.markup import escape
+
+    _console(stderr=True).print(
+        f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+        "[bold]fix:[/] this is a bug in w2sbench or a plugin. Finished stages are cached, so nothing is lost. "
+        "Rerun with --debug for the traceback and report it.",
+        highlight=False,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

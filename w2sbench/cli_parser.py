@@ -11,7 +11,11 @@ from typing import Any
 
 from w2sbench import __version__
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "LIST_KINDS"]
+
+# What `w2sbench list` shows, in this order, when no kind is named (every kind but "metrics", the old name of
+# "properties").
+LIST_KINDS = ("pairs", "models", "strategies", "properties", "exporters", "options")
 
 WORKERS_HELP = ("processes of the local executor, each with its share of the cores: a number, or auto (2 on a "
                 "CPU with 2+ cores, else 1) [$W2SBENCH_WORKERS, else auto]")
@@ -46,7 +50,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; three or more "
                      "give intervals over seeds [0-2]")
     run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
-    run.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE", help="trust-metric option")
+    run.add_argument("--option", action="append", default=[], metavar="PROPERTY.KEY=VALUE", help="trust-property option, e.g. fairness.weight=2")
     run.add_argument("--train", action="append", default=[], metavar="MODE.KEY=VALUE", help="training setting, e.g. full.epochs=3")
     run.add_argument("--data-dir", help="local dataset mirror [$W2SBENCH_DATA_DIR; else download from upstream]")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
@@ -64,7 +68,7 @@ def _add_run(sub: Any) -> None:
 
 def _add_sweep_list_report_export(sub: Any) -> None:
     """`sweep`, `list`, `plugins`, `report` and `export`."""
-    swp = sub.add_parser("sweep", help="run a grid of pairs x metrics x strategies x seeds from a YAML file")
+    swp = sub.add_parser("sweep", help="run a grid of pairs x trust properties x strategies x seeds from a YAML file")
     swp.add_argument("config", help="sweep YAML file (docs/scale-out.md)")
     swp.add_argument("--executor", choices=["local", "ray"], help="where tasks run [the file's, else local]")
     swp.add_argument("--ray-address", help="Ray cluster address, e.g. HOST:6379 [the file's, else a local cluster]")
@@ -73,9 +77,9 @@ def _add_sweep_list_report_export(sub: Any) -> None:
     swp.add_argument("--reconfigure", action="store_true", help="accept settings that differ from the run directories'")
     swp.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
 
-    lst = sub.add_parser("list", help="list registered pairs, models, strategies, metrics, exporters, or every "
-                         "--option and --train setting with its default and valid range")
-    lst.add_argument("what", choices=["pairs", "models", "strategies", "properties", "metrics", "exporters", "options"])
+    lst = sub.add_parser("list", help="list registered pairs, models, strategies, trust properties, exporters, or every "
+                         "--option and --train setting with its default and valid range [all of them]")
+    lst.add_argument("what", nargs="?", choices=[*LIST_KINDS, "metrics"], help="what to list [everything]")
 
     sub.add_parser("plugins", help="list loaded plugins with their package and version")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from w2sbench.design import call_plugin
-from w2sbench.errors import W2SBenchError
+from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.interfaces import TrustProperty
 from w2sbench.models import ResolvedPair, check_input_lengths, resolve_pair
 from w2sbench.plugin_manager import Plugins
@@ -54,7 +54,7 @@ def _train_configs(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[st
         for key, value in (overrides.get(mode) or {}).items():
             if key not in base:
                 raise W2SBenchError(
-                    f'Unknown training setting "{mode}.{key}".',
+                    f'Unknown training setting "{mode}.{key}".' + did_you_mean(key, base),
                     f"Use one of: {', '.join(sorted(base))}.",
                 )
             base[key] = _coerce_train(key, value, base[key], mode)
@@ -97,8 +97,11 @@ def prepare(request: RunRequest, plugins: Plugins) -> tuple[RunSettings, Resolve
     user_options = dict(request.options or {})
     for name in user_options:
         if name not in metric_names:
-            plugins.trust_properties.get(name)  # did-you-mean for a misspelt metric
-            raise W2SBenchError(f'--option names "{name}", which is not in this run\'s metrics.', "Add it to --metrics.")
+            plugins.trust_properties.get(name)  # did-you-mean for a misspelt trust property
+            raise W2SBenchError(
+                f'--option names "{name}", which is not among this run\'s trust properties ({", ".join(metric_names)}).',
+                f"Add it to --properties (e.g. --properties {','.join([*metric_names, name])}), or drop the option.",
+            )
     device = resolve_device(request.device)
     cpu_defaults = not request.finetune and not device.startswith("cuda")  # the named pair's CPU settings apply
     pair_options = (pair.cpu_options or {}) if cpu_defaults else {}

@@ -60,7 +60,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             if "-" in part[1:]:
                 lo, hi = part.split("-", 1)
                 if int(hi) < int(lo):
-                    raise ValueError(part)
+                    swapped = f"{hi.strip()}-{lo.strip()}"
+                    fixed = ",".join(swapped if p.strip() == part else p.strip() for p in text.split(",") if p.strip())
+                    raise W2SBenchError(
+                        f'Bad seeds list "{text}": the range "{part}" runs backwards (a range is LOW-HIGH).',
+                        f"Write the smaller seed first: --seeds {fixed}.",
+                    )
                 _check_seed_range(text, int(hi), int(hi) - int(lo) + 1 + len(seeds))
                 seeds.extend(range(int(lo), int(hi) + 1))
             else:
@@ -104,17 +109,24 @@ def parse_finetune(text: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def parse_options(items: list[str]) -> dict[str, dict[str, str]]:
-    """``metric.key=value`` pairs (``--option fairness.weight=2``) grouped by metric."""
+def parse_options(items: list[str], flag: str = "--option") -> dict[str, dict[str, str]]:
+    """``NAME.key=value`` pairs grouped by name: trust properties for ``--option fairness.weight=2``, fine-tune
+    modes for ``--train full.epochs=2`` (``flag``)."""
     out: dict[str, dict[str, str]] = {}
     for item in items:
         name, eq, value = item.partition("=")
-        metric, dot, key = name.partition(".")
-        if not eq or not dot or not metric or not key:
+        owner, dot, key = name.partition(".")
+        if not eq or not dot or not owner or not key:
+            if flag == "--train":
+                raise W2SBenchError(
+                    f'Bad training setting "{item}".',
+                    f"Write --train MODE.KEY=VALUE with MODE a fine-tune mode ({', '.join(FINETUNE_MODES)}), "
+                    "e.g. --train full.epochs=2.",
+                )
             raise W2SBenchError(
-                f'Bad option "{item}".', "Write options as METRIC.KEY=VALUE, e.g. --option fairness.weight=2."
+                f'Bad option "{item}".', "Write options as PROPERTY.KEY=VALUE, e.g. --option fairness.weight=2."
             )
-        out.setdefault(metric.strip(), {})[key.strip()] = value.strip()
+        out.setdefault(owner.strip(), {})[key.strip()] = value.strip()
     return out
 
 

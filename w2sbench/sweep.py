@@ -1,4 +1,4 @@
-"""Sweeps: a YAML grid of pairs x metrics x strategies x seeds, expanded into cache-aware tasks for an executor.
+"""Sweeps: a YAML grid of pairs x trust properties x strategies x seeds, expanded into cache-aware tasks for an executor.
 
 Phase 1 trains each weak model that several pairs share once per (metric, seed, weak fine-tune settings);
 phase 2 runs every (pair, metric, seed), whose shared weak stages are then cache reads. The driver merges
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,11 @@ __all__ = [
 
 _KEYS = {
     "pairs": "list of WEAK:STRONG or named pairs (required)",
-    "metrics": "list of trust properties [all registered]",
+    "properties": "list of trust properties [all registered]",
     "strategies": "list of strategies [the default ones: `w2sbench list strategies`]",
     "seeds": "list of seeds or a range such as 0-4 [0, 1, 2]",
     "finetune": "head, lora, full or WEAK:STRONG",
-    "options": "{METRIC: {KEY: VALUE}}",
+    "options": "{PROPERTY: {KEY: VALUE}}",
     "train": "{MODE: {KEY: VALUE}}",
     "data_dir": "dataset mirror [$W2SBENCH_DATA_DIR]",
     "device": "auto, cpu, cuda or cuda:N [auto]",
@@ -50,13 +51,14 @@ _KEYS = {
     "max_retries": "Ray retries per failed task [2]",
     "allow_weak_larger": "run pairs whose weak model is the larger one [false]",
 }
+_OLD_KEYS = {"metrics": "properties"}  # deprecated key -> its new name (one release, as run's --metrics)
 
 
 @dataclass
 class SweepConfig:
     """A parsed sweep file."""
     pairs: tuple[str, ...]
-    metrics: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None  # the trust properties (``properties:``), named as RunRequest names them
     strategies: tuple[str, ...] | None = None
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     finetune: str | None = None
@@ -97,9 +99,15 @@ def load_sweep(path: Path) -> SweepConfig:
 def parse_sweep(raw: Any, default_out: Path = Path("runs/sweep"), source: str = "the sweep file") -> SweepConfig:
     """Validate a sweep mapping (already loaded from YAML)."""
     if not isinstance(raw, Mapping):
-        raise W2SBenchError(f"{source} must hold a mapping (pairs:, metrics:, ...).", "See docs/scale-out.md for an example.")
+        raise W2SBenchError(f"{source} must hold a mapping (pairs:, properties:, ...).", "See docs/scale-out.md for an example.")
     for key in raw:
-        if key not in _KEYS:
+        if key in _OLD_KEYS:
+            new = _OLD_KEYS[key]
+            if new in raw:
+                raise W2SBenchError(f'{source} has both "{new}" and "{key}" (its old name).', f"Keep only {new}:.")
+            warnings.warn(f'{source}: the key "{key}" is renamed "{new}"; the old name works for one more release.',
+                          FutureWarning, stacklevel=1)
+        elif key not in _KEYS:
             raise W2SBenchError(
                 f'{source} has an unknown key "{key}".' + did_you_mean(str(key), _KEYS),
                 "Known keys: " + "; ".join(f"{k} ({v})" for k, v in _KEYS.items()) + ".",
@@ -124,9 +132,10 @@ def parse_sweep(raw: Any, default_out: Path = Path("runs/sweep"), source: str = 
     if any(v < 0 for v in resources.values()) or max_retries < 0:
         raise W2SBenchError(f"{source}: resources and max_retries must not be negative.", "Use 0 or more.")
     out = Path(str(raw["out"])) if raw.get("out") else default_out
+    properties = raw.get("properties", raw.get("metrics"))
     return SweepConfig(
         pairs=pairs,
-        metrics=_names(raw["metrics"], "metrics", source) if raw.get("metrics") else None,
+        metrics=_names(properties, "properties", source) if properties else None,
         strategies=_names(raw["strategies"], "strategies", source) if raw.get("strategies") else None,
         seeds=parse_seeds(str(seeds_raw)),
         finetune=str(raw["finetune"]) if raw.get("finetune") else None,
