@@ -169,5 +169,7 @@ CASES = [
     BadInput("report of results holding NaN", ["report", "{tmp}/nanrun"], "is not valid JSON: contains NaN", _nan_results),
     BadInput("report of results with a repeated key", ["report", "{tmp}/duprun"], 'repeats the key "schema_version"',
              _duplicate_key_results),
+    BadInput("report with a negative number of bootstrap resamples", ["report", "{tmp}/nothing", "--bootstrap", "-1"],
+             "--bootstrap -1 is negative"),
     BadInput("unknown exporter", ["export", "{tmp}/oldrun", "--format", "xml", "--to", "{tmp}/x"], 'Unknown exporter "xml"', _old_results),
 ]
