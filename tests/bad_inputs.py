@@ -194,5 +194,7 @@ CASES = [
     BadInput("sweep file naming properties and their old name metrics", ["sweep", "{tmp}/both.yaml"],
              'both.yaml has both "properties" and "metrics" (its old name).', _sweep_with_both_names,
              fix="Keep only properties:."),
+    BadInput("report with a negative number of bootstrap resamples", ["report", "{tmp}/nothing", "--bootstrap", "-1"],
+             "--bootstrap -1 is negative"),
     BadInput("unknown exporter", ["export", "{tmp}/oldrun", "--format", "xml", "--to", "{tmp}/x"], 'Unknown exporter "xml"', _old_results),
 ]

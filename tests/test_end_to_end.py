@@ -44,6 +44,9 @@ def test_run_writes_every_cell_and_rerun_is_served_from_cache(tiny_models, data_
     assert _run(tiny_models, data_dir, out, "--finetune", "head:full", "--seeds", "0,1") == 0
     second = load_results(out)
     assert second["timing"]["stages_computed"] == 0
+    # timing is the re-run's own; its history keeps the cold run's time and stage counts
+    assert second["timing"]["history"][0] == first["timing"]["history"][0]
+    assert [h["stages_computed"] for h in second["timing"]["history"]] == [first["timing"]["stages_computed"], 0]
     assert second["properties"] == first["properties"]  # the second run read fairness' prepared data
     assert [p.name.split("-")[0] for p in (out / "cache" / "prepared-data").iterdir()] == ["fairness"]
 

@@ -183,7 +183,9 @@ def test_findings_table_fits_and_keeps_identifiers_whole(paper_run, width):
     assert [line for line in lines if line != line.rstrip()] == []  # a log file gets no trailing blanks
     assert "weak-wts-tft vs ceiling-reg" in lines  # each comparison is a heading line, its scores' rows under it
     flat = " ".join(text.split())
-    assert "toy: accuracy gap ceiling - weak +0.3" in flat and "resolved, gap recovered is defined" in flat
+    # the line names the reference pair it decides for: weak-wts-tft's gap recovered is against weak-reg, ceiling-reg
+    assert "toy: accuracy gap ceiling - weak +0.3" in flat
+    assert ("resolved, so accuracy gap recovered against weak and ceiling (the references of vanilla) is defined") in flat
 
 
 @pytest.mark.parametrize("width", [80, 120])

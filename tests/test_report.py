@@ -41,31 +41,43 @@ def _report_json(capsys, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_one_seed_gets_bootstrap_intervals_over_test_examples(runs, capsys):
+def test_one_seed_bootstrap_n_recomputes_the_findings_over_test_examples(runs, capsys, monkeypatch):
+    stored = load_results(runs["one"])
+    before = (runs["one"] / "results.json").read_bytes()
     doc = _report_json(capsys, str(runs["one"]), "--bootstrap", "40")
     assert doc["settings"]["seeds"] == [0]  # still the results document, with a report section
+    assert doc["report"]["bootstrap"] == {"source": "recomputed", "resamples": 40}
+    assert doc["properties"]["fairness"]["findings"]["resamples"] == 40 != stored["properties"]["fairness"]["findings"]["resamples"]
     prop = doc["report"]["properties"]["fairness"]
     for cell, entry in prop["cells"].items():
         for metric in ("accuracy", "demographic_parity_difference"):
             value = entry["scores"][metric]
             assert value["method"] == "bootstrap over test examples", (cell, metric)
             assert value["lo"] <= value["hi"]
+            assert [value["lo"], value["hi"]] == doc["properties"]["fairness"]["cells"][cell]["intervals"][metric]
     acc = prop["cells"]["ceiling"]["scores"]["accuracy"]
     # 150 test rows: a 95% interval of an accuracy is several points wide, and holds the point estimate here
     assert 0.02 < acc["hi"] - acc["lo"] < 0.4 and acc["lo"] <= acc["mean"] <= acc["hi"]
     rows = {(c["strategy"], c["baseline"]): c for c in prop["comparisons"]}
     assert set(rows) == {("weak-wts-tft", "vanilla"), ("weak-wts-tft", "weak-tft")}
-    assert all(r["method"].startswith("paired bootstrap") and r["p_value"] is None for r in rows.values())
+    assert all(r["method"] == "bootstrap over 1 seed x test examples; p Holm-corrected" for r in rows.values())
     assert prop["verdict"].startswith("demographic_parity_difference, weak-wts-tft vs vanilla")
-    cache = runs["one"] / INTERVALS_FILE
-    assert cache.is_file()
-    stamp = cache.stat().st_mtime_ns
+    assert not (runs["one"] / INTERVALS_FILE).exists()  # the findings' bootstrap serves every interval
+    assert (runs["one"] / "results.json").read_bytes() == before  # the report never rewrites the run
+
+    import w2sbench.findings_cache as findings_cache
+
+    def rescored(*_a, **_k):
+        raise AssertionError("re-scored although the bootstrap with 40 resamples was cached")
+
+    monkeypatch.setattr(findings_cache, "resample_scores", rescored)
     again = _report_json(capsys, str(runs["one"]), "--bootstrap", "40")
-    assert again["report"] == doc["report"] and cache.stat().st_mtime_ns == stamp  # served from the cache
+    assert again == doc  # served from the findings cache in RUN/cache
 
 
-def test_several_seeds_use_the_run_bootstrap_and_a_paired_test(runs, capsys):
+def test_several_seeds_use_the_run_bootstrap_and_its_comparisons(runs, capsys):
     doc = _report_json(capsys, str(runs["two"]))
+    assert doc["report"]["bootstrap"] == {"source": "results.json", "resamples": 200}
     assert not (runs["two"] / INTERVALS_FILE).exists()
     prop = doc["report"]["properties"]["fairness"]
     stored = doc["properties"]["fairness"]["cells"]["vanilla"]["intervals"]["accuracy"]
@@ -73,11 +85,17 @@ def test_several_seeds_use_the_run_bootstrap_and_a_paired_test(runs, capsys):
     # the crossed bootstrap over seeds x test examples written with the findings (not a t-interval over 2 seeds)
     assert value["method"] == "bootstrap over 2 seeds x test examples" and [value["lo"], value["hi"]] == stored
     assert prop["findings"]["comparisons"] and all(r["verdict"] for r in prop["findings"]["comparisons"])
+    found = {(r["strategy"], r["baseline"]): r for r in prop["findings"]["comparisons"] if r["kind"] == "trust"}
     for row in prop["comparisons"]:
-        assert row["n_seeds"] == 2 and row["method"] == "paired t-test over 2 seeds"
+        # the headline comparisons are the findings' rows: their effect, interval, Holm p and verdict
+        finding = found[(row["strategy"], row["baseline"])]
+        assert (row["improvement"], row["interval"], row["p_value"], row["outcome"]) == (
+            finding["effect"], finding["ci95"], finding["p_holm"], finding["verdict"])
+        assert row["n_seeds"] == 2 and row["method"] == "bootstrap over 2 seeds x test examples; p Holm-corrected"
         # improvement is oriented: demographic parity difference is lower-is-better
         a, b = row["strategy_mean"], row["baseline_mean"]
         assert math.isclose(row["improvement"], b - a, abs_tol=1e-9)
+    assert _report_json(capsys, str(runs["two"]), "--bootstrap", "200") == doc  # the stored number: as stored
 
 
 def test_undefined_gap_ratio_is_shown_as_undefined(runs, capsys):

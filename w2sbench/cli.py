@@ -187,6 +187,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     render_report(
         [Path(r) for r in args.runs], _console(), _plugins(), plots=Path(args.plots) if args.plots else None,
         quiet=args.quiet, as_json=args.json, resamples=args.bootstrap, data_dir=args.data_dir,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
     )
     return 0
 

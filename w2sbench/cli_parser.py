@@ -88,8 +88,12 @@ def _add_sweep_list_report_export(sub: Any) -> None:
     rep.add_argument("--json", action="store_true", help="print the results document(s) as JSON, with a 'report' section")
     rep.add_argument("--quiet", action="store_true", help="print nothing (e.g. with --plots)")
     rep.add_argument("--plots", metavar="DIR", help="write PNG and SVG figures to DIR")
-    rep.add_argument("--bootstrap", type=int, default=100, metavar="N",
-                     help="bootstrap resamples over test examples for one-seed runs; 0 turns it off [100]")
+    rep.add_argument("--bootstrap", type=int, default=None, metavar="N",
+                     help="bootstrap resamples for the findings and intervals: N other than results.json's "
+                          "recomputes them (the test data are reloaded; 1-2 minutes for N=1000 on the default run), "
+                          "0 leaves them out [what results.json holds: 200]")
+    rep.add_argument("--cache-dir", metavar="DIR", help="stage cache for the reloaded test data and the recomputed bootstrap "
+                     "(read only when not writable) [RUN/cache]")
     rep.add_argument("--data-dir", help="dataset mirror for the bootstrap's test labels [the run's]")
 
     exp = sub.add_parser("export", help="write run results with a registered exporter")

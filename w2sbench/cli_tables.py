@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from w2sbench.findings_table import print_paragraph, render_findings
-from w2sbench.report import render_tables
+from w2sbench.report import render_tables, timing_lines
 from w2sbench.training.config import FINETUNE_MODES, default_train_config
 from w2sbench.values import TRAIN_RANGES, ranges_for
 
@@ -25,9 +25,8 @@ def end_screen(console: Any, results: Mapping[str, Any], run_dir: Path) -> None:
     """The end of `w2sbench run`: the findings table and where the full tables are (one screen)."""
     if not render_findings(results, console):
         render_tables(results, console)  # a run without findings (bootstrap off): the per-cell tables
-    timing = results.get("timing", {})
-    print_paragraph(console, f"{timing.get('seconds', 0):.1f} s; stages computed {timing.get('stages_computed', 0)}, "
-                    f"served from cache {timing.get('stages_cached', 0)}", "dim")
+    for line in timing_lines(results.get("timing") or {}):
+        print_paragraph(console, line, "dim")
     print_paragraph(console, f"results: {run_dir / 'results.json'}", "dim")
     print_paragraph(console, f"every score per cell with intervals: w2sbench report {run_dir}", "dim")
 

@@ -292,7 +292,10 @@ def property_findings(
     if {"weak", "ceiling"} <= set(row) and "accuracy" in col:
         gap = _gap(boot, row["weak"], row["ceiling"], col["accuracy"])
         ci = gap["ci95"]
-        out["accuracy_gap"] = {**gap, "weak": "weak", "ceiling": "ceiling", "resolved": bool(ci and (ci[0] > 0 or ci[1] < 0))}
+        # the strategies whose gap recovered is taken against these two (the others have their own references)
+        users = [c for c in cells if (prop["cells"][c].get("references") or {}) == {"weak": "weak", "ceiling": "ceiling"}]
+        out["accuracy_gap"] = {**gap, "weak": "weak", "ceiling": "ceiling", "resolved": bool(ci and (ci[0] > 0 or ci[1] < 0)),
+                               "strategies": users}
     for c in cells:
         est = {m: _weighted(boot["samples"][:, :, row[c], col[m]], boot["weights"]) for m in names if boot["example_level"][col[m]]}
         out["intervals"][c] = {m: percentile_interval(_defined(v)) for m, v in est.items()}

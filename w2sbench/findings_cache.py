@@ -92,10 +92,11 @@ def cached_resample_scores(
     cache: StageCache | None, metric: Any, data: Any, options: Mapping[str, Any],
     probabilities: Mapping[int, Mapping[str, Mapping[str, np.ndarray]]],
     observed: Mapping[int, Mapping[str, Mapping[str, float | None]]], names: Sequence[str], cells: Sequence[str],
-    resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+    resamples: int = DEFAULT_RESAMPLES, seed: int = 0, store: bool = True,
 ) -> dict[str, Any]:
     """``findings.resample_scores`` (same arguments and output), read from ``cache`` when it holds the entry
-    and stored there otherwise; ``cache`` None computes it every time."""
+    and stored there otherwise; ``cache`` None computes it every time. ``store=False`` reads the cache but
+    never writes into it (`w2sbench report` on a stage cache it may not change)."""
     if cache is None:
         return resample_scores(metric, data, options, probabilities, observed, names, cells, resamples, seed)
     key = findings_key(metric, data, options, probabilities, observed, names, cells, resamples, seed)
@@ -103,5 +104,6 @@ def cached_resample_scores(
     if found is not None:
         return _load(found)
     boot = resample_scores(metric, data, options, probabilities, observed, names, cells, resamples, seed)
-    cache.compute(KIND, key, lambda tmp: _save(boot, tmp), record=False)
+    if store:
+        cache.compute(KIND, key, lambda tmp: _save(boot, tmp), record=False)
     return boot

@@ -14,6 +14,7 @@ from typing import Any
 from rich.markup import escape
 
 from w2sbench.findings import MAX_STDERR, underpowered_scores
+from w2sbench.stats import MIN_GAP
 
 __all__ = ["render_findings", "format_effect", "format_p", "accuracy_gap_line", "print_paragraph"]
 
@@ -43,15 +44,24 @@ def format_p(p: float | None) -> str:
 
 
 def accuracy_gap_line(name: str, findings: Mapping[str, Any]) -> str:
-    """One line on the property's accuracy gap (ceiling - weak) and whether it is resolved."""
+    """One line on the property's accuracy gap (ceiling - weak) and whether it is resolved. It names the
+    reference pair and the strategies whose gap recovered it decides (``accuracy_gap.strategies``; absent in
+    older results): a strategy with other references (weak-reg, ceiling-reg) has its own gap."""
     gap = findings.get("accuracy_gap")
+    users = (gap or {}).get("strategies")
+    scope = "accuracy gap recovered against weak and ceiling" + (
+        f" (the references of {', '.join(users)})" if users else " (the references of no strategy)" if users == [] else "")
     if not gap or gap.get("gap") is None:
-        return f"{name}: accuracy gap ceiling - weak undefined"
+        return f"{name}: accuracy gap ceiling - weak undefined, so {scope} is undefined"
     ci = gap.get("ci95")
     text = f"{name}: accuracy gap ceiling - weak {gap['gap']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-    if gap.get("resolved"):
-        return text + ": resolved, gap recovered is defined"
-    return text + ": not resolved, gap recovered undefined (the strong model does not measurably beat the weak one)"
+    if not gap.get("resolved"):
+        return text + f": not resolved (the strong model does not measurably beat the weak one), so {scope} is undefined"
+    if gap["gap"] < 0:
+        return text + f": the ceiling is worse than the weak model, so {scope} is undefined"
+    if gap["gap"] < MIN_GAP:  # stats.gap_resolved's rule on top of the interval
+        return text + f": below the {MIN_GAP} minimum gap, so {scope} is undefined"
+    return text + f": resolved, so {scope} is defined"
 
 
 # One comparison is a heading line and a row per score under it: a row is 74 columns at most (the longest

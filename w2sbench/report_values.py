@@ -10,17 +10,17 @@ from typing import Any
 
 from w2sbench.design import StrategyDesign, design_from_cell
 from w2sbench.findings import headline_pairs, seed_paired_test
-from w2sbench.stats import improvement
+from w2sbench.stats import MIN_GAP, improvement
 
 __all__ = [
     "strategy_designs",
     "headline_comparisons",
     "format_summary",
     "format_interval",
-    "is_percent",
     "run_seeds",
     "score_interval",
     "ratio_interval",
+    "ratio_reason",
     "comparisons",
     "verdict",
     "caption",
@@ -41,30 +41,25 @@ def headline_comparisons(prop: Mapping[str, Any]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- formatting
 
 
-def format_summary(summary: Mapping[str, Any] | None, percent: bool = False) -> str:
-    """``mean ± std`` (or ``mean [lo, hi]`` interval) for a summary; ``undefined`` when there is no value."""
+def format_summary(summary: Mapping[str, Any] | None) -> str:
+    """``mean ± std`` for a summary, fractions with 3 decimals; ``undefined`` when there is no value."""
     if not summary or summary.get("mean") is None:
         return "undefined"
-    scale = 100.0 if percent else 1.0
-    text = f"{summary['mean'] * scale:.1f}" if percent else f"{summary['mean']:.3f}"
+    text = f"{summary['mean']:.3f}"
     if summary.get("std") is not None:
-        text += f" ± {summary['std'] * scale:.1f}" if percent else f" ± {summary['std']:.3f}"
+        text += f" ± {summary['std']:.3f}"
     return text
 
 
-def format_interval(value: Mapping[str, Any] | None, percent: bool = False) -> str:
-    """``mean [lo, hi]`` for a ``score_interval`` result; ``undefined`` when there is no value."""
+def format_interval(value: Mapping[str, Any] | None) -> str:
+    """``mean [lo, hi]`` for a ``score_interval`` result, fractions with 3 decimals like the findings table
+    and the plots (an accuracy of 83.5% is 0.835); ``undefined`` when there is no value."""
     if not value or value.get("mean") is None:
         return "undefined"
-    scale, fmt = (100.0, "{:.1f}") if percent else (1.0, "{:.3f}")
-    text = fmt.format(value["mean"] * scale)
+    text = f"{value['mean']:.3f}"
     if value.get("lo") is not None and value.get("hi") is not None:
-        text += f" [{fmt.format(value['lo'] * scale)}, {fmt.format(value['hi'] * scale)}]"
+        text += f" [{value['lo']:.3f}, {value['hi']:.3f}]"
     return text
-
-
-def is_percent(metric: Mapping[str, Any]) -> bool:
-    return metric["kind"] == "task" or metric["name"].endswith("accuracy")
 
 
 # --------------------------------------------------------------------------- intervals
@@ -107,6 +102,35 @@ def ratio_interval(prop: Mapping[str, Any], strategy: str, metric: str, boot: Ma
     return _interval_from(summary, b, "bootstrap over test examples")
 
 
+def ratio_reason(prop: Mapping[str, Any], strategy: str, metric: str) -> str | None:
+    """Why a strategy's gap recovered on ``metric`` is undefined, naming its own reference pair (``ceiling-reg -
+    weak-reg`` for weak-wts-tft) and the measured gap; None when it is defined. The rule is
+    ``stats.gap_resolved``: the ceiling beats the weak model by ``MIN_GAP`` or more in the metric's better
+    direction, with a 95% interval of the gap that excludes 0 (results written with the findings)."""
+    entry = prop["cells"][strategy]
+    gr = (entry.get("gap_recovered") or {}).get(metric) or {}
+    summary = gr.get("summary") or {}
+    if summary.get("mean") is not None:
+        return None
+    refs = entry.get("references") or {}
+    weak, ceiling = refs.get("weak", "weak"), refs.get("ceiling", "ceiling")
+    gap, ci = summary.get("gap"), summary.get("gap_ci95")
+    if not summary.get("n") or gap is None:
+        return f"{metric}: no seed scores {strategy}, {weak} and {ceiling} all"
+    measured = f"{metric} gap {ceiling} - {weak} {gap:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+    higher = next((m["higher_is_better"] for m in prop["metrics"] if m["name"] == metric), True)
+    better = gap if higher else -gap  # positive: the ceiling is better
+    if better <= 0:
+        significant = ci is not None and (ci[0] > 0 or ci[1] < 0)
+        return f"{measured}: the ceiling is {'worse than' if significant else 'not better than'} the weak model"
+    if better < MIN_GAP:
+        return f"{measured}: below the {MIN_GAP} minimum gap"
+    if ci is not None and ci[0] <= 0 <= ci[1]:
+        return f"{measured}: its 95% interval includes 0"
+    reason = summary.get("reason")
+    return f"{measured}: {reason}" if reason else f"{measured}: not resolved"
+
+
 def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The headline comparisons (``headline_comparisons``) on the primary trust score: improvement
     (positive is better), its 95% interval, and the seed-paired t-test (``findings.seed_paired_test``), or
@@ -116,6 +140,8 @@ def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) 
     if info is None:
         return []
     higher = info["higher_is_better"]
+    if prop.get("findings"):
+        return _from_findings(prop, primary, higher)
     seeds = run_seeds(prop)
     rows = []
     for a, b in headline_comparisons(prop):
@@ -147,6 +173,32 @@ def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) 
     return rows
 
 
+def _from_findings(prop: Mapping[str, Any], primary: str, higher: bool) -> list[dict[str, Any]]:
+    """The headline comparisons as the findings hold them (``findings.comparisons``, trust rows): the effect,
+    its interval and the Holm-corrected p-value the findings table shows, and its verdict as the outcome."""
+    found = {(r["strategy"], r["baseline"]): r for r in prop["findings"]["comparisons"] if r["kind"] == "trust"}
+    rows = []
+    for a, b in headline_comparisons(prop):
+        r = found.get((a, b))
+        if r is None:
+            continue
+        rows.append({
+            "strategy": a,
+            "baseline": b,
+            "metric": primary,
+            "higher_is_better": higher,
+            "strategy_mean": prop["cells"][a]["summary"].get(primary, {}).get("mean"),
+            "baseline_mean": prop["cells"][b]["summary"].get(primary, {}).get("mean"),
+            "improvement": r["effect"],
+            "interval": r["ci95"],
+            "p_value": r["p_holm"],
+            "n_seeds": len(run_seeds(prop)),
+            "method": f"{r['method']}; p Holm-corrected",
+            "outcome": r.get("verdict") or "undefined",
+        })
+    return rows
+
+
 def _outcome(row: Mapping[str, Any]) -> str:
     iv = row["interval"]
     if row["improvement"] is None:
@@ -173,7 +225,7 @@ def verdict(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> s
         iv = row["interval"]
         stat = f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else ""
         if row["p_value"] is not None:
-            stat += f", p={row['p_value']:.3g}"
+            stat += (", Holm p=" if prop.get("findings") else ", p=") + f"{row['p_value']:.3g}"
         parts.append(f"vs {row['baseline']}: {row['outcome']} ({row['improvement']:+.3f}{stat})")
     top = rows[0]["strategy"]
     design = design_from_cell(top, prop["cells"][top])
@@ -189,8 +241,10 @@ def verdict(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> s
 def caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:
     n = len(run_seeds(prop))
     if prop.get("findings"):
-        return (f"[lo, hi]: 95% bootstrap interval over {n} seed(s) x test examples (live scores: t over seeds); "
-                "gap recovered: ratio of mean gaps, undefined unless ceiling - weak is resolved")
+        resamples = prop["findings"].get("resamples")
+        return (f"[lo, hi]: 95% bootstrap interval over {n} seed(s) x test examples ({resamples} resamples; live "
+                "scores: t over seeds). Gap recovered: ratio of mean gaps, undefined unless the strategy's own "
+                "ceiling - weak gap is resolved (why not: the notes below).")
     if n >= 2:
         return f"[lo, hi]: 95% t-interval over {n} seeds"
     if boot and "resamples" in boot:

@@ -14,14 +14,14 @@ import importlib.metadata
 import json
 import platform
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from w2sbench import __version__
-from w2sbench.design import BASELINE_CELLS, design_of
+from w2sbench.design import BASELINE_CELLS, StrategyDesign, design_of
 from w2sbench.errors import W2SBenchError
 from w2sbench.files import atomic_write_bytes, atomic_write_json
 from w2sbench.findings import (
@@ -45,7 +45,9 @@ __all__ = [
     "RESULTS_FILE",
     "PREDICTIONS_FILE",
     "build_property_result",
+    "add_findings",
     "build_results",
+    "earlier_invocations",
     "write_results",
     "load_results",
     "iter_predictions",
@@ -131,28 +133,46 @@ def _add_findings(
     options: Mapping[str, Any], resamples: int | None, cache: StageCache | None = None,
 ) -> None:
     """Bootstrap the property's scores and add findings, standard errors and resolved gap recovered."""
+    live = {cell: {str(seed): dict(o.live_stderr.get(cell, {})) for seed, o in outcome.seeds.items()} for cell in prop["cells"]}
+    add_findings(prop, metric, outcome.data, options, outcome.predictions, outcome.scores, [design_of(s) for s in strategies],
+                 live, resamples or DEFAULT_RESAMPLES, cache)
+
+
+def add_findings(
+    prop: dict[str, Any], metric: TrustProperty, data: Any, options: Mapping[str, Any],
+    predictions: Mapping[int, Mapping[str, Mapping[str, np.ndarray]]], scores: Mapping[int, Mapping[str, Mapping[str, float | None]]],
+    designs: Sequence[StrategyDesign], live_stderr: Mapping[str, Mapping[str, Mapping[str, float | None]]],
+    resamples: int, cache: StageCache | None = None, store: bool = True,
+) -> None:
+    """Add to one property's entry (``prop``, in place) its findings (uncorrected: ``findings.correct_run``
+    corrects the run's together), every cell's standard errors and intervals, and the gap recovered
+    with its interval, from ``resamples`` bootstrap resamples (kept in ``cache``; ``store=False``: read only).
+
+    ``predictions[seed][cell][test set]``, ``scores[seed][cell]``: the run's; ``designs``: its strategies';
+    ``live_stderr[cell][seed]``: a live score's own standard error (``LiveScores.stderr``), where given.
+    `w2sbench run` calls it with its outcomes, `w2sbench report --bootstrap N` with results.json's and the
+    predictions sidecar's."""
     cells = list(prop["cells"])
     names = [m["name"] for m in prop["metrics"]]
-    boot = cached_resample_scores(
-        cache, metric, outcome.data, options, outcome.predictions, outcome.scores, names, cells,
-        resamples or DEFAULT_RESAMPLES, seed=0,
-    )
-    findings = property_findings(prop, boot, names, cells, [design_of(s) for s in strategies])
+    boot = cached_resample_scores(cache, metric, data, options, predictions, scores, names, cells, resamples, seed=0, store=store)
+    findings = property_findings(prop, boot, names, cells, designs)
     prop["findings"] = {k: v for k, v in findings.items() if k != "intervals"}
     for cell, se in stderr_by_seed(boot, names, cells).items():
-        for seed, seed_outcome in outcome.seeds.items():  # live scores: the property's own per-example error
-            for name, value in seed_outcome.live_stderr.get(cell, {}).items():
-                if name in se[str(seed)] and se[str(seed)][name] is None:
-                    se[str(seed)][name] = value
+        for seed, given in live_stderr.get(cell, {}).items():  # live scores: the property's own per-example error
+            for name, value in given.items():
+                if name in se.get(seed, {}) and se[seed][name] is None:
+                    se[seed][name] = value
         prop["cells"][cell]["stderr"] = se
         prop["cells"][cell]["intervals"] = findings["intervals"][cell]
     mark_underpowered(prop)  # needs the per-seed standard errors just stored
     row = {c: j for j, c in enumerate(cells)}
-    for s in strategies:
-        refs = prop["cells"][s.name]["references"]
+    for d in designs:
+        if d.name not in row:
+            continue
+        refs = prop["cells"][d.name]["references"]
         for k, m in enumerate(prop["metrics"]):
-            summary = gap_recovered_interval(boot, row[s.name], row[refs["weak"]], row[refs["ceiling"]], k, m["higher_is_better"])
-            prop["cells"][s.name]["gap_recovered"][m["name"]]["summary"] = summary
+            summary = gap_recovered_interval(boot, row[d.name], row[refs["weak"]], row[refs["ceiling"]], k, m["higher_is_better"])
+            prop["cells"][d.name]["gap_recovered"][m["name"]]["summary"] = summary
 
 
 def _property_entry(metric: TrustProperty, infos: list[MetricInfo], data: Any, cells: dict[str, Any]) -> dict[str, Any]:
@@ -184,25 +204,65 @@ def _environment(device: str) -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "device": device, "packages": versions}
 
 
+# At most this many invocations in ``timing.history``; beyond it the oldest that computed no stage are dropped.
+MAX_HISTORY = 50
+
+
+def earlier_invocations(run_dir: Path, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``timing.history`` of the results.json already in ``run_dir`` when it records the same ``settings``
+    (a resume or a cached re-run), else []; results written before the history existed give their one
+    invocation (``timing`` and ``created_utc``). A missing or unreadable file gives [] (nothing to carry)."""
+    try:
+        old = loads_strict((Path(run_dir) / RESULTS_FILE).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+    if not isinstance(old, dict) or old.get("settings") != json.loads(json.dumps(dict(settings))):
+        return []  # another configuration (--reconfigure): its timing describes other work
+    timing: dict[str, Any] = old["timing"] if isinstance(old.get("timing"), dict) else {}
+    history = timing.get("history")
+    if isinstance(history, list):
+        return [dict(h) for h in history if isinstance(h, dict)]
+    if not isinstance(timing.get("seconds"), (int, float)):
+        return []
+    return [{"finished_utc": old.get("created_utc"), "w2sbench_version": old.get("w2sbench_version"),
+             **{k: timing[k] for k in ("seconds", "stages_computed", "stages_cached") if k in timing}}]
+
+
+def _history(earlier: list[dict[str, Any]], latest: dict[str, Any]) -> list[dict[str, Any]]:
+    """``earlier`` then ``latest``, at most ``MAX_HISTORY`` long: the oldest invocations that computed no stage
+    go first, so the ones that did the computing stay."""
+    history = [*earlier, latest]
+    while len(history) > MAX_HISTORY:
+        idle = next((i for i, h in enumerate(history[:-1]) if not h.get("stages_computed")), 0)
+        history.pop(idle)
+    return history
+
+
 def build_results(
     settings: Mapping[str, Any],
     models: Mapping[str, Any],
     properties: Mapping[str, Any],
     timing: Mapping[str, Any],
     strategies: Mapping[str, Any] | None = None,
+    earlier: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The results document; Holm-corrects the findings of all ``properties`` together (in place).
-    ``strategies``: each strategy's definition (w2sbench/teachers.py, ``strategy_definition``)."""
+    ``strategies``: each strategy's definition (w2sbench/teachers.py, ``strategy_definition``). ``timing``: this
+    invocation's (seconds, stages_computed, stages_cached); ``earlier``: the invocations before it that wrote
+    this run directory's results (``earlier_invocations``), kept with this one in ``timing.history``."""
     correct_run(properties)
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    latest = {"finished_utc": created, "w2sbench_version": __version__,
+              **{k: timing[k] for k in ("seconds", "stages_computed", "stages_cached") if k in timing}}
     return {
         "schema_version": SCHEMA_VERSION,
         "w2sbench_version": __version__,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": created,
         "settings": dict(settings),
         "environment": _environment(settings.get("device", "cpu")),
         "models": dict(models),
         "properties": dict(properties),
-        "timing": dict(timing),
+        "timing": {**dict(timing), "history": _history(list(earlier or []), latest)},
         "strategies": dict(strategies or {}),
         "predictions": {"file": PREDICTIONS_FILE, "sha256": None},
     }
