@@ -21,7 +21,8 @@ from w2sbench.interfaces import PropertyData
 from w2sbench.report import render_report, render_tables, report_document, timing_lines
 from w2sbench.report_findings import recompute_findings, stored_resamples, without_findings
 from w2sbench.report_values import format_interval, format_summary, ratio_reason
-from w2sbench.results import MAX_HISTORY, build_property_result, build_results, earlier_invocations, write_results
+from w2sbench.results import build_property_result, build_results, write_results
+from w2sbench.timing_history import MAX_HISTORY, earlier_invocations
 
 # weak-reg and ceiling-reg 0.6 apart from... nothing: their accuracy gap is 0, so weak-wts-tft's gap recovered
 # (against weak-reg, ceiling-reg) is undefined while vanilla's (against weak, ceiling) is defined
@@ -277,13 +278,13 @@ def test_a_cached_rerun_keeps_the_cold_runs_time(tmp_path):
     write_results(tmp_path, results, {"toy": outcome})
     cold = results["timing"]["history"]
     assert cold == [{"finished_utc": results["created_utc"], "w2sbench_version": results["w2sbench_version"], **_timing(2.0, 5, 0)}]
-    earlier = earlier_invocations(tmp_path, SETTINGS)
+    earlier = earlier_invocations(tmp_path / "results.json", SETTINGS)
     assert earlier == cold
     rerun = build_results(SETTINGS, {}, {}, _timing(0.5, 0, 5), earlier=earlier)
     assert rerun["timing"]["seconds"] == 0.5 and rerun["timing"]["stages_computed"] == 0  # this invocation's
     assert [h["seconds"] for h in rerun["timing"]["history"]] == [2.0, 0.5]
-    assert earlier_invocations(tmp_path, {**SETTINGS, "seeds": [0]}) == []  # another configuration: not carried
-    assert earlier_invocations(tmp_path / "nothing", SETTINGS) == []
+    assert earlier_invocations(tmp_path / "results.json", {**SETTINGS, "seeds": [0]}) == []  # another configuration: not carried
+    assert earlier_invocations(tmp_path / "nothing" / "results.json", SETTINGS) == []
     lines = timing_lines(rerun["timing"])
     assert lines == [
         f"last run: 0.5 s; stages computed 0, served from cache 5 (finished {rerun['created_utc']})",
@@ -295,7 +296,7 @@ def test_a_cached_rerun_keeps_the_cold_runs_time(tmp_path):
 def test_results_written_before_the_history_give_their_one_invocation(tmp_path):
     old = {"settings": SETTINGS, "created_utc": "2026-12-02T06:49:16Z", "w2sbench_version": "0.9", "timing": _timing(284.0, 20, 0)}
     (tmp_path / "results.json").write_text(json.dumps(old))
-    assert earlier_invocations(tmp_path, SETTINGS) == [
+    assert earlier_invocations(tmp_path / "results.json", SETTINGS) == [
         {"finished_utc": "2026-12-02T06:49:16Z", "w2sbench_version": "0.9", **_timing(284.0, 20, 0)}]
     assert timing_lines(_timing(1.6, 0, 20)) == ["1.6 s; stages computed 0, served from cache 20"]
 

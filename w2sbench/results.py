@@ -38,6 +38,7 @@ from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.outcomes import PropertyOutcome
 from w2sbench.stage_cache import StageCache
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
+from w2sbench.timing_history import timing_history
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,7 +48,6 @@ __all__ = [
     "build_property_result",
     "add_findings",
     "build_results",
-    "earlier_invocations",
     "write_results",
     "load_results",
     "iter_predictions",
@@ -204,40 +204,6 @@ def _environment(device: str) -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "device": device, "packages": versions}
 
 
-# At most this many invocations in ``timing.history``; beyond it the oldest that computed no stage are dropped.
-MAX_HISTORY = 50
-
-
-def earlier_invocations(run_dir: Path, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``timing.history`` of the results.json already in ``run_dir`` when it records the same ``settings``
-    (a resume or a cached re-run), else []; results written before the history existed give their one
-    invocation (``timing`` and ``created_utc``). A missing or unreadable file gives [] (nothing to carry)."""
-    try:
-        old = loads_strict((Path(run_dir) / RESULTS_FILE).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return []
-    if not isinstance(old, dict) or old.get("settings") != json.loads(json.dumps(dict(settings))):
-        return []  # another configuration (--reconfigure): its timing describes other work
-    timing: dict[str, Any] = old["timing"] if isinstance(old.get("timing"), dict) else {}
-    history = timing.get("history")
-    if isinstance(history, list):
-        return [dict(h) for h in history if isinstance(h, dict)]
-    if not isinstance(timing.get("seconds"), (int, float)):
-        return []
-    return [{"finished_utc": old.get("created_utc"), "w2sbench_version": old.get("w2sbench_version"),
-             **{k: timing[k] for k in ("seconds", "stages_computed", "stages_cached") if k in timing}}]
-
-
-def _history(earlier: list[dict[str, Any]], latest: dict[str, Any]) -> list[dict[str, Any]]:
-    """``earlier`` then ``latest``, at most ``MAX_HISTORY`` long: the oldest invocations that computed no stage
-    go first, so the ones that did the computing stay."""
-    history = [*earlier, latest]
-    while len(history) > MAX_HISTORY:
-        idle = next((i for i, h in enumerate(history[:-1]) if not h.get("stages_computed")), 0)
-        history.pop(idle)
-    return history
-
-
 def build_results(
     settings: Mapping[str, Any],
     models: Mapping[str, Any],
@@ -262,7 +228,7 @@ def build_results(
         "environment": _environment(settings.get("device", "cpu")),
         "models": dict(models),
         "properties": dict(properties),
-        "timing": {**dict(timing), "history": _history(list(earlier or []), latest)},
+        "timing": {**dict(timing), "history": timing_history(list(earlier or []), latest)},
         "strategies": dict(strategies or {}),
         "predictions": {"file": PREDICTIONS_FILE, "sha256": None},
     }

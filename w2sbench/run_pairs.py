@@ -22,10 +22,11 @@ from w2sbench.models import ResolvedPair
 from w2sbench.outcomes import PropertyOutcome
 from w2sbench.plugin_manager import Plugins
 from w2sbench.progress import Progress
-from w2sbench.results import build_property_result, build_results, earlier_invocations, write_results
+from w2sbench.results import RESULTS_FILE, build_property_result, build_results, write_results
 from w2sbench.run_dir import claim_run_dir
 from w2sbench.stage_cache import RunLock, StageCache, cache_location, is_url
 from w2sbench.teachers import strategy_definition
+from w2sbench.timing_history import earlier_invocations
 from w2sbench.training import distributed
 
 __all__ = ["PairJob", "SweepOutcome", "TasksFailed", "plan_tasks", "execute_pairs", "note_cache_use"]
@@ -183,7 +184,7 @@ def execute_pairs(
             models = {role: r.identity for role, r in pipelines[j].roles.items()}
             definitions = {s.name: strategy_definition(s, plugins) for s in strategies}
             # the invocations before this one that wrote this run directory (a cached re-run keeps the cold run's time)
-            earlier = earlier_invocations(job.run_dir, job.settings.as_dict()) if dist.is_main else []
+            earlier = earlier_invocations(job.run_dir / RESULTS_FILE, job.settings.as_dict()) if dist.is_main else []
             results = build_results(job.settings.as_dict(), models, properties, timing, definitions, earlier)
             if dist.is_main:
                 write_results(job.run_dir, results, outcomes)
