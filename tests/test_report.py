@@ -138,7 +138,8 @@ def test_report_into_a_closed_pipe_ends_quietly(runs, json_flag):
     from tests.test_bad_inputs import into_closed_pipe
 
     done = into_closed_pipe(["report", str(runs["one"]), "--bootstrap", "0", *json_flag])
-    assert (done.returncode, done.stderr) == (1, "")  # not "unexpected error: BrokenPipeError"
+    assert done.returncode == 1
+    assert "unexpected error" not in done.stderr and "BrokenPipeError" not in done.stderr  # a closed pipe is no bug
 
 
 def test_quiet_prints_nothing_and_several_runs_render(runs, capsys):
