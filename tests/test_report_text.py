@@ -333,3 +333,18 @@ def test_scores_are_finite_in_the_json_report(run_dir, capsys):
     text = capsys.readouterr().out
     assert "NaN" not in text and "Infinity" not in text
     assert np.isfinite(json.loads(text)["properties"]["toy"]["findings"]["comparisons"][0]["effect"])
+
+
+def test_a_score_interval_is_cut_at_the_scores_possible_range():
+    from w2sbench.report_values import score_interval
+
+    summary = {"mean": 0.904, "std": 0.048, "stderr": 0.028, "ci95": [0.785, 1.024], "n": 3}
+    prop = {"metrics": [{"name": "rate", "higher_is_better": False, "kind": "trust", "bounds": [0.0, 1.0]},
+                        {"name": "free", "higher_is_better": True, "kind": "trust"},
+                        {"name": "eps", "higher_is_better": False, "kind": "trust", "bounds": [0.0, None]}],
+            "cells": {"c": {"summary": {"rate": summary, "free": summary,
+                                        "eps": {**summary, "mean": 0.1, "ci95": [-0.2, 0.4]}}}}}
+    assert score_interval(prop, "c", "rate") == {"mean": 0.904, "lo": 0.785, "hi": 1.0,
+                                                  "method": "t-interval over 3 seeds, cut at the score's range"}
+    assert score_interval(prop, "c", "free") == {"mean": 0.904, "lo": 0.785, "hi": 1.024, "method": "t-interval over 3 seeds"}
+    assert (score_interval(prop, "c", "eps")["lo"], score_interval(prop, "c", "eps")["hi"]) == (0.0, 0.4)

@@ -15,6 +15,7 @@ from w2sbench.files import atomic_write_bytes, atomic_write_text
 from w2sbench.hookspecs import hookimpl
 from w2sbench.hygiene import remove_overlap
 from w2sbench.interfaces import (
+    SHARE,
     DataContext,
     EmbeddingAdversary,
     Examples,
@@ -60,6 +61,7 @@ __all__ = [
     "PenaltyContext",
     "PrivacySpec",
     "PropertyData",
+    "SHARE",
     "Regularizer",
     "Strategy",
     "Teacher",

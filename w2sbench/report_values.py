@@ -5,7 +5,7 @@ Shared by the terminal tables (report.py, report_tables.py) and the plots (plots
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from w2sbench.design import StrategyDesign, design_from_cell
@@ -80,15 +80,31 @@ def _interval_from(summary: Mapping[str, Any] | None, boot: Any, source_boot: st
 
 
 def score_interval(prop: Mapping[str, Any], cell: str, metric: str, boot: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Mean and 95% interval of one cell's score: over seeds, else the bootstrap over test examples."""
+    """Mean and 95% interval of one cell's score: over seeds, else the bootstrap over test examples; cut at
+    the score's ``bounds`` (``MetricInfo.bounds``: a t-interval over three seeds of a rate near 1 reaches
+    past 1; the cut interval covers the true value as often, since that cannot lie outside)."""
     summary = prop["cells"][cell]["summary"].get(metric)
     stored = (prop["cells"][cell].get("intervals") or {}).get(metric)
     if stored is not None and summary and summary.get("mean") is not None:
         n = summary.get("n") or 1
         method = "bootstrap over test examples" if n == 1 else f"bootstrap over {n} seeds x test examples"
-        return {"mean": summary["mean"], "lo": stored[0], "hi": stored[1], "method": method}
-    b = ((boot or {}).get("cells") or {}).get(cell, {}).get(metric)
-    return _interval_from(summary, b, "bootstrap over test examples")
+        value = {"mean": summary["mean"], "lo": stored[0], "hi": stored[1], "method": method}
+    else:
+        b = ((boot or {}).get("cells") or {}).get(cell, {}).get(metric)
+        value = _interval_from(summary, b, "bootstrap over test examples")
+    return _within_bounds(value, next((m.get("bounds") for m in prop.get("metrics", ()) if m["name"] == metric), None))
+
+
+def _within_bounds(value: dict[str, Any], bounds: Sequence[float | None] | None) -> dict[str, Any]:
+    """``value`` with its interval cut at ``bounds`` (low, high; None: open), its method saying so."""
+    if not bounds or value.get("lo") is None or value.get("hi") is None:
+        return value
+    low, high = bounds
+    lo = value["lo"] if low is None else max(value["lo"], low)
+    hi = value["hi"] if high is None else min(value["hi"], high)
+    if (lo, hi) == (value["lo"], value["hi"]):
+        return value
+    return {**value, "lo": lo, "hi": hi, "method": f"{value['method']}, cut at the score's range"}
 
 
 def ratio_interval(prop: Mapping[str, Any], strategy: str, metric: str, boot: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -243,7 +259,7 @@ def caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:
     if prop.get("findings"):
         resamples = prop["findings"].get("resamples")
         return (f"[lo, hi]: 95% bootstrap interval over {n} seed(s) x test examples ({resamples} resamples; live "
-                "scores: t over seeds). Gap recovered: ratio of mean gaps, undefined unless the strategy's own "
+                "scores: t over seeds), cut at the score's possible range (a rate's [0, 1]). Gap recovered: ratio of mean gaps, undefined unless the strategy's own "
                 "ceiling - weak gap is resolved (why not: the notes below).")
     if n >= 2:
         return f"[lo, hi]: 95% t-interval over {n} seeds"

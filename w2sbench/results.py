@@ -33,7 +33,7 @@ from w2sbench.findings import (
     stderr_by_seed,
 )
 from w2sbench.findings_cache import cached_resample_scores
-from w2sbench.interfaces import Examples, MetricInfo, Strategy, TrustProperty, reference_cells
+from w2sbench.interfaces import SHARE, Examples, MetricInfo, Strategy, TrustProperty, reference_cells
 from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.outcomes import PropertyOutcome
 from w2sbench.stage_cache import StageCache
@@ -60,8 +60,8 @@ SCHEMA_VERSION = "1.0"
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl.gz"
 TASK_METRICS = (
-    MetricInfo("accuracy", True, "Accuracy on the main test set.", "task"),
-    MetricInfo("auroc", True, "Area under the ROC curve on the main test set (binary tasks).", "task"),
+    MetricInfo("accuracy", True, "Accuracy on the main test set.", "task", SHARE),
+    MetricInfo("auroc", True, "Area under the ROC curve on the main test set (binary tasks).", "task", SHARE),
 )
 _PACKAGES = ("torch", "transformers", "datasets", "peft", "opacus", "fairlearn", "textattack", "lm_eval", "pluggy", "numpy")
 
@@ -180,7 +180,8 @@ def _property_entry(metric: TrustProperty, infos: list[MetricInfo], data: Any, c
         "description": metric.description,
         "primary_trust_metric": metric.primary,
         "metrics": [
-            {"name": m.name, "higher_is_better": m.higher_is_better, "kind": m.kind, "description": m.description}
+            {"name": m.name, "higher_is_better": m.higher_is_better, "kind": m.kind, "description": m.description,
+             **({"bounds": list(m.bounds)} if m.bounds is not None else {})}
             for m in infos
         ],
         "data": {

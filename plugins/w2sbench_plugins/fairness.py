@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.plugin_api import (
+    SHARE,
     DataContext,
     Examples,
     LmEvalTask,
@@ -227,10 +228,10 @@ class Fairness(TrustProperty):
     primary = "demographic_parity_difference"
     prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
-        MetricInfo("demographic_parity_difference", False, "Gap in positive-prediction rate between groups (fairlearn)."),
-        MetricInfo("equalized_odds_difference", False, "Larger of the TPR and FPR gaps between groups (fairlearn)."),
-        MetricInfo("equal_opportunity_difference", False, "Gap in true-positive rate between groups."),
-        MetricInfo("predictive_parity_difference", False, "Gap in precision between groups."),
+        MetricInfo("demographic_parity_difference", False, "Gap in positive-prediction rate between groups (fairlearn).", bounds=SHARE),
+        MetricInfo("equalized_odds_difference", False, "Larger of the TPR and FPR gaps between groups (fairlearn).", bounds=SHARE),
+        MetricInfo("equal_opportunity_difference", False, "Gap in true-positive rate between groups.", bounds=SHARE),
+        MetricInfo("predictive_parity_difference", False, "Gap in precision between groups.", bounds=SHARE),
     )
     default_options = {
         "sensitive_attribute": "sex",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.plugin_api import (
+    SHARE,
     DataContext,
     Examples,
     LmEvalTask,
@@ -185,10 +186,10 @@ class OOD(TrustProperty):
     primary = "ood_accuracy"
     prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
-        MetricInfo("ood_accuracy", True, "Mean accuracy over the style-transferred SST-2 dev sets."),
-        MetricInfo("id_ood_gap", False, "In-distribution accuracy minus mean OOD accuracy."),
-        MetricInfo("id_accuracy", True, "Accuracy on SST-2 dev (in distribution).", kind="task"),
-        *(MetricInfo(f"accuracy_{style_key(s)}", True, f"Accuracy on SST-2 dev in DecodingTrust style {s}.") for s in STYLES),
+        MetricInfo("ood_accuracy", True, "Mean accuracy over the style-transferred SST-2 dev sets.", bounds=SHARE),
+        MetricInfo("id_ood_gap", False, "In-distribution accuracy minus mean OOD accuracy.", bounds=(-1.0, 1.0)),
+        MetricInfo("id_accuracy", True, "Accuracy on SST-2 dev (in distribution).", kind="task", bounds=SHARE),
+        *(MetricInfo(f"accuracy_{style_key(s)}", True, f"Accuracy on SST-2 dev in DecodingTrust style {s}.", bounds=SHARE) for s in STYLES),
     )
     default_options = {
         "weak_train_size": 1000,

@@ -20,7 +20,7 @@ from w2sbench.interfaces.data import DataContext, Examples, PropertyData
 from w2sbench.interfaces.exporters import Exporter
 from w2sbench.interfaces.lm_eval import LmEvalTask
 from w2sbench.interfaces.models import ModelFamily, ModelSpec, NamedPair
-from w2sbench.interfaces.properties import LiveScores, MetricInfo, TrustProperty
+from w2sbench.interfaces.properties import SHARE, LiveScores, MetricInfo, TrustProperty
 from w2sbench.interfaces.regularizers import EmbeddingAdversary, NoRegularizer, PenaltyContext, PrivacySpec, Regularizer
 from w2sbench.interfaces.strategies import Strategy, Teacher, TransferLoss, reference_cells, with_regularization
 
@@ -32,6 +32,7 @@ __all__ = [
     "PropertyData",
     "DataContext",
     "MetricInfo",
+    "SHARE",
     "LiveScores",
     "PenaltyContext",
     "PrivacySpec",

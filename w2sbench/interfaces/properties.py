@@ -20,17 +20,26 @@ from w2sbench.values import default_range, resolve_value
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from w2sbench.training.classifier import Classifier
 
-__all__ = ["MetricInfo", "LiveScores", "TrustProperty"]
+__all__ = ["SHARE", "MetricInfo", "LiveScores", "TrustProperty"]
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """One reported number: its name, direction and meaning."""
+    """One reported number: its name, direction and meaning.
+
+    ``bounds``: the values the score can take, (low, high), either side None for unbounded (a rate or an AUC:
+    ``SHARE``, (0.0, 1.0)); reports cut a score's interval at them (a t-interval over three seeds of a rate
+    near 1 would otherwise reach past 1). None: nothing known."""
 
     name: str
     higher_is_better: bool
     description: str
     kind: Literal["task", "trust"] = "trust"
+    bounds: tuple[float | None, float | None] | None = None
+
+
+# the bounds of a share, a rate, an accuracy or an AUC
+SHARE: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass(frozen=True)

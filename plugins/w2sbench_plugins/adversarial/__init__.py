@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from w2sbench.plugin_api import (
+    SHARE,
     DataContext,
     EmbeddingAdversary,
     Examples,
@@ -285,17 +286,17 @@ class Adversarial(TrustProperty):
     primary = "advglue_robust_accuracy"
     prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
-        MetricInfo("advglue_robust_accuracy", True, "Accuracy on AdvGLUE's adversarial SST-2 sentences."),
-        MetricInfo("advglue_original_accuracy", True, "Accuracy on the original sentences of those AdvGLUE pairs.", kind="task"),
-        MetricInfo("advglue_accuracy_drop", False, "AdvGLUE original accuracy minus robust accuracy."),
-        MetricInfo("attack_success_rate", False, "Mean over live attacks of the share of correctly classified examples flipped."),
-        MetricInfo("accuracy_under_attack", True, "Mean over live attacks of the accuracy after the attack."),
+        MetricInfo("advglue_robust_accuracy", True, "Accuracy on AdvGLUE's adversarial SST-2 sentences.", bounds=SHARE),
+        MetricInfo("advglue_original_accuracy", True, "Accuracy on the original sentences of those AdvGLUE pairs.", kind="task", bounds=SHARE),
+        MetricInfo("advglue_accuracy_drop", False, "AdvGLUE original accuracy minus robust accuracy.", bounds=(-1.0, 1.0)),
+        MetricInfo("attack_success_rate", False, "Mean over live attacks of the share of correctly classified examples flipped.", bounds=SHARE),
+        MetricInfo("accuracy_under_attack", True, "Mean over live attacks of the accuracy after the attack.", bounds=SHARE),
         *(
             info
             for attack in ATTACKS
             for info in (
-                MetricInfo(f"{attack}_success_rate", False, f"{ATTACKS[attack]}: share of attacked examples flipped."),
-                MetricInfo(f"{attack}_accuracy_under_attack", True, f"{ATTACKS[attack]}: accuracy after the attack."),
+                MetricInfo(f"{attack}_success_rate", False, f"{ATTACKS[attack]}: share of attacked examples flipped.", bounds=SHARE),
+                MetricInfo(f"{attack}_accuracy_under_attack", True, f"{ATTACKS[attack]}: accuracy after the attack.", bounds=SHARE),
             )
         ),
     )

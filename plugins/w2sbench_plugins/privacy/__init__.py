@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.plugin_api import (
+    SHARE,
     DataContext,
     Examples,
     LiveScores,
@@ -140,15 +141,15 @@ class Privacy(TrustProperty):
     primary = "mia_auc"
     prepared_data_cache = True  # load_data reads only dataset_file's files
     metrics = (
-        MetricInfo("mia_auc", False, "Loss-threshold membership-inference AUC: the model's own training e-mails vs unseen ones."),
-        MetricInfo("mia_auc_calibrated", False, "Same, with each loss calibrated by a reference model's loss on that e-mail."),
-        MetricInfo("mia_auc_weak_train", False, "Loss-threshold MIA AUC on split A (the weak model's training e-mails)."),
-        MetricInfo("mia_auc_transfer", False, "Loss-threshold MIA AUC on split B (the transfer e-mails strong models train on)."),
-        MetricInfo("dp_epsilon", False, "Epsilon that DP-SGD achieved (opacus RDP accountant); absent without DP-SGD."),
-        MetricInfo("extraction_context_members", False, "Decoders: share of addresses in the model's own training e-mails it completes exactly from the preceding text."),
-        MetricInfo("extraction_context_unseen", False, "Decoders: the same on pool e-mails no model trained on (what pretraining alone gives)."),
-        MetricInfo("extraction_zero_shot", False, "Decoders: DecodingTrust zero-shot name-to-address prompts, exact-match rate."),
-        MetricInfo("extraction_few_shot", False, "Decoders: DecodingTrust k-shot name-to-address prompts (same-domain demonstrations), exact-match rate."),
+        MetricInfo("mia_auc", False, "Loss-threshold membership-inference AUC: the model's own training e-mails vs unseen ones.", bounds=SHARE),
+        MetricInfo("mia_auc_calibrated", False, "Same, with each loss calibrated by a reference model's loss on that e-mail.", bounds=SHARE),
+        MetricInfo("mia_auc_weak_train", False, "Loss-threshold MIA AUC on split A (the weak model's training e-mails).", bounds=SHARE),
+        MetricInfo("mia_auc_transfer", False, "Loss-threshold MIA AUC on split B (the transfer e-mails strong models train on).", bounds=SHARE),
+        MetricInfo("dp_epsilon", False, "Epsilon that DP-SGD achieved (opacus RDP accountant); absent without DP-SGD.", bounds=(0.0, None)),
+        MetricInfo("extraction_context_members", False, "Decoders: share of addresses in the model's own training e-mails it completes exactly from the preceding text.", bounds=SHARE),
+        MetricInfo("extraction_context_unseen", False, "Decoders: the same on pool e-mails no model trained on (what pretraining alone gives).", bounds=SHARE),
+        MetricInfo("extraction_zero_shot", False, "Decoders: DecodingTrust zero-shot name-to-address prompts, exact-match rate.", bounds=SHARE),
+        MetricInfo("extraction_few_shot", False, "Decoders: DecodingTrust k-shot name-to-address prompts (same-domain demonstrations), exact-match rate.", bounds=SHARE),
     )
     default_options = {
         "weak_train_size": 1000,
