@@ -58,6 +58,21 @@ def test_line_progress_says_failed_when_a_stage_raises() -> None:
     assert len(messages(out.getvalue())) == 1
 
 
+def test_an_interrupted_stage_says_interrupted_and_its_bar_is_not_completed() -> None:
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), LineProgress(out).stage("train fairness s0 ceiling-reg"):
+        raise KeyboardInterrupt
+    assert re.fullmatch(r"interrupted train fairness s0 ceiling-reg \(\d+\.\d s\)", messages(out.getvalue())[0])
+
+    bars = RichProgress()
+    with pytest.raises(KeyboardInterrupt), bars.stage("train fairness s1 ceiling-reg", total=189) as handle:
+        handle.update(90, 189)
+        raise KeyboardInterrupt
+    (task,) = bars._bar.tasks
+    assert (task.completed, task.total, task.description) == (90, 189, "train fairness s1 ceiling-reg (interrupted)")
+    bars.close()
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -211,3 +211,12 @@ def test_killed_driver_resumes_without_recomputing(ray_cluster, tiny_models, dat
     timing = load_results(run_dir)["timing"]
     assert timing["stages_computed"] == len(after) - len(before)
     assert timing["stages_cached"] >= len(before)
+
+
+def test_a_sweep_file_without_data_dir_reads_the_environments_mirror(tiny_models, data_dir, tmp_path, monkeypatch):
+    config = _config(tiny_models, data_dir, tmp_path / "out")
+    del config["data_dir"]
+    monkeypatch.setenv("W2SBENCH_DATA_DIR", str(data_dir))
+    assert parse_sweep(config).data_dir == str(data_dir)  # as `w2sbench run` does
+    monkeypatch.delenv("W2SBENCH_DATA_DIR")
+    assert parse_sweep(config).data_dir is None  # upstream downloads

@@ -47,8 +47,8 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--properties", help="comma-separated trust properties, e.g. fairness,ood [all registered]")
     run.add_argument("--metrics", help=argparse.SUPPRESS)  # deprecated name of --properties (one release)
     run.add_argument("--strategies", help="comma-separated strategies [the default ones in `w2sbench list strategies`]")
-    run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; three or more "
-                     "give intervals over seeds [0-2]")
+    run.add_argument("--seeds", default="0-2", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-4; intervals "
+                     "resample seeds x test examples, so more seeds narrow them (one seed: test examples only) [0-2]")
     run.add_argument("--finetune", help="head, lora or full, or WEAK:STRONG such as head:full [GPU: full; CPU: the pair's choice]")
     run.add_argument("--option", action="append", default=[], metavar="PROPERTY.KEY=VALUE", help="trust-property option, e.g. fairness.weight=2")
     run.add_argument("--train", action="append", default=[], metavar="MODE.KEY=VALUE", help="training setting, e.g. full.epochs=3")

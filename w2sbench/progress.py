@@ -83,9 +83,12 @@ class RichProgress(Progress):
         handle = _RichStage(self._bar, task)
         try:
             yield handle
-        finally:
-            t = self._bar.tasks[[x.id for x in self._bar.tasks].index(task)]
-            self._bar.update(task, completed=t.total if t.total is not None else 1, total=t.total or 1)
+        except BaseException as exc:
+            # the bar stays where the stage stopped (an interrupted training at 90/189 is not complete)
+            self._bar.update(task, description=f"{name} ({_stopped(exc)})")
+            raise
+        t = self._bar.tasks[[x.id for x in self._bar.tasks].index(task)]
+        self._bar.update(task, completed=t.total if t.total is not None else 1, total=t.total or 1)
 
     def note(self, message: str) -> None:
         self._bar.console.print(message)
@@ -94,8 +97,14 @@ class RichProgress(Progress):
         self._bar.stop()
 
 
+def _stopped(exc: BaseException) -> str:
+    """How a stage that raised ended: "interrupted" by Ctrl-C (or the signal that stops a worker), else "failed"."""
+    return "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+
+
 class LineProgress(Progress):
-    """One line per finished stage on ``stream`` (stderr): ``[HH:MM:SS] done <stage> (12.3 s)`` (or ``failed``).
+    """One line per finished stage on ``stream`` (stderr): ``[HH:MM:SS] done <stage> (12.3 s)`` (or ``failed``,
+    or ``interrupted`` after Ctrl-C).
 
     A stage still running after ``slow_after`` seconds also gets ``[HH:MM:SS] start <stage>`` at that moment
     (from a timer thread), so a long training shows up while it runs; 0 prints every start line at once,
@@ -126,14 +135,16 @@ class LineProgress(Progress):
     def stage(self, name: str, total: int | None = None) -> Iterator[StageHandle]:
         timer = self._start_line(name)
         start = time.perf_counter()
-        failed = True
+        outcome = "done"
         try:
             yield StageHandle()
-            failed = False
+        except BaseException as exc:
+            outcome = _stopped(exc)
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
-            self._line(f"{'failed' if failed else 'done'} {name} ({time.perf_counter() - start:.1f} s)")
+            self._line(f"{outcome} {name} ({time.perf_counter() - start:.1f} s)")
 
     def note(self, message: str) -> None:
         self._line(message)

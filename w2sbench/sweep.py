@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from w2sbench.data import default_data_dir
 from w2sbench.errors import W2SBenchError, did_you_mean
 from w2sbench.executors import EXECUTORS
 from w2sbench.files import atomic_write_json
@@ -141,7 +142,8 @@ def parse_sweep(raw: Any, default_out: Path = Path("runs/sweep"), source: str = 
         finetune=str(raw["finetune"]) if raw.get("finetune") else None,
         options=_nested(raw.get("options"), "options", source),
         train=_nested(raw.get("train"), "train", source),
-        data_dir=data_dir_arg(str(raw["data_dir"])) if raw.get("data_dir") else None,
+        # as `w2sbench run`: the file's data_dir, else $W2SBENCH_DATA_DIR, else upstream downloads
+        data_dir=data_dir_arg(str(raw["data_dir"]) if raw.get("data_dir") else default_data_dir()),
         device=str(raw.get("device", "auto")),
         out=out,
         cache_dir=cache_location(str(raw["cache_dir"])) if raw.get("cache_dir") else None,
