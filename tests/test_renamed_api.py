@@ -41,5 +41,4 @@ def test_a_run_dir_recorded_before_an_option_rename_is_the_same_run(tmp_path):
     atomic_write_json(run / "run.json", settings({"epsilon": 0.05, "steps": 1}).as_dict())
     with pytest.raises(W2SBenchError) as info:  # a changed value is still a different run
         claim_run_dir(run, settings({"radius": 0.1, "steps": 1}), renamed_options=renamed)
-    assert info.value.problem.endswith("holds a run with different settings (options: {'adversarial': {'radius': 0.05, 'steps': 1}} "
-                                       "-> {'adversarial': {'radius': 0.1, 'steps': 1}}).")
+    assert info.value.problem.endswith("holds a run with different settings (options.adversarial.radius: 0.05 -> 0.1).")

@@ -295,7 +295,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 1 if outcome.failures else 0
     summary = write_sweep_summary(config.out, jobs, outcome, kind)
     if not args.quiet:
-        table = Table(title=f"sweep: {len(jobs)} pairs on the {kind} executor")
+        table = Table(title=f"sweep: {len(jobs)} pair{'' if len(jobs) == 1 else 's'} on the {kind} executor")
         for col in ("pair", "status", "run directory"):
             table.add_column(col, overflow="fold")
         for job in jobs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,18 @@ def parse_options(items: list[str], flag: str = "--option") -> dict[str, dict[st
     return out
 
 
-def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two recorded settings."""
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two recorded settings, down to the changed leaf of nested ones:
+    ``options.fairness.weight: 0.5 -> 0.6``, not both whole option dicts."""
     diffs = []
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            diffs.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += settings_diff(a, b, f"{prefix}{key}.")
+        else:
+            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return diffs
 
 

@@ -30,7 +30,8 @@ def _print_report(report: Any) -> None:
     # Plain print, not rich: submitted strings must not be read as console markup.
     if report.ok:
         checked = sum(e.scores_checked for e in report.entries)
-        print(f"ok      {report.path}: {len(report.entries)} entries, {checked} scores recomputed and matched")
+        entries = f"{len(report.entries)} entr{'y' if len(report.entries) == 1 else 'ies'}"
+        print(f"ok      {report.path}: {entries}, {checked} scores recomputed and matched")
     elif report.problems:
         print(f"INVALID {report.path}: {len(report.problems)} problem(s)")
         for problem in report.problems:
