@@ -8,6 +8,7 @@ probabilities. Nothing in a submission is imported, unpickled or executed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,11 @@ class Validator:
                 continue
             seen[key] = index
             result = EntryResult(key, describe_entry(entry))
-            report.problems.extend(f"{where}: {p}" for p in self.check_entry(entry, result))
+            with warnings.catch_warnings(record=True) as caught:  # a property's warning names the entry it came from
+                warnings.simplefilter("always")
+                report.problems.extend(f"{where}: {p}" for p in self.check_entry(entry, result))
+            for w in caught:
+                warnings.warn_explicit(f"{report.path.name} {where}: {w.message}", w.category, w.filename, w.lineno)
             if result.unchecked:
                 report.unchecked.append(f"{where}: {result.unchecked}")
             if result.not_verifiable:
