@@ -110,6 +110,12 @@ def test_resuming_with_different_settings_is_refused(tiny_models, data_dir, tmp_
     assert main([*base, "--seeds", "0,1", "--reconfigure"]) == 0
     assert load_results(out)["settings"]["seeds"] == [0, 1]
 
+    (out / "results.json").unlink()  # as an attempt stopped before its end leaves the directory
+    capsys.readouterr()
+    assert main([a for a in base if a != "--quiet"] + ["--seeds", "0,1"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.endswith(f"resuming {out}: stages an earlier attempt finished are read from the cache")
+
 
 def test_plugin_that_fails_to_import_is_named_and_others_work(tmp_path):
     site = tmp_path / "site"

@@ -234,8 +234,11 @@ def cmd_export_lm_eval(args: argparse.Namespace) -> int:
     files = export_lm_eval(Path(args.dir), _plugins(), args.data_dir or default_data_dir(), rows, args.fewshot_rows,
                            properties, per_property)
     tasks = sorted(p.stem for p in files if p.suffix == ".yaml")
-    _console().print(f"wrote {len(tasks)} lm-eval tasks to {args.dir}: {', '.join(tasks)}\n"
-                     f"run them with: lm_eval --model hf --model_args pretrained=MODEL --include_path {args.dir} --tasks w2sbench")
+    _console().print(f"wrote {len(tasks)} lm-eval tasks to {args.dir}: {', '.join(tasks)}", highlight=False)
+    _console().print("run them with:", highlight=False)
+    # the command on a line of its own, never wrapped: it is copied from logs as well as terminals
+    _console().print(f"lm_eval --model hf --model_args pretrained=MODEL --include_path {args.dir} --tasks w2sbench",
+                     soft_wrap=True, highlight=False, markup=False)
     return 0
 
 

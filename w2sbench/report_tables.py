@@ -99,7 +99,9 @@ def score_tables(name: str, prop: Mapping[str, Any], boot: Mapping[str, Any], co
         for cell in chunk:
             header = cell if prop["cells"][cell]["role"] == "strategy" else f"[dim]{cell}[/]"
             table.add_column(header, justify="right", overflow="fold")
-        for label, row, _ in rows:
+        for label, row, reasons in rows:
+            if not any(c in row or c in reasons for c in chunk):
+                continue  # a gap-recovered row of baseline cells only: they have no ratio
             table.add_row(escape(label), *[row.get(c, "") for c in chunk])
         _print_without_trailing_blanks(console, table)
     # the caption and the notes as paragraphs of the console's width (a caption is as narrow as its table)

@@ -141,7 +141,10 @@ def execute_pairs(
         for job in jobs if dist.is_main else ():
             stack.enter_context(RunLock(job.run_dir))
             renamed = {m: plugins.trust_properties.get(m).renamed_options for m in job.settings.metrics}
+            unfinished = (job.run_dir / "run.json").exists() and not (job.run_dir / RESULTS_FILE).exists()
             claim_run_dir(job.run_dir, job.settings, reconfigure, renamed)
+            if unfinished:  # said first, so a resumed run does not look like a fresh start until its last line
+                progress.note(f"resuming {job.run_dir}: stages an earlier attempt finished are read from the cache")
         for root in {c if is_url(c) else Path(c).resolve() for c in caches}:
             if dist.is_main:
                 StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
