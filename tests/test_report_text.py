@@ -89,9 +89,10 @@ def _gap_prop(gap: float, ci: list[float] | None, higher: bool = True, reason: s
 
 def test_the_reason_names_the_strategys_own_reference_pair_and_gap():
     assert ratio_reason(_gap_prop(0.009, [-0.003, 0.022]), "wts", "m") == (
-        "m gap ceiling-reg - weak-reg +0.009 [-0.003, +0.022]: below the 0.01 minimum gap")
+        "m gap ceiling-reg - weak-reg +0.009 [-0.003, +0.022]: the ceiling beats the weak model by less than the 0.01 "
+        "minimum gap")
     assert ratio_reason(_gap_prop(0.03, [-0.01, 0.07]), "wts", "m") == (
-        "m gap ceiling-reg - weak-reg +0.030 [-0.010, +0.070]: its 95% interval includes 0")
+        "m gap ceiling-reg - weak-reg +0.030 [-0.010, +0.070]: the 95% interval of the gap includes 0")
     # lower is better: a positive ceiling - weak is a worse ceiling
     assert ratio_reason(_gap_prop(0.08, [0.05, 0.11], higher=False), "wts", "m") == (
         "m gap ceiling-reg - weak-reg +0.080 [+0.050, +0.110]: the ceiling is worse than the weak model")
@@ -145,9 +146,10 @@ def test_the_accuracy_gap_line_says_whose_gap_recovered_it_decides():
     scope = "accuracy gap recovered against weak and ceiling (the references of vanilla)"
     assert accuracy_gap_line("p", _gap()) == f"p: accuracy gap ceiling - weak +0.024 [+0.011, +0.036]: resolved, so {scope} is defined"
     assert accuracy_gap_line("p", _gap(ci95=[-0.01, 0.05], resolved=False)) == (
-        "p: accuracy gap ceiling - weak +0.024 [-0.010, +0.050]: not resolved (the strong model does not measurably beat "
-        f"the weak one), so {scope} is undefined")
-    assert accuracy_gap_line("p", _gap(gap=0.005, ci95=[0.001, 0.009])).endswith(f": below the 0.01 minimum gap, so {scope} is undefined")
+        f"p: accuracy gap ceiling - weak +0.024 [-0.010, +0.050]: the 95% interval of the gap includes 0, so {scope} is "
+        "undefined")
+    assert accuracy_gap_line("p", _gap(gap=0.005, ci95=[0.001, 0.009])).endswith(
+        f": the ceiling beats the weak model by less than the 0.01 minimum gap, so {scope} is undefined")
     assert accuracy_gap_line("p", _gap(gap=-0.03, ci95=[-0.05, -0.01])).endswith(
         f": the ceiling is worse than the weak model, so {scope} is undefined")
     # results written before accuracy_gap.strategies: the pair alone

@@ -34,6 +34,7 @@ import numpy as np
 from w2sbench.design import REG_CEILING, StrategyDesign, task_scores
 from w2sbench.stats import (
     gap_recovered_summary,
+    gap_unresolved_reason,
     holm,
     interval_stderr,
     percentile_interval,
@@ -255,7 +256,8 @@ def gap_recovered_interval(boot: Mapping[str, Any], s: int, w: int, c: int, k: i
     if gap["ci95"] is None:
         summary["reason"] = "no interval for the gap (" + gap["method"] + ")"
     elif not summary["resolved"]:
-        summary["reason"] = "the ceiling does not beat the weak model significantly"
+        reason = gap_unresolved_reason(summary["gap"], gap["ci95"], higher) if summary["gap"] is not None else None
+        summary["reason"] = reason or "no seed scores the strategy, its weak model and its ceiling all"
     if summary["mean"] is not None and boot["example_level"][k]:
         x = boot["samples"]
         num = _weighted(x[:, :, s, k] - x[:, :, w, k], boot["weights"])

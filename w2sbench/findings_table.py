@@ -14,7 +14,7 @@ from typing import Any
 from rich.markup import escape
 
 from w2sbench.findings import MAX_STDERR, underpowered_scores
-from w2sbench.stats import MIN_GAP
+from w2sbench.stats import gap_unresolved_reason
 
 __all__ = ["render_findings", "format_effect", "format_p", "accuracy_gap_line", "print_paragraph"]
 
@@ -55,12 +55,9 @@ def accuracy_gap_line(name: str, findings: Mapping[str, Any]) -> str:
         return f"{name}: accuracy gap ceiling - weak undefined, so {scope} is undefined"
     ci = gap.get("ci95")
     text = f"{name}: accuracy gap ceiling - weak {gap['gap']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-    if not gap.get("resolved"):
-        return text + f": not resolved (the strong model does not measurably beat the weak one), so {scope} is undefined"
-    if gap["gap"] < 0:
-        return text + f": the ceiling is worse than the weak model, so {scope} is undefined"
-    if gap["gap"] < MIN_GAP:  # stats.gap_resolved's rule on top of the interval
-        return text + f": below the {MIN_GAP} minimum gap, so {scope} is undefined"
+    reason = gap_unresolved_reason(gap["gap"], ci, True) or (None if gap.get("resolved") else "not resolved")
+    if reason:
+        return text + f": {reason}, so {scope} is undefined"
     return text + f": resolved, so {scope} is defined"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from w2sbench.design import StrategyDesign, design_from_cell
 from w2sbench.findings import headline_pairs, seed_paired_test
-from w2sbench.stats import MIN_GAP, improvement
+from w2sbench.stats import gap_unresolved_reason, improvement
 
 __all__ = [
     "strategy_designs",
@@ -135,15 +135,7 @@ def ratio_reason(prop: Mapping[str, Any], strategy: str, metric: str) -> str | N
         return f"{metric}: no seed scores {strategy}, {weak} and {ceiling} all"
     measured = f"{metric} gap {ceiling} - {weak} {gap:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
     higher = next((m["higher_is_better"] for m in prop["metrics"] if m["name"] == metric), True)
-    better = gap if higher else -gap  # positive: the ceiling is better
-    if better <= 0:
-        significant = ci is not None and (ci[0] > 0 or ci[1] < 0)
-        return f"{measured}: the ceiling is {'worse than' if significant else 'not better than'} the weak model"
-    if better < MIN_GAP:
-        return f"{measured}: below the {MIN_GAP} minimum gap"
-    if ci is not None and ci[0] <= 0 <= ci[1]:
-        return f"{measured}: its 95% interval includes 0"
-    reason = summary.get("reason")
+    reason = gap_unresolved_reason(gap, ci, higher) or summary.get("reason")
     return f"{measured}: {reason}" if reason else f"{measured}: not resolved"
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "improvement",
     "MIN_GAP",
     "gap_resolved",
+    "gap_unresolved_reason",
     "gap_recovered_summary",
     "holm",
     "wald_test",
@@ -69,6 +70,20 @@ def gap_resolved(
         lo, hi = gap_interval
         return bool(lo > 0 or hi < 0)
     return True
+
+
+def gap_unresolved_reason(gap: float, gap_interval: Sequence[float] | None, higher_is_better: bool) -> str | None:
+    """Why ``gap_resolved`` refuses ceiling - weak = ``gap`` (with its 95% interval), in words a reader can
+    check against the numbers; None when it is resolved. The one wording of results.json, reports and exports."""
+    better = gap if higher_is_better else -gap  # positive: the ceiling is better
+    if better <= 0:
+        significant = gap_interval is not None and (gap_interval[0] > 0 or gap_interval[1] < 0)
+        return f"the ceiling is {'worse than' if significant else 'not better than'} the weak model"
+    if better < MIN_GAP:
+        return f"the ceiling beats the weak model by less than the {MIN_GAP} minimum gap"
+    if gap_interval is not None and gap_interval[0] <= 0 <= gap_interval[1]:
+        return "the 95% interval of the gap includes 0"
+    return None
 
 
 def gap_recovered(
