@@ -137,7 +137,7 @@ def _columns(metric: TrustProperty, rows: Sequence[BoardRow]) -> tuple[list[Metr
 def _gap_label(rows: Sequence[BoardRow], m: MetricInfo) -> str:
     """How a gap-recovered column's intervals were computed: the run's bootstrap (ratio of mean gaps) or,
     for older submissions, a t-interval over the per-seed ratios."""
-    methods = {GAP_METHODS.get((row.gaps.get(m.name) or {}).get("method"), SCORE_METHOD) for row in rows if m.name in row.gaps}
+    methods = {GAP_METHODS.get(str((row.gaps.get(m.name) or {}).get("method")), SCORE_METHOD) for row in rows if m.name in row.gaps}
     return " / ".join(sorted(methods, reverse=True))
 
 
