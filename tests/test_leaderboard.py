@@ -354,6 +354,11 @@ def test_shipped_submissions_validate_and_the_board_is_current(data_dir, tmp_pat
             f"leaderboards/{made.name} is out of date: run `w2sbench leaderboard build`"
         )
     assert os.access(REPO / "leaderboards" / "index.html", os.R_OK)
+    # offline-default's product predicts one class for every fairness test example on every seed: flagged, last
+    lines = [line for line in (out / "board-fairness.md").read_text().splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert "| offline-default | minilm-l0 → minilm-l6 | head:full | product ‡ | 3 | 0.770 [0.770, 0.770] |" in lines[-1]
+    assert sum("‡ |" in line for line in lines) == 1
+    assert "product,3," in next(r for r in (out / "board-fairness.csv").read_text().splitlines() if r.endswith(",yes"))
 
 
 @pytest.mark.slow  # shares a module-scoped tiny-model run

@@ -19,6 +19,7 @@ __all__ = [
     "format_interval",
     "run_seeds",
     "score_interval",
+    "within_bounds",
     "ratio_interval",
     "ratio_reason",
     "comparisons",
@@ -92,10 +93,10 @@ def score_interval(prop: Mapping[str, Any], cell: str, metric: str, boot: Mappin
     else:
         b = ((boot or {}).get("cells") or {}).get(cell, {}).get(metric)
         value = _interval_from(summary, b, "bootstrap over test examples")
-    return _within_bounds(value, next((m.get("bounds") for m in prop.get("metrics", ()) if m["name"] == metric), None))
+    return within_bounds(value, next((m.get("bounds") for m in prop.get("metrics", ()) if m["name"] == metric), None))
 
 
-def _within_bounds(value: dict[str, Any], bounds: Sequence[float | None] | None) -> dict[str, Any]:
+def within_bounds(value: dict[str, Any], bounds: Sequence[float | None] | None) -> dict[str, Any]:
     """``value`` with its interval cut at ``bounds`` (low, high; None: open), its method saying so."""
     if not bounds or value.get("lo") is None or value.get("hi") is None:
         return value

@@ -22,15 +22,27 @@ from w2sbench.design import StrategyDesign
 from w2sbench.files import atomic_write_text
 from w2sbench.findings import plain_baseline
 from w2sbench.interfaces import MetricInfo, TrustProperty
-from w2sbench.leaderboard._findings import entry_designs, render_findings
+from w2sbench.leaderboard._findings import FINDINGS_BASIS, FINDINGS_TITLE, entry_designs, render_findings
 from w2sbench.leaderboard._plots import _e, _interval, _params, gap_plot, size_plot
 from w2sbench.leaderboard._validate import ValidationReport
 from w2sbench.plugin_manager import get_plugins
+from w2sbench.report_values import within_bounds
 from w2sbench.results import TASK_METRICS
 
 __all__ = ["BoardRow", "collect_rows", "render_csv", "render_markdown", "render_html", "write_board", "BOARD_PREFIX"]
 
 BOARD_PREFIX = "board-"  # board files are leaderboards/board-<property>.csv|md; stale ones are removed
+
+# How each kind of interval column is computed (shown in its header and explained in the legend).
+SCORE_METHOD = "t over seeds"
+GAP_METHODS = {"ratio of mean gaps": "run bootstrap"}  # summary method -> label; others: per-seed ratios
+CONSTANT_MARK = "‡"
+CONSTANT_NOTE = "constant predictions: one class for every example"
+LEGEND = (
+    "Score cells: mean over seeds [95% t-interval over the per-seed scores, cut at the score's range]. "
+    "Gap-recovered cells: the run's ratio of mean gaps [its 95% bootstrap interval over seeds × test examples] "
+    "(older submissions: mean of the per-seed ratios [t over seeds])."
+)
 
 
 @dataclass
@@ -52,20 +64,33 @@ class BoardRow:
     entry: str = ""  # which submission entry (submission#index): rows of one entry are paired by seed
     seed_scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # seed -> metric -> score
     gap_references: dict[str, str] = field(default_factory=dict)  # {"weak": cell, "ceiling": cell}
+    constant: bool = False  # the strong model predicts one class for every main-test example on every seed
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "property"
 
 
+def cut_at_bounds(summary: Mapping[str, Any], bounds: Sequence[float | None] | None) -> dict[str, Any]:
+    """A score's summary with its 95% interval cut at the score's range (``report_values.within_bounds``:
+    the cut interval covers the true value as often, since that cannot lie outside the range)."""
+    ci = summary.get("ci95") or [None, None]
+    value = {"mean": summary.get("mean"), "lo": ci[0], "hi": ci[1], "method": SCORE_METHOD}
+    cut = within_bounds(value, bounds)
+    return dict(summary) if cut is value else {**summary, "ci95": [cut["lo"], cut["hi"]]}
+
+
 def collect_rows(reports: Sequence[ValidationReport], metrics: Mapping[str, TrustProperty]) -> dict[str, list[BoardRow]]:
-    """Rows per property from the valid reports, best primary trust score first."""
+    """Rows per property from the valid reports, best primary trust score first; a cell with constant
+    predictions goes last. Score intervals are cut at the installed metric's bounds (``MetricInfo.bounds``),
+    so submissions that do not record them are covered too."""
     rows: dict[str, list[BoardRow]] = {}
     for report in reports:
         if not report.ok or report.submission is None:
             continue
         for index, (entry, result) in enumerate(zip(report.submission["entries"], report.entries, strict=True)):
             models = entry["models"]
+            bounds = {m.name: m.bounds for m in (*TASK_METRICS, *metrics[entry["property"]].metrics)}
             for cell in entry["strategies"]:
                 body = entry["cells"][cell]
                 rows.setdefault(entry["property"], []).append(
@@ -79,12 +104,13 @@ def collect_rows(reports: Sequence[ValidationReport], metrics: Mapping[str, Trus
                         finetune=f"{entry['finetune']['weak']}:{entry['finetune']['strong']}",
                         strategy=cell,
                         seeds=len(entry["seeds"]),
-                        scores=body["summary"],
+                        scores={k: cut_at_bounds(v, bounds.get(k)) for k, v in body["summary"].items()},
                         gaps={k: v["summary"] for k, v in (body.get("gap_recovered") or {}).items()},
                         not_verifiable=list(result.not_verifiable),
                         entry=f"{report.submission['name']}#{index}",
                         seed_scores=dict(body.get("seeds") or {}),
                         gap_references=dict(body.get("references") or {}),
+                        constant=cell in result.constant_cells,
                     )
                 )
     for prop, prop_rows in rows.items():
@@ -93,7 +119,7 @@ def collect_rows(reports: Sequence[ValidationReport], metrics: Mapping[str, Trus
 
         def order(row: BoardRow, primary: str = primary, higher: bool = higher) -> tuple[Any, ...]:
             mean = (row.scores.get(primary) or {}).get("mean")
-            return (mean is None, -(mean or 0.0) if higher else (mean or 0.0), row.submission, row.strong, row.strategy)
+            return (row.constant, mean is None, -(mean or 0.0) if higher else (mean or 0.0), row.submission, row.strong, row.strategy)
 
         prop_rows.sort(key=order)
     return rows
@@ -106,6 +132,17 @@ def _columns(metric: TrustProperty, rows: Sequence[BoardRow]) -> tuple[list[Metr
     trust = sorted((m for m in metric.metrics if m.name in present), key=lambda m: m.name != metric.primary)
     gap = [m for m in task[:1] + trust[:1] if any(m.name in row.gaps for row in rows)]
     return task + trust, gap
+
+
+def _gap_label(rows: Sequence[BoardRow], m: MetricInfo) -> str:
+    """How a gap-recovered column's intervals were computed: the run's bootstrap (ratio of mean gaps) or,
+    for older submissions, a t-interval over the per-seed ratios."""
+    methods = {GAP_METHODS.get(str((row.gaps.get(m.name) or {}).get("method")), SCORE_METHOD) for row in rows if m.name in row.gaps}
+    return " / ".join(sorted(methods, reverse=True))
+
+
+def _strategy(row: BoardRow) -> str:
+    return f"{row.strategy} {CONSTANT_MARK}" if row.constant else row.strategy
 
 
 def _text(summary: Mapping[str, Any] | None, mark: str = "") -> str:
@@ -125,7 +162,7 @@ def render_csv(metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
         head += [m.name, f"{m.name}_ci95_low", f"{m.name}_ci95_high"]
     for m in gaps:
         head += [f"gap_recovered_{m.name}", f"gap_recovered_{m.name}_ci95_low", f"gap_recovered_{m.name}_ci95_high"]
-    writer.writerow([*head, "not_verifiable"])
+    writer.writerow([*head, "not_verifiable", "constant_predictions"])
     for row in rows:
         line: list[Any] = [row.submission, row.pair, row.weak, row.strong, row.weak_params, row.strong_params, row.finetune, row.strategy, row.seeds]
         for m in scores:
@@ -133,7 +170,7 @@ def render_csv(metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
         for m in gaps:
             line += list(_interval(row.gaps.get(m.name)))
         # Spreadsheet programs run cells that start with = + - @; quote such strings (numbers stay numbers).
-        writer.writerow([_csv_safe(v) for v in [*line, ";".join(row.not_verifiable)]])
+        writer.writerow([_csv_safe(v) for v in [*line, ";".join(row.not_verifiable), "yes" if row.constant else ""]])
     return out.getvalue()
 
 
@@ -153,23 +190,27 @@ def _arrow(m: MetricInfo) -> str:
 
 
 def render_markdown(metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
-    """A GitHub-flavoured Markdown table: mean [95% interval over seeds]."""
+    """A GitHub-flavoured Markdown table: mean [95% interval], each column naming its interval's method."""
     scores, gaps = _columns(metric, rows)
     head = ["#", "submission", "weak → strong", "fine-tune", "strategy", "seeds"]
-    head += [f"{m.name} {_arrow(m)}" for m in scores] + [f"gap recovered: {m.name}" for m in gaps]
+    head += [f"{m.name} {_arrow(m)} [{SCORE_METHOD}]" for m in scores]
+    head += [f"gap recovered: {m.name} [{_md(_gap_label(rows, m))}]" for m in gaps]
     lines = [
         f"# {_md(metric.name)} leaderboard",
         "",
         _md(metric.description),
         "",
-        f"Primary trust metric: **{_md(metric.primary)}**. Each cell: mean over seeds [95% interval]; "
-        "† = reported by the submitter, not recomputable from predictions. Generated by `w2sbench leaderboard build`.",
+        f"Primary trust metric: **{_md(metric.primary)}**. {LEGEND} "
+        "† = reported by the submitter, not recomputable from predictions."
+        + (f" {CONSTANT_MARK} = {CONSTANT_NOTE} of the main test set on every seed "
+           "(trivially fair); ranked last." if any(r.constant for r in rows) else "")
+        + " Generated by `w2sbench leaderboard build`.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",
     ]
     for rank, row in enumerate(rows, 1):
-        cells = [str(rank), _md(row.submission), f"{_md(row.weak)} → {_md(row.strong)}", _md(row.finetune), _md(row.strategy), str(row.seeds)]
+        cells = [str(rank), _md(row.submission), f"{_md(row.weak)} → {_md(row.strong)}", _md(row.finetune), _md(_strategy(row)), str(row.seeds)]
         cells += [_text(row.scores.get(m.name), "†" if m.name in row.not_verifiable else "") for m in scores]
         cells += [_text(row.gaps.get(m.name)) for m in gaps]
         lines.append("| " + " | ".join(cells) + " |")
@@ -228,6 +269,8 @@ def _table(metric: TrustProperty, rows: Sequence[BoardRow], ident: str) -> str:
     unverified = {m for row in rows for m in row.not_verifiable}
     head = [h + (" †" if i >= 8 and i - 8 < len(scores) and scores[i - 8].name in unverified else "") for i, h in enumerate(head)]
     titles = [t + ("; † not recomputed by the validator" if h.endswith("†") else "") for h, t in zip(head, titles, strict=True)]
+    methods = [""] * 8 + [SCORE_METHOD] * len(scores) + [_gap_label(rows, m) for m in gaps]
+    head = [f"{h} [{k}]" if k else h for h, k in zip(head, methods, strict=True)]
     out = [f'<div class="scroll"><table class="board" id="{_e(ident)}"><thead><tr>']
     # <wbr> after underscores lets long metric names wrap inside their header.
     out += [f'<th scope="col" title="{_e(t)}">{_e(h).replace("_", "_<wbr>")}</th>' for h, t in zip(head, titles, strict=True)]
@@ -237,7 +280,8 @@ def _table(metric: TrustProperty, rows: Sequence[BoardRow], ident: str) -> str:
         out.append(f'<td class="num" data-value="{rank}">{rank}</td>')
         out += [f"<td>{_e(v)}</td>" for v in (row.submission, row.weak, row.strong)]
         out.append(f'<td class="num" data-value="{row.strong_params or ""}">{_e(_params(row.strong_params))}</td>')
-        out += [f"<td>{_e(v)}</td>" for v in (row.finetune, row.strategy)]
+        out.append(f"<td>{_e(row.finetune)}</td>")
+        out.append(f'<td title="{_e(CONSTANT_NOTE)}">{_e(_strategy(row))}</td>' if row.constant else f"<td>{_e(row.strategy)}</td>")
         out.append(f'<td class="num" data-value="{row.seeds}">{row.seeds}</td>')
         out += [_num_cell(row.scores.get(m.name), "†" if m.name in row.not_verifiable else "") for m in scores]
         out += [_num_cell(row.gaps.get(m.name)) for m in gaps]
@@ -283,11 +327,10 @@ def _section(prop: str, metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
     parts = [
         f'<section id="{_e(ident)}"><h2>{_e(prop)}</h2><p>{_e(metric.description)}. Primary trust metric: '
         f"<strong>{_e(metric.primary)}</strong>.</p>",
-        f'<h3 id="findings-{_e(ident)}">Findings: each strategy against plain transfer</h3>',
+        f'<h3 id="findings-{_e(ident)}">{_e(FINDINGS_TITLE)}</h3>',
         '<p class="note">Plain transfer: no trust regularizer, the weak model\'s soft labels, cross-entropy (the '
         "paper's vanilla). Improvement = strategy − plain transfer, paired by seed, positive when the strategy is "
-        "better (more trustworthy or more accurate); 95% t-interval over seeds; p from a paired t-test, "
-        "Holm-corrected across the strategies of an entry. Verdict at 5%, as in a run's findings.</p>",
+        f"better (more trustworthy or more accurate). {_e(FINDINGS_BASIS)}</p>",
         render_findings(findings, unverified),
         f'<h3 id="gap-{_e(ident)}">Trust gap recovered per strategy</h3>',
         '<p class="note">(strategy − weak) / (ceiling − weak) on the primary trust metric, per seed, with each '
@@ -297,6 +340,9 @@ def _section(prop: str, metric: TrustProperty, rows: Sequence[BoardRow]) -> str:
         "<h3>All entries</h3>",
         _table(metric, rows, f"table-{ident}"),
     ]
+    if any(r.constant for r in rows):
+        parts.append(f'<p class="note constant">{CONSTANT_MARK} {_e(CONSTANT_NOTE)} of the main test set on every seed: '
+                     "a constant predictor is trivially fair, so the row is ranked last.</p>")
     if unverified:
         parts.append(f'<p class="note unverified">† {_e(", ".join(unverified))}: not recomputed by the validator. These '
                      "scores need the model itself (live attacks, membership inference on its training rows), so "
@@ -325,8 +371,8 @@ def render_html(boards: Mapping[str, tuple[TrustProperty, Sequence[BoardRow]]], 
         "<h1>w2sbench leaderboard</h1>",
         '<p class="note">Weak-to-strong trustworthiness: a strong model trained on a weak model\'s labels, per strategy. '
         "Every score was recomputed from the submitted predictions by <code>w2sbench leaderboard validate</code>; "
-        "† marks scores that need the model itself and are shown as reported. Cells show the mean over seeds "
-        "[95% interval]. Click a column header to sort.</p>",
+        f"† marks scores that need the model itself and are shown as reported. {_e(LEGEND)} {_e(FINDINGS_BASIS)} "
+        "Click a column header to sort.</p>",
         _basis(boards, submissions),
     ]
     if boards:

@@ -1,11 +1,12 @@
 """The board's findings: each strategy's paired effect against plain transfer, with its interval and a verdict.
 
-The comparison list, the test and the verdict rule are the run's (``w2sbench.findings``): a submission
-holds per-seed scores only, so the board runs ``seed_paired_test`` (a paired t-test over seeds, scipy), the
-test the run uses for live scores, on the pairs of ``comparison_pairs`` whose baseline is the plain
-transfer strategy (the paper's vanilla), with Holm's step-down correction across the strategies compared
-within one entry and metric (Holm 1979, "A simple sequentially rejective multiple test procedure"), and
-``verdict_of`` at the same level.
+The comparison list and the verdict rule are the run's (``w2sbench.findings``), the test is not: a run's
+findings bootstrap over seeds x test examples, while the board uses the per-seed scores only and runs
+``seed_paired_test`` (a paired t-test over seeds, scipy) on the pairs of ``comparison_pairs`` whose
+baseline is the plain transfer strategy (the paper's vanilla), with Holm's step-down correction across the
+strategies compared within one entry and metric (Holm 1979, "A simple sequentially rejective multiple test
+procedure"), and ``verdict_of`` at the same level. With three seeds this is more conservative than the
+run's findings: a run's "better" can be the board's "no significant difference" (``FINDINGS_BASIS``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from w2sbench.findings import ALPHA, comparison_pairs, plain_baseline, seed_pair
 from w2sbench.interfaces import Strategy
 from w2sbench.stats import holm
 
-__all__ = ["ALPHA", "PairedEffect", "paired_effects", "entry_designs", "board_pairs", "render_findings"]
+__all__ = ["ALPHA", "FINDINGS_TITLE", "FINDINGS_BASIS", "PairedEffect", "paired_effects", "entry_designs", "board_pairs", "render_findings"]
+
+FINDINGS_TITLE = "Findings: each strategy against plain transfer, over seeds only"
+FINDINGS_BASIS = (
+    "The board's intervals and verdicts come from the per-seed scores only: a 95% t-interval and a paired "
+    "t-test over seeds, Holm-corrected across the strategies of an entry, verdict at 5%. A run's findings also "
+    "resample test examples (a bootstrap over seeds × test examples), so the board is more conservative: a run's "
+    "\"better\" can be the board's \"no significant difference\"."
+)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class EntryResult:
     verified: list[str] = field(default_factory=list)
     not_verifiable: list[str] = field(default_factory=list)
     scores_checked: int = 0
+    # cells whose predicted labels on the main test set are one class for every example, on every seed
+    constant_cells: list[str] = field(default_factory=list)
     # why the entry could not be checked at all (its test data did not load here): not the submission's fault
     unchecked: str = ""
 
@@ -90,12 +92,15 @@ def _recompute(
     table: ScoreTable = {}
     verified: set[str] = set()
     unverifiable: set[str] = set()
+    constant: dict[str, bool] = {}
     for cell, body in entry["cells"].items():
         for seed, reported in body["seeds"].items():
             probs, bad = _prediction_arrays(probabilities, seed, cell, data, order)
             problems.extend(bad)
             if bad:
                 continue
+            predicted = probs[data.main_test].argmax(axis=1)
+            constant[cell] = constant.get(cell, True) and predicted.size > 0 and bool((predicted == predicted[0]).all())
             recomputed: dict[str, Any] = dict(task_scores(data.tests[data.main_test].labels, probs[data.main_test]))
             try:
                 recomputed.update(metric.evaluate(data, probs, options))
@@ -124,6 +129,7 @@ def _recompute(
                 else:
                     problems.append(f'cell "{short(cell)}" seed {seed}: unknown metric "{short(name)}"')
             table.setdefault(seed, {})[cell] = trusted
+    result.constant_cells = [cell for cell, single in constant.items() if single]
     return table, verified, unverifiable, problems
 
 
