@@ -99,6 +99,16 @@ def plan_tasks(jobs: Sequence[PairJob], cache_dirs: Sequence[str | Path]) -> tup
     return tasks, owners
 
 
+def _claim(job: PairJob, plugins: Plugins, reconfigure: bool, progress: Progress) -> None:
+    """Claim the job's run directory (``run_dir.claim_run_dir``); say first when it resumes an unfinished
+    attempt, so a resumed run does not look like a fresh start until its last line."""
+    renamed = {m: plugins.trust_properties.get(m).renamed_options for m in job.settings.metrics}
+    unfinished = (job.run_dir / "run.json").exists() and not (job.run_dir / RESULTS_FILE).exists()
+    claim_run_dir(job.run_dir, job.settings, reconfigure, renamed)
+    if unfinished:
+        progress.note(f"resuming {job.run_dir}: stages an earlier attempt finished are read from the cache")
+
+
 def note_cache_use(progress: Progress, metrics: Sequence[str], results: Sequence[TaskResult]) -> None:
     """One progress line per trust property: ``ood: 0 stages computed, 70 read from the stage cache (...)``.
 
@@ -140,11 +150,7 @@ def execute_pairs(
     with contextlib.ExitStack() as stack:
         for job in jobs if dist.is_main else ():
             stack.enter_context(RunLock(job.run_dir))
-            renamed = {m: plugins.trust_properties.get(m).renamed_options for m in job.settings.metrics}
-            unfinished = (job.run_dir / "run.json").exists() and not (job.run_dir / RESULTS_FILE).exists()
-            claim_run_dir(job.run_dir, job.settings, reconfigure, renamed)
-            if unfinished:  # said first, so a resumed run does not look like a fresh start until its last line
-                progress.note(f"resuming {job.run_dir}: stages an earlier attempt finished are read from the cache")
+            _claim(job, plugins, reconfigure, progress)
         for root in {c if is_url(c) else Path(c).resolve() for c in caches}:
             if dist.is_main:
                 StageCache(root).clean_partial()  # temporary folders of a killed earlier driver
