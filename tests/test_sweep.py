@@ -217,6 +217,6 @@ def test_a_sweep_file_without_data_dir_reads_the_environments_mirror(tiny_models
     config = _config(tiny_models, data_dir, tmp_path / "out")
     del config["data_dir"]
     monkeypatch.setenv("W2SBENCH_DATA_DIR", str(data_dir))
-    assert parse_sweep(config).data_dir == str(data_dir)  # as `w2sbench run` does
+    assert parse_sweep(config).data_dir == str(Path(data_dir).resolve())  # as `w2sbench run` does
     monkeypatch.delenv("W2SBENCH_DATA_DIR")
     assert parse_sweep(config).data_dir is None  # upstream downloads
