@@ -316,3 +316,43 @@ def test_a_live_scores_own_standard_error_is_reported_and_judged_by_the_power_ru
     assert score_stderr(prop, "vanilla", "live_leak") == 0.03 and score_stderr(prop, "weak-wts-tft", "live_leak") == 0.012
     row = next(r for r in prop["findings"]["comparisons"] if (r["strategy"], r["baseline"], r["kind"]) == ("weak-wts-tft", "vanilla", "trust"))
     assert row["score_stderr"] == 0.03 and row["underpowered"] is True
+
+
+
+def _answer_prop(verdicts: dict) -> dict:
+    """The paper's three strategies, their baselines and the findings' trust rows with these verdicts."""
+    def cell(role: str, weak: str = "", ceiling: str = "", rw: bool = False, rs: bool = False) -> dict:
+        entry: dict = {"role": role, "summary": {"dpd": {"mean": 0.1}}, "seeds": {"0": {}, "1": {}, "2": {}}}
+        if role == "strategy":
+            entry["references"] = {"weak": weak, "ceiling": ceiling}
+            entry["design"] = {"regularize_weak": rw, "regularize_strong": rs, "plain": True}
+        return entry
+
+    cells = {c: cell("baseline") for c in ("weak", "weak-reg", "ceiling", "ceiling-reg")}
+    cells.update({"vanilla": cell("strategy", "weak", "ceiling"), "weak-tft": cell("strategy", "weak-reg", "ceiling", rw=True),
+                  "weak-wts-tft": cell("strategy", "weak-reg", "ceiling-reg", rw=True, rs=True)})
+    rows = [{"strategy": a, "baseline": b, "kind": "trust", "effect": 0.1, "ci95": [0.05, 0.15], "p_holm": 0.01,
+             "method": "bootstrap", "verdict": v} for (a, b), v in verdicts.items()]
+    return {"primary_trust_metric": "dpd", "metrics": [{"name": "dpd", "higher_is_better": False, "kind": "trust"}],
+            "cells": cells, "findings": {"comparisons": rows}}
+
+
+def test_the_answer_follows_the_findings_verdicts():
+    from w2sbench.report_values import answer
+
+    both = {("weak-tft", "vanilla"): "better", ("weak-wts-tft", "vanilla"): "better", ("weak-wts-tft", "weak-tft"): "better"}
+    assert answer(_answer_prop(both)) == (
+        "trust transfers better with both models regularized: weak-wts-tft beats vanilla and weak-tft on dpd")
+    level = {**both, ("weak-wts-tft", "weak-tft"): "no significant difference"}
+    assert answer(_answer_prop(level)) == "no clear gain: weak-wts-tft is not significantly better than weak-tft on dpd"
+
+
+def test_the_findings_table_ends_each_property_with_its_answer(paper_run):
+    from rich.console import Console
+
+    from w2sbench.report_values import answer
+
+    console = Console(width=80, record=True)
+    render_findings(paper_run, console)
+    flat = " ".join(console.export_text().split())
+    assert f"toy: {answer(paper_run['properties']['toy'])}" in flat

@@ -14,6 +14,7 @@ from typing import Any
 from rich.markup import escape
 
 from w2sbench.findings import MAX_STDERR, underpowered_scores
+from w2sbench.report_values import answer
 from w2sbench.stats import gap_unresolved_reason
 
 __all__ = ["render_findings", "format_effect", "format_p", "accuracy_gap_line", "print_paragraph"]
@@ -104,6 +105,9 @@ def render_findings(results: Mapping[str, Any], console: Any) -> int:
     for name, prop in shown:
         for line in _table_lines(name, prop):
             console.print(line, overflow="fold", highlight=False)
+        conclusion = answer(prop)
+        if conclusion:
+            print_paragraph(console, f"{name}: {conclusion}", "bold")
         print_paragraph(console, accuracy_gap_line(name, prop["findings"]))
         for metric, se in underpowered_scores(prop).items():
             print_paragraph(

@@ -19,6 +19,7 @@ __all__ = [
     "format_interval",
     "run_seeds",
     "score_interval",
+    "answer",
     "within_bounds",
     "ratio_interval",
     "ratio_reason",
@@ -245,6 +246,22 @@ def verdict(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> s
     else:
         head = f"trust transfers better with {top}"
     return f"{primary}, {top} " + "; ".join(parts) + f" -> {head}"
+
+
+def answer(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) -> str | None:
+    """The paper's question for this property answered in one sentence from the same comparisons as
+    ``verdict`` (the findings' Holm-corrected verdicts when results.json has them); None without comparisons."""
+    rows = [r for r in comparisons(prop, boot) if r["improvement"] is not None]
+    if not rows:
+        return None
+    primary, top = prop["primary_trust_metric"], rows[0]["strategy"]
+    beaten = [r["baseline"] for r in rows if r["outcome"] == "better"]
+    others = [r["baseline"] for r in rows if r["outcome"] != "better"]
+    if others:
+        return f"no clear gain: {top} is not significantly better than {' or '.join(others)} on {primary}"
+    design = design_from_cell(top, prop["cells"][top])
+    how = "with both models regularized" if design.regularize_weak and design.regularize_strong else f"with {top}"
+    return f"trust transfers better {how}: {top} beats {' and '.join(beaten)} on {primary}"
 
 
 def caption(prop: Mapping[str, Any], boot: Mapping[str, Any] | None) -> str:
