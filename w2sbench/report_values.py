@@ -160,12 +160,7 @@ def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) 
         gains = [g for g in (improvement(x, y, higher) for x, y in zip(va, vb, strict=True)) if g is not None]
         test = seed_paired_test(gains)
         row: dict[str, Any] = {
-            "strategy": a,
-            "baseline": b,
-            "metric": primary,
-            "higher_is_better": higher,
-            "strategy_mean": prop["cells"][a]["summary"].get(primary, {}).get("mean"),
-            "baseline_mean": prop["cells"][b]["summary"].get(primary, {}).get("mean"),
+            **_pair(prop, a, b, primary, higher),
             "improvement": test["effect"],
             "interval": test["ci95"],
             "p_value": test["p_value"],
@@ -183,6 +178,18 @@ def comparisons(prop: Mapping[str, Any], boot: Mapping[str, Any] | None = None) 
     return rows
 
 
+def _pair(prop: Mapping[str, Any], a: str, b: str, primary: str, higher: bool) -> dict[str, Any]:
+    """What every comparison row says of the pair itself: the names, the score, its direction and both means."""
+    return {
+        "strategy": a,
+        "baseline": b,
+        "metric": primary,
+        "higher_is_better": higher,
+        "strategy_mean": prop["cells"][a]["summary"].get(primary, {}).get("mean"),
+        "baseline_mean": prop["cells"][b]["summary"].get(primary, {}).get("mean"),
+    }
+
+
 def _from_findings(prop: Mapping[str, Any], primary: str, higher: bool) -> list[dict[str, Any]]:
     """The headline comparisons as the findings hold them (``findings.comparisons``, trust rows): the effect,
     its interval and the Holm-corrected p-value the findings table shows, and its verdict as the outcome."""
@@ -193,12 +200,7 @@ def _from_findings(prop: Mapping[str, Any], primary: str, higher: bool) -> list[
         if r is None:
             continue
         rows.append({
-            "strategy": a,
-            "baseline": b,
-            "metric": primary,
-            "higher_is_better": higher,
-            "strategy_mean": prop["cells"][a]["summary"].get(primary, {}).get("mean"),
-            "baseline_mean": prop["cells"][b]["summary"].get(primary, {}).get("mean"),
+            **_pair(prop, a, b, primary, higher),
             "improvement": r["effect"],
             "interval": r["ci95"],
             "p_value": r["p_holm"],
