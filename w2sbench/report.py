@@ -10,7 +10,6 @@ examples, recomputed here from the predictions sidecar with the trust property's
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import textwrap
@@ -28,10 +27,8 @@ from w2sbench.files import atomic_write_json
 from w2sbench.findings import DEFAULT_RESAMPLES as FINDINGS_RESAMPLES
 from w2sbench.findings_table import print_paragraph, render_findings
 from w2sbench.finite import json_safe
-from w2sbench.interfaces import DataContext
 from w2sbench.plots import write_plots
-from w2sbench.prepared_data import PreparedDataCache
-from w2sbench.report_findings import recompute_findings, stored_resamples, without_findings
+from w2sbench.report_findings import RunData, read_predictions, recompute_findings, stored_resamples, without_findings
 from w2sbench.report_tables import old_comparisons, score_tables
 from w2sbench.report_values import (
     comparisons,
@@ -44,7 +41,6 @@ from w2sbench.report_values import (
 from w2sbench.results import (
     PREDICTIONS_FILE,
     check_sidecar,
-    iter_predictions,
     load_results,
 )
 from w2sbench.stats import (
@@ -148,37 +144,24 @@ def bootstrap_intervals(
             pass
     if not (run_dir / results.get("predictions", {}).get("file", "predictions.jsonl.gz")).is_file():
         return {n: {"unavailable": "the predictions file is missing"} for n in results["properties"]}
-    probs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    ids: dict[tuple[str, str], list[str]] = {}
-    for rec in iter_predictions(run_dir):
-        if int(rec["seed"]) != seed:
-            continue
-        probs.setdefault(rec["property"], {}).setdefault(rec["cell"], {})[rec["test_set"]] = np.asarray(rec["probabilities"])
-        ids[(rec["property"], rec["test_set"])] = rec["ids"]
-    folder = data_dir if data_dir is not None else settings.get("data_dir")
-    root = Path(cache_dir) if cache_dir is not None else run_dir / "cache"
-    ctx = DataContext(data_dir=Path(folder) if folder else None, cache_dir=root / "downloads")
-    prepared = PreparedDataCache(root)
+    probs, ids = read_predictions(run_dir)
+    run_data = RunData(results, data_dir, Path(cache_dir) if cache_dir is not None else run_dir / "cache")
     out: dict[str, dict[str, Any]] = {}
     for name, prop in results["properties"].items():
         if name not in plugins.trust_properties:
             out[name] = {"unavailable": f'trust property "{name}" is not installed'}
             continue
         metric = plugins.trust_properties.get(name)
-        options = settings["options"].get(name) or metric.options()
         try:
-            data = prepared.load(metric, options, ctx, functools.partial(metric.load_data, ctx, options), lambda _data: None)
+            data = run_data.load(name, metric)
         except W2SBenchError as exc:
             out[name] = {"unavailable": f"its data could not be loaded ({exc.problem})"}
             continue
-        recorded = prop["data"]["tests"]
-        if any(
-            n not in recorded or recorded[n].get("fingerprint") != t.fingerprint() or ids.get((name, n)) != t.ids
-            for n, t in data.tests.items()
-        ):
+        if not RunData.same_tests(prop, data, ids, name):
             out[name] = {"unavailable": "its test data differ from the run's (fingerprints do not match)"}
             continue
-        out[name] = _bootstrap_property(metric, data, options, prop, probs.get(name, {}), resamples, seed)
+        out[name] = _bootstrap_property(metric, data, run_data.options(name, metric), prop, probs.get(name, {}).get(seed, {}),
+                                        resamples, seed)
     try:
         atomic_write_json(cache_file, {"key": key, "properties": out})
     except (OSError, W2SBenchError):

@@ -28,7 +28,49 @@ from w2sbench.results import PREDICTIONS_FILE, add_findings, iter_predictions
 from w2sbench.stage_cache import StageCache
 from w2sbench.stats import gap_recovered_summary
 
-__all__ = ["stored_resamples", "without_findings", "recompute_findings"]
+__all__ = ["stored_resamples", "without_findings", "recompute_findings", "read_predictions", "RunData"]
+
+
+def read_predictions(
+    run_dir: Path,
+) -> tuple[dict[str, dict[int, dict[str, dict[str, np.ndarray]]]], dict[tuple[str, str], list[str]]]:
+    """A run's predictions sidecar as ``probs[property][seed][cell][test set]`` (rows x labels, float64) and
+    the example ids of each (property, test set)."""
+    probs: dict[str, dict[int, dict[str, dict[str, np.ndarray]]]] = {}
+    ids: dict[tuple[str, str], list[str]] = {}
+    for rec in iter_predictions(run_dir):
+        probs.setdefault(rec["property"], {}).setdefault(int(rec["seed"]), {}).setdefault(rec["cell"], {})[rec["test_set"]] = (
+            np.asarray(rec["probabilities"], dtype=np.float64))
+        ids[(rec["property"], rec["test_set"])] = rec["ids"]
+    return probs, ids
+
+
+class RunData:
+    """A finished run's trust-property data, loaded again as the run loaded them: its options, its data folder
+    (or ``data_dir``), through the prepared-data cache of ``cache_root``."""
+
+    def __init__(self, results: Mapping[str, Any], data_dir: str | None, cache_root: Path) -> None:
+        self.settings = results["settings"]
+        self.folder = data_dir if data_dir is not None else self.settings.get("data_dir")
+        self.ctx = DataContext(data_dir=Path(self.folder) if self.folder else None, cache_dir=cache_root / "downloads")
+        self.prepared = PreparedDataCache(cache_root)
+
+    def options(self, name: str, metric: Any) -> Mapping[str, Any]:
+        return self.settings["options"].get(name) or metric.options()
+
+    def load(self, name: str, metric: Any) -> Any:
+        """The property's data (W2SBenchError from its ``load_data`` passes through)."""
+        options = self.options(name, metric)
+        return self.prepared.load(metric, options, self.ctx, functools.partial(metric.load_data, self.ctx, options),
+                                  lambda _data: None)
+
+    @staticmethod
+    def same_tests(prop: Mapping[str, Any], data: Any, ids: Mapping[tuple[str, str], list[str]], name: str) -> bool:
+        """Whether the loaded test sets are the run's: the fingerprints results.json records and the ids of the
+        predictions sidecar."""
+        recorded = prop["data"]["tests"]
+        return not any(n not in recorded or recorded[n].get("fingerprint") != t.fingerprint() or ids.get((name, n)) != t.ids
+                       for n, t in data.tests.items())
 
 
 def stored_resamples(results: Mapping[str, Any]) -> int | None:
@@ -94,36 +136,27 @@ def recompute_findings(
     root = Path(cache_dir) if cache_dir is not None else run_dir / "cache"
     store = _writable(root)
     cache = StageCache(root)
-    folder = data_dir if data_dir is not None else settings.get("data_dir")
-    ctx = DataContext(data_dir=Path(folder) if folder else None, cache_dir=root / "downloads")
-    prepared = PreparedDataCache(root)
-    probs: dict[str, dict[int, dict[str, dict[str, np.ndarray]]]] = {}
-    ids: dict[tuple[str, str], list[str]] = {}
-    for rec in iter_predictions(run_dir):
-        probs.setdefault(rec["property"], {}).setdefault(int(rec["seed"]), {}).setdefault(rec["cell"], {})[rec["test_set"]] = (
-            np.asarray(rec["probabilities"], dtype=np.float64))
-        ids[(rec["property"], rec["test_set"])] = rec["ids"]
+    run_data = RunData(results, data_dir, root)
+    probs, ids = read_predictions(run_dir)
     out = copy.deepcopy(dict(results))
     for name, prop in out["properties"].items():
         if name not in plugins.trust_properties:
             raise W2SBenchError(f'--bootstrap {resamples} recomputes the findings of {run_dir}, and its trust property "{name}" '
                                 "is not installed.", "Install the plugin that provides it. " + keep)
         metric = plugins.trust_properties.get(name)
-        options = settings["options"].get(name) or metric.options()
+        options = run_data.options(name, metric)
         try:
             with warnings.catch_warnings():
                 if not store:  # a read-only cache: that the data are not kept there is expected, not news
                     warnings.filterwarnings("ignore", message="The prepared data were not cached")
-                data = prepared.load(metric, options, ctx, functools.partial(metric.load_data, ctx, options), lambda _data: None)
+                data = run_data.load(name, metric)
         except W2SBenchError as exc:
             raise W2SBenchError(f'--bootstrap {resamples} recomputes the findings of {run_dir}, and the data of "{name}" did '
                                 f"not load ({exc.problem}).", (exc.fix + " " if exc.fix else "") + keep) from exc
-        recorded = prop["data"]["tests"]
-        if any(n not in recorded or recorded[n].get("fingerprint") != t.fingerprint() or ids.get((name, n)) != t.ids
-               for n, t in data.tests.items()):
+        if not RunData.same_tests(prop, data, ids, name):
             raise W2SBenchError(
                 f'--bootstrap {resamples} recomputes the findings of {run_dir}, and the test data of "{name}" loaded now '
-                f"differ from the run's (fingerprints or example ids do not match; data folder {folder}).",
+                f"differ from the run's (fingerprints or example ids do not match; data folder {run_data.folder}).",
                 "Pass --data-dir with the dataset mirror the run used. " + keep)
         seeds = [int(s) for s in settings["seeds"]]
         cells = prop["cells"]
