@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.tiny_models import make_hub_cache_model
@@ -81,6 +83,23 @@ def test_local_folder_identity_is_a_content_hash(plugins, tiny_models):
     assert len(identity["sha256"]) == 64
     again = model_identity(spec, fetch_model(spec))
     assert again == identity
+
+
+def test_a_local_model_is_keyed_by_its_files_not_its_folder(plugins, tiny_models, tmp_path):
+    import shutil
+
+    from w2sbench.models import cache_identity
+
+    copy = shutil.copytree(tiny_models["bert"], tmp_path / "elsewhere" / tiny_models["bert"].name)
+    spec, moved = resolve_model(str(tiny_models["bert"]), plugins), resolve_model(str(copy), plugins)
+    first, second = model_identity(spec, fetch_model(spec)), model_identity(moved, fetch_model(moved))
+    assert first["source"] != second["source"]  # results.json says where each came from
+    assert cache_identity(first) == cache_identity(second) and "source" not in cache_identity(first)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-5}))
+    edited = model_identity(moved, fetch_model(moved))
+    assert edited["sha256"] == first["sha256"] and edited["config_sha256"] != first["config_sha256"]
+    assert cache_identity(edited) != cache_identity(first)
 
 
 def test_folder_without_weights_is_refused(plugins, tmp_path):

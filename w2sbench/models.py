@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "resolve_model",
     "resolve_pair",
     "fetch_model",
+    "cache_identity",
     "model_identity",
     "load_backbone",
     "position_limit",
@@ -197,7 +199,9 @@ def _has_weights(folder: Path) -> bool:
 
 
 def model_identity(spec: ModelSpec, folder: Path) -> dict[str, Any]:
-    """Hub id + resolved commit for hub models; a content hash of the weight files for local ones."""
+    """What the run's results record of a model: name, source (hub id or folder), family, parameters, and hub
+    id + resolved commit for hub models, or content hashes for local ones (``sha256`` of the weight files,
+    ``config_sha256`` of the folder's other files: configuration and tokenizer)."""
     identity: dict[str, Any] = {"name": spec.name, "source": spec.source, "family": spec.family, "params": spec.params}
     if spec.num_layers is not None:
         identity["num_layers"] = spec.num_layers
@@ -208,13 +212,26 @@ def model_identity(spec: ModelSpec, folder: Path) -> dict[str, Any]:
         identity["commit"] = folder.name
     else:
         identity["sha256"] = _weights_hash(folder, spec.gguf_file)
+        identity["config_sha256"] = _weights_hash(folder, None, weights=False)
     return identity
 
 
-def _weights_hash(folder: Path, only: str | None) -> str:
-    files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and (only is None or p.name == only))
+def cache_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of ``model_identity`` that enters cache keys. A local model is known by its files' contents, not
+    by where it lies: the same weights reached through another folder (another checkout, virtual environment or
+    machine sharing a remote cache) reuse the cached stages. A hub model is known by its id and commit."""
+    if "sha256" in identity:
+        return {k: v for k, v in identity.items() if k != "source"}
+    return dict(identity)
+
+
+def _weights_hash(folder: Path, only: str | None, weights: bool = True) -> str:
+    """sha256 over the folder's weight files (``only``: that one alone), or with ``weights=False`` over its other
+    files; memoized per folder, file sizes and modification times."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES) == weights
+                   and (only is None or p.name == only))
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    memo = global_cache_dir() / "hashes" / (hashlib.sha256(json.dumps([str(folder), stamp]).encode()).hexdigest() + ".txt")
+    memo = global_cache_dir() / "hashes" / (hashlib.sha256(json.dumps([str(folder), stamp, weights]).encode()).hexdigest() + ".txt")
     if memo.exists():
         return memo.read_text().strip()
     h = hashlib.sha256()

@@ -102,7 +102,7 @@ class Pipeline:
         regularizer = regularizer.for_training(role_name, role.mode)
         key = {
             "stage": "train",
-            "model": role.identity,
+            "model": role.key,
             "mode": role.mode,
             "config": _config_key(role.config),
             "data": data.fingerprint(),

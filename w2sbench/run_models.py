@@ -19,7 +19,7 @@ from w2sbench.files import stable_hash
 from w2sbench.interfaces import ModelSpec
 from w2sbench.jsonio import loads_strict
 from w2sbench.language_model import causal_lm, is_decoder
-from w2sbench.models import check_input_lengths, fetch_model, load_backbone, model_identity
+from w2sbench.models import cache_identity, check_input_lengths, fetch_model, load_backbone, model_identity
 from w2sbench.settings import RunSettings
 from w2sbench.training.classifier import Classifier, transformer_layers
 from w2sbench.training.features import FeatureStore
@@ -36,10 +36,15 @@ class Role:
 
     spec: ModelSpec
     folder: Path  # the fetched weights
-    identity: dict[str, Any]  # hub commit or weight hash: part of every cache key of the model
+    identity: dict[str, Any]  # what results.json records (models.py model_identity)
     mode: str  # fine-tune mode: "head", "lora" or "full"
     config: TrainConfig
     base: tuple[Any, Any] | None = None  # (tokenizer, backbone), loaded on first need
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The model's part of every cache key of its stages: hub commit or content hashes, not its folder."""
+        return cache_identity(self.identity)
 
     def precision(self, device: str) -> str:
         """bf16 or fp32: the role's training precision on this device (w2sbench/training/precision.py)."""
@@ -95,7 +100,7 @@ class RunModels:
         """The role's cached pooled features (head mode trains and predicts on them)."""
         key = (role.spec.name, max_length)
         if key not in self._features:
-            root = self._cache_path("features", {"model": role.identity, "max_length": max_length, "pooling": "mean"})
+            root = self._cache_path("features", {"model": role.key, "max_length": max_length, "pooling": "mean"})
 
             def extract(texts: Sequence[str]) -> np.ndarray:
                 tokenizer, backbone = self.base(role)
