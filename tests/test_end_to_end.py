@@ -28,6 +28,11 @@ def test_run_writes_every_cell_and_rerun_is_served_from_cache(tiny_models, data_
     prop = first["properties"]["fairness"]
     assert set(prop["cells"]) == CELLS
     assert first["timing"]["stages_computed"] > 0
+    # where the time went: every computed stage counted under its property and kind, with its seconds
+    spent = first["timing"]["stages"]["fairness"]
+    assert set(spent) == {"train", "predict"} and all(e["seconds"] > 0 for e in spent.values())
+    assert sum(e["computed"] for e in spent.values()) == first["timing"]["stages_computed"]
+    assert spent["train"]["computed"] == 2 * len(CELLS)  # each cell trained once per seed
     recomputed = adult_accuracy_from_predictions(out, data_dir)
     assert len(recomputed) == 2 * len(CELLS)
     for (seed, cell), accuracy in recomputed.items():
@@ -43,7 +48,7 @@ def test_run_writes_every_cell_and_rerun_is_served_from_cache(tiny_models, data_
 
     assert _run(tiny_models, data_dir, out, "--finetune", "head:full", "--seeds", "0,1") == 0
     second = load_results(out)
-    assert second["timing"]["stages_computed"] == 0
+    assert second["timing"]["stages_computed"] == 0 and second["timing"]["stages"] == {"fairness": {}}
     # timing is the re-run's own; its history keeps the cold run's time and stage counts
     assert second["timing"]["history"][0] == first["timing"]["history"][0]
     assert [h["stages_computed"] for h in second["timing"]["history"]] == [first["timing"]["stages_computed"], 0]

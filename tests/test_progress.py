@@ -90,14 +90,25 @@ def test_cached_stages_are_noted_once_per_trust_property() -> None:
     from w2sbench.executors import StageTask, TaskResult
     from w2sbench.run_pairs import note_cache_use
 
-    def result(metric: str, seed: int, computed: int, cached: int) -> TaskResult:
+    def result(metric: str, seed: int, computed: int, cached: int, stages: dict | None = None) -> TaskResult:
         task = StageTask("run_seed", {"pair": "default"}, {}, {}, metric, seed, "/cache")
-        return TaskResult(task, computed=computed, cached=cached)
+        return TaskResult(task, computed=computed, cached=cached, stages=stages or {})
 
     out = io.StringIO()
-    results = [result("ood", 0, 0, 70), result("ood", 1, 2, 68), result("privacy", 0, 5, 0)]
+    results = [result("ood", 0, 0, 70), result("ood", 1, 2, 68, {"train": [1, 30.25], "predict": [1, 1.5]}),
+               result("privacy", 0, 5, 0, {"train": [4, 200.0], "live": [1, 9.4]}),
+               result("privacy", 1, 2, 0, {"train": [2, 101.0]})]
     note_cache_use(LineProgress(out), ["privacy", "ood"], results)
     assert messages(out.getvalue()) == [
-        "privacy: 5 stages computed, 0 read from the stage cache (computed by an earlier run, or shared by cells of this one)",
-        "ood: 2 stages computed, 138 read from the stage cache (computed by an earlier run, or shared by cells of this one)",
+        "privacy: 7 stages computed (live 9 s, train 301 s), 0 read from the stage cache (computed by an earlier run, "
+        "or shared by cells of this one)",
+        "ood: 2 stages computed (predict 2 s, train 30 s), 138 read from the stage cache (computed by an earlier run, "
+        "or shared by cells of this one)",
     ]
+    from w2sbench.run_pairs import stage_time
+
+    assert stage_time(["privacy", "ood", "fairness"], results) == {
+        "privacy": {"live": {"computed": 1, "seconds": 9.4}, "train": {"computed": 6, "seconds": 301.0}},
+        "ood": {"predict": {"computed": 1, "seconds": 1.5}, "train": {"computed": 1, "seconds": 30.25}},
+        "fairness": {},
+    }

@@ -322,6 +322,20 @@ def test_a_rerun_that_did_the_computing_is_one_line():
     ]
 
 
+def test_stage_time_is_read_from_the_last_run_that_computed_stages():
+    from w2sbench.report import stage_time_lines
+
+    spent = {"fairness": {"predict": {"computed": 15, "seconds": 107.04}, "train": {"computed": 21, "seconds": 745.3}},
+             "ood": {}}
+    cold = {"finished_utc": "t0", **_timing(900.0, 36, 0), "stages": spent}
+    rerun = {"finished_utc": "t1", **_timing(1.2, 0, 36), "stages": {"fairness": {}, "ood": {}}}
+    expected = ["stage time, summed over worker processes, of the last run that computed stages:",
+                "fairness: predict 107 s (15), train 745 s (21)", "ood: nothing computed"]
+    assert stage_time_lines({**rerun, "history": [cold, rerun]}) == expected
+    assert stage_time_lines({**_timing(900.0, 36, 0), "stages": spent}) == expected  # no history: this invocation
+    assert stage_time_lines(_timing(1.6, 0, 20)) == []  # results from before stage times were kept
+
+
 def test_a_run_whose_stages_all_came_from_the_cache_says_so():
     history = [{"finished_utc": "t", **_timing(0.4, 0, 9)}]
     assert timing_lines({**_timing(0.4, 0, 9), "history": history}) == [

@@ -21,6 +21,23 @@ def test_stage_is_computed_once(tmp_path):
     p2 = cache.compute("train", {"a": 1}, produce)
     assert p1 == p2 and len(calls) == 1 and (p1 / "out.txt").read_text() == "x"
     assert cache.hits == 1 and cache.misses == 1
+    # computed stages are counted and timed per kind; a hit and derived data (record=False) are not
+    cache.compute("predict", {"a": 1}, produce)
+    cache.compute("predict", {"a": 2}, produce)
+    cache.compute("findings", {"a": 3}, produce, record=False)
+    assert dict(cache.computed_by_kind) == {"train": 1, "predict": 2}
+    assert cache.seconds_by_kind["predict"] > 0 and "findings" not in cache.seconds_by_kind
+
+
+def test_stage_seconds_are_the_time_to_produce_and_write(tmp_path, monkeypatch):
+    import w2sbench.stage_cache as stage_cache
+
+    ticks = iter([10.0, 12.5, 20.0, 20.25])
+    monkeypatch.setattr(stage_cache.time, "perf_counter", lambda: next(ticks))
+    cache = StageCache(tmp_path)
+    cache.compute("live", {"a": 1}, lambda d: (d / "x").write_text("1"))
+    cache.compute("live", {"a": 2}, lambda d: (d / "x").write_text("2"))
+    assert cache.computed_by_kind["live"] == 2 and cache.seconds_by_kind["live"] == 2.75
 
 
 def test_failed_stage_leaves_nothing_that_reads_as_done(tmp_path):

@@ -55,6 +55,7 @@ __all__ = [
     "INTERVALS_FILE",
     "render_tables",
     "render_report",
+    "stage_time_lines",
     "bootstrap_intervals",
     "report_document",
 ]
@@ -216,7 +217,7 @@ def render_tables(results: Mapping[str, Any], console: Any, intervals: Mapping[s
     if with_findings:
         render_findings({**results, "properties": with_findings}, console)
     _render_capability(results, console)
-    for line in timing_lines(results.get("timing") or {}):
+    for line in timing_lines(results.get("timing") or {}) + stage_time_lines(results.get("timing") or {}):
         print_paragraph(console, line, "dim")
 
 
@@ -291,6 +292,20 @@ def timing_lines(timing: Mapping[str, Any]) -> list[str]:
     runs = "1 run" if len(computing) == 1 else f"{len(computing)} runs"
     lines.append(f"computation: {seconds:.1f} s in {runs} that computed stages ({stages} stages; first finished "
                  f"{computing[0].get('finished_utc')}); {len(history)} runs in all wrote these results")
+    return lines
+
+
+def stage_time_lines(timing: Mapping[str, Any]) -> list[str]:
+    """Where the computing time went: per trust property, the seconds of each stage kind (summed over worker
+    processes) in the last invocation that computed stages; [] for results without ``timing.stages``."""
+    history = [h for h in timing.get("history") or [] if isinstance(h, Mapping)] or [timing]
+    stages = next((h.get("stages") for h in reversed(history) if h.get("stages_computed") and h.get("stages")), None)
+    if not isinstance(stages, Mapping) or not stages:
+        return []
+    lines = ["stage time, summed over worker processes, of the last run that computed stages:"]
+    for metric, kinds in stages.items():
+        spent = ", ".join(f"{kind} {entry['seconds']:.0f} s ({entry['computed']})" for kind, entry in kinds.items())
+        lines.append(f"{metric}: {spent or 'nothing computed'}")
     return lines
 
 

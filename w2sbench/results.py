@@ -38,7 +38,7 @@ from w2sbench.jsonio import loads_strict, read_json
 from w2sbench.outcomes import PropertyOutcome
 from w2sbench.stage_cache import StageCache
 from w2sbench.stats import gap_recovered, gap_recovered_summary, summarize
-from w2sbench.timing_history import timing_history
+from w2sbench.timing_history import INVOCATION_FIELDS, timing_history
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -215,12 +215,12 @@ def build_results(
 ) -> dict[str, Any]:
     """The results document; Holm-corrects the findings of all ``properties`` together (in place).
     ``strategies``: each strategy's definition (w2sbench/teachers.py, ``strategy_definition``). ``timing``: this
-    invocation's (seconds, stages_computed, stages_cached); ``earlier``: the invocations before it that wrote
+    invocation's (``INVOCATION_FIELDS``: seconds, stage counts, stage time per property and kind); ``earlier``: the invocations before it that wrote
     this run directory's results (``earlier_invocations``), kept with this one in ``timing.history``."""
     correct_run(properties)
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     latest = {"finished_utc": created, "w2sbench_version": __version__,
-              **{k: timing[k] for k in ("seconds", "stages_computed", "stages_cached") if k in timing}}
+              **{k: timing[k] for k in INVOCATION_FIELDS if k in timing}}
     return {
         "schema_version": SCHEMA_VERSION,
         "w2sbench_version": __version__,

@@ -13,6 +13,8 @@ import contextlib
 import fcntl
 import json
 import os
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,9 @@ class StageCache:
         self.hits = 0
         self.misses = 0
         self.downloads = 0  # hits served by downloading from the remote
+        # per stage kind ("train", "predict", "live"): stages computed here and their seconds, writing included
+        self.computed_by_kind: Counter[str] = Counter()
+        self.seconds_by_kind: defaultdict[str, float] = defaultdict(float)
         self._probing = False
 
     @contextlib.contextmanager
@@ -135,6 +140,7 @@ class StageCache:
                 return found
             self.misses += 1
             fault_point(f"stage-start-{kind}")
+            start = time.perf_counter()
             with atomic_directory(path) as tmp:
                 produce(tmp)
                 refuse_non_finite_stage(tmp, kind)
@@ -142,6 +148,8 @@ class StageCache:
                 (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str, allow_nan=False))
             if record:
                 self._log(kind, path.name)
+                self.computed_by_kind[kind] += 1
+                self.seconds_by_kind[kind] += time.perf_counter() - start
         if self._mirror is not None:
             self._mirror.upload(kind, path.name, path)
         return path

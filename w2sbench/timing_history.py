@@ -10,8 +10,11 @@ from typing import Any
 
 from w2sbench.jsonio import loads_strict
 
-__all__ = ["MAX_HISTORY", "earlier_invocations", "timing_history"]
+__all__ = ["INVOCATION_FIELDS", "MAX_HISTORY", "earlier_invocations", "timing_history"]
 
+# What ``timing`` records of each invocation: wall seconds, stage counts, and (``stages``) the computed stages'
+# count and seconds per trust property and stage kind.
+INVOCATION_FIELDS = ("seconds", "stages_computed", "stages_cached", "stages")
 # At most this many invocations in ``timing.history``; beyond it the oldest that computed no stage are dropped.
 MAX_HISTORY = 50
 
@@ -33,7 +36,7 @@ def earlier_invocations(results_file: Path, settings: Mapping[str, Any]) -> list
     if not isinstance(timing.get("seconds"), (int, float)):
         return []
     return [{"finished_utc": old.get("created_utc"), "w2sbench_version": old.get("w2sbench_version"),
-             **{k: timing[k] for k in ("seconds", "stages_computed", "stages_cached") if k in timing}}]
+             **{k: timing[k] for k in INVOCATION_FIELDS if k in timing}}]
 
 
 def timing_history(earlier: list[dict[str, Any]], latest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -56,6 +56,8 @@ class TaskResult:
     computed: int = 0
     cached: int = 0
     seconds: float = 0.0
+    # stage kind -> [stages computed, their seconds] (StageCache.computed_by_kind / seconds_by_kind)
+    stages: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
     user_error: tuple[str, str] | None = None  # (problem, fix) of a W2SBenchError: not worth a retry
 
@@ -109,15 +111,17 @@ def run_task(task: StageTask, loaded: LoadedPipelines) -> TaskResult:
     pipeline = loaded.pipeline(task)
     metric = loaded.plugins.trust_properties.get(task.metric)
     data = loaded.data(pipeline, task.metric)
-    misses, hits = pipeline.cache.misses, pipeline.cache.hits
+    cache = pipeline.cache
+    misses, hits = cache.misses, cache.hits
+    counts, seconds = dict(cache.computed_by_kind), dict(cache.seconds_by_kind)
     if task.kind == "train_weak":
         _weak_stages(pipeline, metric, data, task.seed)
         value = None
     else:
         value = pipeline.run_seed(metric, data, task.seed)
-    return TaskResult(
-        task, value, pipeline.cache.misses - misses, pipeline.cache.hits - hits, round(time.perf_counter() - start, 3)
-    )
+    stages = {kind: [n - counts.get(kind, 0), round(cache.seconds_by_kind[kind] - seconds.get(kind, 0.0), 3)]
+              for kind, n in cache.computed_by_kind.items() if n > counts.get(kind, 0)}
+    return TaskResult(task, value, cache.misses - misses, cache.hits - hits, round(time.perf_counter() - start, 3), stages)
 
 
 def _weak_stages(pipeline: Any, metric: Any, data: Any, seed: int) -> None:
