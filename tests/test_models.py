@@ -100,6 +100,11 @@ def test_a_local_model_is_keyed_by_its_files_not_its_folder(plugins, tiny_models
     edited = model_identity(moved, fetch_model(moved))
     assert edited["sha256"] == first["sha256"] and edited["config_sha256"] != first["config_sha256"]
     assert cache_identity(edited) != cache_identity(first)
+    # a run's recorded model is this one wherever it lies; results from before config_sha256 compare without it
+    from w2sbench.models import same_model
+
+    assert same_model(first, second) and not same_model(first, edited)
+    assert same_model({k: v for k, v in first.items() if k != "config_sha256"}, edited)
 
 
 def test_folder_without_weights_is_refused(plugins, tmp_path):

@@ -22,7 +22,7 @@ from w2sbench.files import atomic_write_json, stable_hash
 from w2sbench.finite import json_safe
 from w2sbench.jsonio import loads_strict
 from w2sbench.language_model import causal_lm
-from w2sbench.models import cache_identity, resolve_pair
+from w2sbench.models import resolve_pair, same_model
 from w2sbench.outcomes import TrainedModel
 from w2sbench.pipeline import Pipeline
 from w2sbench.progress import Progress
@@ -156,7 +156,7 @@ def run_capability(
         weak, strong = pair.weak, pair.strong
         cache = _CachedOnly(cache_location(cache_dir) if cache_dir else run_dir / "cache")
         pipeline = Pipeline(settings, plugins, cache, Progress(), weak, strong)
-        if pipeline.roles["strong"].key != cache_identity(results["models"]["strong"]):
+        if not same_model(results["models"]["strong"], pipeline.roles["strong"].identity):
             raise W2SBenchError(
                 f"The strong model {settings.strong} on this machine differs from the one the run used.",
                 "Install the same model version (results.json `models.strong` records its identity).",

@@ -25,6 +25,7 @@ __all__ = [
     "fetch_model",
     "cache_identity",
     "model_identity",
+    "same_model",
     "load_backbone",
     "position_limit",
     "params_from_files",
@@ -223,6 +224,15 @@ def cache_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
     if "sha256" in identity:
         return {k: v for k, v in identity.items() if k != "source"}
     return dict(identity)
+
+
+def same_model(recorded: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:
+    """Whether ``identity`` (``model_identity`` here) is the model a run recorded (results.json ``models``): their
+    cache identities agree; results written before ``config_sha256`` existed are compared without it."""
+    current = cache_identity(identity)
+    if "sha256" in recorded and "config_sha256" not in recorded:
+        current.pop("config_sha256", None)
+    return current == cache_identity(recorded)
 
 
 def _weights_hash(folder: Path, only: str | None, weights: bool = True) -> str:
