@@ -283,3 +283,34 @@ def test_bf16_top_copy_follows_in_place_weight_changes(tiny_models):
     after = cache.predict_proba(top, texts)
     assert not np.array_equal(before, after)
     assert np.array_equal(after, PrefixCache(model, 1, weights="bf16").predict_proba(top, texts))
+
+
+def test_equal_length_batches_group_texts_of_one_length():
+    from w2sbench.training.prefix import equal_length_batches
+
+    assert equal_length_batches([3, 5, 3, 3, 5, 7], 2) == [[0, 2], [3], [1, 4], [5]]
+    assert equal_length_batches([], 4) == []
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_frozen_states_do_not_depend_on_the_other_texts_of_a_batch(tiny_models, monkeypatch, precision):
+    """A text's cached states are the same computed alone or among others (no batch is padded), so what a worker
+    process computed before cannot change them."""
+    from w2sbench.training import prefix as prefix_module
+
+    texts = ["a short one", "a somewhat longer text with many more words in it", "tiny", "another short one",
+             "a middle length text here", "", "tiny too"]
+    masks = []
+    real = prefix_module.bottom_states
+
+    def recording(backbone, bottom, batch):  # noqa: ANN001, ANN202
+        masks.append(batch["attention_mask"].clone())
+        return real(backbone, bottom, batch)
+
+    monkeypatch.setattr(prefix_module, "bottom_states", recording)
+    model = _classifier(tiny_models["bert-big"])
+    together = prefix_module.PrefixCache(model, 1, precision)._compute(texts)
+    assert masks and all(bool(m.all()) for m in masks)  # no padding in any batch
+    for text in texts:
+        alone = prefix_module.PrefixCache(model, 1, precision)._compute([text])[text]
+        assert np.array_equal(alone, together[text])

@@ -22,11 +22,12 @@ from torch import nn
 from w2sbench.training.classifier import (
     Classifier,
     length_sorted_batches,
+    nonempty_texts,
     transformer_layers,
 )
 from w2sbench.training.precision import autocast
 
-__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache", "bottom_states", "BoundedStates"]
+__all__ = ["PrefixCache", "TopLayers", "supports_prefix_cache", "bottom_states", "BoundedStates", "equal_length_batches"]
 
 # Perturbed texts' states kept for reuse across the models attacked with one frozen bottom (every strong cell
 # and seed shares it): about 20 KB per SST-2 sentence in float16, so 1 GiB holds ~50,000 of them.
@@ -164,6 +165,18 @@ class BoundedStates(MutableMapping[str, np.ndarray]):
         return len(self._items)
 
 
+def equal_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Index batches, at most ``batch_size`` each, of texts of one token length (``lengths[i]``), so no batch is
+    padded: a text's frozen-layer states then do not depend on the other texts of its batch. With padded
+    batches they did, in bf16's last bits, and which texts a process computes together depends on what it
+    computed before (two worker processes: on timing), so two runs of one configuration differed slightly
+    (docs/design.md, "Determinism")."""
+    groups: dict[int, list[int]] = {}
+    for i, length in enumerate(lengths):
+        groups.setdefault(length, []).append(i)
+    return [group[j : j + batch_size] for _, group in sorted(groups.items()) for j in range(0, len(group), batch_size)]
+
+
 class PrefixCache:
     """Per-text outputs of a frozen backbone's bottom layers (float16 in memory), computed once."""
 
@@ -190,7 +203,7 @@ class PrefixCache:
         was_training = backbone.training
         backbone.eval()
         try:
-            for idx in length_sorted_batches(texts, 64):
+            for idx in equal_length_batches(self.token_lengths(texts), 64):
                 batch = self.classifier.tokenize([texts[i] for i in idx])
                 with autocast(self.classifier.device, self.precision if self.weights != "bf16" else "fp32"):
                     states = bottom_states(backbone, self.bottom, batch)
@@ -203,6 +216,13 @@ class PrefixCache:
         finally:
             backbone.train(was_training)
         return computed
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the frozen layers see it (special tokens included, truncated at max_length)."""
+        classifier = self.classifier
+        ids = classifier.tokenizer(nonempty_texts(texts, classifier.tokenizer), truncation=True,
+                                   max_length=classifier.max_length)["input_ids"]
+        return [len(row) for row in ids]
 
     def _bf16_backbone(self) -> nn.Module:
         """A bfloat16 copy of the frozen backbone (made once; the classifier's own stays float32)."""
