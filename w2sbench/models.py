@@ -212,8 +212,8 @@ def model_identity(spec: ModelSpec, folder: Path) -> dict[str, Any]:
         identity["revision"] = spec.revision or "main"
         identity["commit"] = folder.name
     else:
-        identity["sha256"] = _weights_hash(folder, spec.gguf_file)
-        identity["config_sha256"] = _weights_hash(folder, None, weights=False)
+        identity["sha256"] = _files_hash(folder, spec.gguf_file)
+        identity["config_sha256"] = _files_hash(folder, None, weights=False)
     return identity
 
 
@@ -235,9 +235,9 @@ def same_model(recorded: Mapping[str, Any], identity: Mapping[str, Any]) -> bool
     return current == cache_identity(recorded)
 
 
-def _weights_hash(folder: Path, only: str | None, weights: bool = True) -> str:
+def _files_hash(folder: Path, only: str | None, weights: bool = True) -> str:
     """sha256 over the folder's weight files (``only``: that one alone), or with ``weights=False`` over its other
-    files; memoized per folder, file sizes and modification times."""
+    files (configuration, tokenizer); memoized per folder, file sizes and modification times."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES) == weights
                    and (only is None or p.name == only))
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
@@ -292,7 +292,7 @@ def dequantized(spec: ModelSpec, folder: Path) -> Path:
     """Dequantize a GGUF checkpoint once into safetensors (15-70 s), then reuse it (under a second)."""
     from transformers import AutoModel, AutoTokenizer
 
-    key = hashlib.sha256(json.dumps([str(folder), spec.gguf_file, _weights_hash(folder, spec.gguf_file)]).encode())
+    key = hashlib.sha256(json.dumps([str(folder), spec.gguf_file, _files_hash(folder, spec.gguf_file)]).encode())
     target = global_cache_dir() / "dequantized" / key.hexdigest()[:16]
     if (target / "config.json").exists():
         return target
